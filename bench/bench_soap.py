@@ -1,0 +1,114 @@
+"""Benchmark: SOAP per 1,000 atoms, quippy (QUIP, the paper's descriptors) vs featomic.
+
+Also measures what matters to the model, the SOAP kernel k(A, B) = pA . pB between atoms,
+quippy vs featomic: max and mean absolute difference over all atom pairs of each run-21 cell
+and (chunked) of the 10,000-atom production cell.
+
+Run:  .venv/bin/python bench/bench_soap.py [--threads N]   (default 1 thread where controllable)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+
+def _set_threads(n: int) -> None:
+    # must happen before quippy (OpenMP) and featomic (rayon) are loaded
+    for var in ("OMP_NUM_THREADS", "RAYON_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(n)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--repeat", type=int, default=3, help="timed repetitions (best is kept)")
+    args = ap.parse_args()
+    _set_threads(args.threads)
+
+    import ase.io
+    import numpy as np
+
+    from bondml.data import production_cell, run21_dir
+    from bondml.features.soap import FeatureSettings, compute_soap
+
+    def read_big():
+        a = ase.io.read(production_cell(), format="lammps-data", atom_style="atomic")
+        a.set_chemical_symbols(np.array(["", "Zr", "Cu", "Al"])[a.get_array("type")])
+        return a
+
+    quip = FeatureSettings(backend="quippy")
+    feat = FeatureSettings(backend="featomic")
+    feat_gto = FeatureSettings(backend="featomic", extra=(("featomic_radial", "gto"),))
+    backends = {"quippy": quip, "featomic (QUIP poly basis)": feat, "featomic (GTO basis)": feat_gto}
+
+    small = ase.io.read(run21_dir() / "2000/0/Zr49Cu49Al2.xyz")
+    big = read_big()
+
+    # set-up cost (spline of the radial integral, descriptor parsing) paid once per process
+    print(f"threads={args.threads}  python={sys.version.split()[0]}")
+    print("\n# one-off set-up (first call on a 100-atom cell, s)")
+    for name, s in backends.items():
+        t = time.perf_counter()
+        compute_soap(small, s)
+        print(f"  {name:28s} {time.perf_counter() - t:8.2f}")
+
+    def best(fn, n):
+        ts = []
+        for _ in range(n):
+            t = time.perf_counter()
+            out = fn()
+            ts.append(time.perf_counter() - t)
+        return min(ts), out
+
+    print("\n# time per 1,000 atoms (s), best of repeats")
+    print(f"  {'backend':28s} {'100-atom cell':>14s} {'10k-atom cell':>14s} {'ratio to quippy (10k)':>22s}")
+    res = {}
+    for name, s in backends.items():
+        t_small, _ = best(lambda s=s: compute_soap(small, s), args.repeat * 3)
+        t_big, v = best(lambda s=s: compute_soap(big, s), args.repeat)
+        res[name] = (t_small / len(small) * 1000, t_big / len(big) * 1000, v)
+    q_big = res["quippy"][1]
+    for name, (ts, tb, _) in res.items():
+        print(f"  {name:28s} {ts:14.3f} {tb:14.3f} {q_big / tb:21.2f}x")
+
+    print("\n# SOAP kernel pA.pB, |quippy - featomic| over all atom pairs")
+    print(f"  {'cell':18s} {'backend':28s} {'max':>8s} {'mean':>8s}")
+    cells = []
+    for k in range(15):
+        cells.append((f"run21/{k}", ase.io.read(run21_dir() / f"2000/{k}/Zr49Cu49Al2.xyz")))
+    overall = {n: [0.0, 0.0, 0] for n in backends if n != "quippy"}
+    for label, a in cells:
+        q = compute_soap(a, quip)
+        kq = q @ q.T
+        for name, s in backends.items():
+            if name == "quippy":
+                continue
+            f = compute_soap(a, s)
+            d = np.abs(f @ f.T - kq)
+            overall[name][0] = max(overall[name][0], float(d.max()))
+            overall[name][1] += float(d.sum())
+            overall[name][2] += d.size
+            if label in ("run21/0", "run21/8", "run21/14"):
+                print(f"  {label:18s} {name:28s} {d.max():8.4f} {d.mean():8.4f}")
+    for name, (mx, sm, cnt) in overall.items():
+        print(f"  {'run21 all 15':18s} {name:28s} {mx:8.4f} {sm / cnt:8.4f}")
+
+    q = res["quippy"][2]
+    for name in backends:
+        if name == "quippy":
+            continue
+        f = res[name][2]
+        mx, sm, cnt = 0.0, 0.0, 0
+        for start in range(0, len(big), 1000):
+            d = np.abs(f[start:start + 1000] @ f.T - q[start:start + 1000] @ q.T)
+            mx = max(mx, float(d.max()))
+            sm += float(d.sum())
+            cnt += d.size
+        print(f"  {'10k cell':18s} {name:28s} {mx:8.4f} {sm / cnt:8.4f}")
+
+
+if __name__ == "__main__":
+    main()
