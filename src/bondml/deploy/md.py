@@ -35,7 +35,7 @@ import numpy as np
 
 from ..data import eam_potential, production_cell
 from ..errors import ConfigError, InputFileError, JobError
-from ..io.lammps import format_dump_frame, read_lammps_data
+from ..io.lammps import read_lammps_data
 from ..lammps_util import open_lammps
 from ..util import atomic_write_json, atomic_write_text
 
@@ -201,10 +201,10 @@ def lammps_commands(p: CompressionProtocol, out_dir: Path) -> list[str]:
         "fix 1 all nve",
         f"run {p.steps(p.nve_ps)}",
         "unfix 1",
-        f"variable L0 equal {'${tmpL}'}",
+        # freeze L0 now: ${tmpL} is substituted once, making L0 a constant
+        f"variable tmpL equal l{ax}",
+        "variable L0 equal ${tmpL}",
     ]
-    # L0 must be frozen at this point: evaluate l<axis> into an equal-style constant
-    cmds[-1:] = [f"variable tmpL equal l{ax}", "variable L0 equal ${tmpL}"]
     cmds += [
         "reset_timestep 0",
         f"fix 1 all npt temp {p.temperature_k} {p.temperature_k} {p.tdamp_ps} "
@@ -215,14 +215,16 @@ def lammps_commands(p: CompressionProtocol, out_dir: Path) -> list[str]:
         "variable gxx equal pxx/10000",
         "variable gyy equal pyy/10000",
         "variable gzz equal pzz/10000",
+        "variable tk equal temp",
+        "variable ep equal pe",
         "compute spa all stress/atom NULL",
         "variable vat equal vol/atoms",
     ]
     for name, k in zip(("sxx", "syy", "szz", "sxy", "sxz", "syz"), range(1, 7), strict=True):
         cmds.append(f"variable {name} atom c_spa[{k}]/v_vat/10000")
     cmds += [
-        f"fix tp all print {th} \"${{tps}} ${{strain}} ${{gxx}} ${{gyy}} ${{gzz}}\" "
-        f"file {out_dir / 'thermo.raw'} screen no title \"# step*dt strain pxx pyy pzz\"",
+        f"fix tp all print {th} \"${{tps}} ${{strain}} ${{gxx}} ${{gyy}} ${{gzz}} ${{tk}} ${{ep}}\" "
+        f"file {out_dir / 'thermo.raw'} screen no title \"# time_ps strain pxx pyy pzz temp pe\"",
         f"dump d all custom {every} {out_dir / 'compression.dump'} id type x y z ix iy iz "
         "v_sxx v_syy v_szz v_sxy v_sxz v_syz",
         "dump_modify d sort id format float %.8g",
@@ -255,7 +257,6 @@ def run_compression(protocol: CompressionProtocol, out_dir: str | Path, overwrit
     lmp = open_lammps(log=str(out / "log.lammps"), threads=p.threads)
     try:
         for c in cmds:
-            _thermo_sample(lmp, out, c)
             lmp.command(c)
     except Exception as exc:  # noqa: BLE001 - LAMMPS raises plain Exception
         raise JobError(f"LAMMPS failed ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); see {out / 'log.lammps'}") from None
@@ -265,20 +266,16 @@ def run_compression(protocol: CompressionProtocol, out_dir: str | Path, overwrit
     return out
 
 
-def _thermo_sample(lmp: object, out: Path, cmd: str) -> None:
-    """Hook for streaming progress (kept tiny: nothing to do for now)."""
-
-
 def _write_thermo_csv(raw: Path, csv: Path, dt: float) -> None:
     """Turn the ``fix print`` output into ``thermo.csv`` (time ps, strain, pxx.. GPa)."""
     rows = []
     for line in raw.read_text().splitlines():
         if line.startswith("#") or not line.strip():
             continue
-        t, s, px, py, pz = (float(v) for v in line.split())
-        rows.append((int(round(t / dt)), t, s, px, py, pz))
-    text = "step,time_ps,strain,pxx_gpa,pyy_gpa,pzz_gpa\n" + "".join(
-        f"{r[0]},{r[1]:.6g},{r[2]:.8g},{r[3]:.8g},{r[4]:.8g},{r[5]:.8g}\n" for r in rows
+        t, s, px, py, pz, tk, pe = (float(v) for v in line.split())
+        rows.append((int(round(t / dt)), t, s, px, py, pz, tk, pe))
+    text = "step,time_ps,strain,pxx_gpa,pyy_gpa,pzz_gpa,temperature_k,pe_ev\n" + "".join(
+        f"{r[0]},{r[1]:.6g},{r[2]:.8g},{r[3]:.8g},{r[4]:.8g},{r[5]:.8g},{r[6]:.6g},{r[7]:.10g}\n" for r in rows
     )
     atomic_write_text(csv, text)
 
@@ -304,5 +301,3 @@ def estimate_hours(p: CompressionProtocol, n_atoms: int = 10000, s_per_katom_kst
     steps = p.steps(p.nvt_ps) + p.steps(p.nve_ps) + p.steps(p.compression_ps)
     return steps / 1000 * n_atoms / 1000 * s_per_katom_kstep / 3600.0 if math.isfinite(steps) else math.inf
 
-
-_ = format_dump_frame  # re-exported for users writing their own frames

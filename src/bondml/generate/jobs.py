@@ -324,7 +324,44 @@ def run_subrun_job(spec: JobSpec) -> JobOutcome:
 
 
 # --------------------------------------------------------------------------------------------
-# planning, submit scripts, dry run
+# inputs, planning, submit scripts, dry run
+
+
+def default_pseudo_dir() -> Path | None:
+    """``$ESPRESSO_PSEUDO`` if set, else Debian's ``quantum-espresso-data`` folder when present."""
+    env = os.environ.get("ESPRESSO_PSEUDO")
+    if env:
+        return Path(env)
+    for c in (Path("/usr/share/espresso/pseudo"),):
+        if c.is_dir():
+            return c
+    return None
+
+
+def prepare_inputs(folder: str | Path, nc: str, pseudo_dir: str | Path, settings=None,
+                   lobster_style: str = "generator") -> list[Path]:
+    """Write ``<NC>.scf.in`` and ``lobsterin`` for a sub-run from its ``<NC>.xyz``.
+
+    Existing inputs are kept as they are (never overwritten); a missing pseudopotential is a
+    one-line :class:`InputFileError` naming the file. pw.x runs in the sub-run folder with
+    ``outdir='./'`` (LOBSTER reads the wavefunctions there). Returns the files written.
+    """
+    from ase.io import read
+
+    from ..errors import InputFileError
+    from .dft import QESettings, write_lobsterin, write_pw_input
+
+    f = SubRunFiles(Path(folder), nc)
+    if not f.xyz.is_file():
+        raise InputFileError(f.xyz, "structure file missing: cannot write DFT inputs")
+    atoms = read(f.xyz)
+    written: list[Path] = []
+    if not f.scf_in.exists():
+        written.append(write_pw_input(atoms, f.scf_in, pseudo_dir, settings or QESettings(), prefix=nc,
+                                      outdir="./"))
+    if not f.lobsterin.exists():
+        written.append(write_lobsterin(atoms, f.lobsterin, style=lobster_style))  # type: ignore[arg-type]
+    return written
 
 
 def plan_jobs(root: str | Path, cells: Iterable[CellId] | None = None, retry_failed: bool = False,

@@ -264,9 +264,11 @@ def has_xtb_labels(folder: str | Path, nc: str | None = None) -> bool:
     return True
 
 
-def label_subrun(folder: str | Path, nc: str, settings: XtbSettings = XtbSettings()) -> str:
+def label_subrun(folder: str | Path, nc: str, settings: XtbSettings = XtbSettings(),
+                 cache_dir: str | Path | None = None) -> str:
     """Label one sub-run folder with xTB unless valid labels exist. Returns ``done``/``skipped``.
 
+    ``cache_dir`` reuses xTB results keyed by content hash (see :func:`xtb_labels_cached`).
     Incomplete or stale label files (no marker, wrong structure hash) are set aside as
     ``ICOHPLIST.xtb.stale-<n>``, never deleted.
     """
@@ -286,7 +288,7 @@ def label_subrun(folder: str | Path, nc: str, settings: XtbSettings = XtbSetting
                 n += 1
             p.rename(p.with_name(f"{name}.stale-{n}"))
     atoms = read(xyz)
-    write_xtb_labels(folder, atoms, xtb_labels(atoms, settings))
+    write_xtb_labels(folder, atoms, xtb_labels_cached(atoms, settings, cache_dir))
     return "done"
 
 

@@ -147,9 +147,11 @@ def classify(folder: str | Path, nc: str | None = None) -> StatusReport:
         details.update(total_energy_ev=pw.total_energy_ev, fermi_energy_ev=pw.fermi_energy_ev,
                        scf_wall_time_s=pw.wall_time_s)
     lob_fin: bool | None = None
+    n_expected: int | None = None
     if f.lobsterout.is_file():
         lo = read_lobsterout(f.lobsterout)
         lob_fin = lo.finished
+        n_expected = lo.n_interactions
         details.update(charge_spilling_percent=lo.charge_spilling_percent, lobster_version=lo.version)
     icohp_ok = False
     n_icohp = 0
@@ -157,10 +159,14 @@ def classify(folder: str | Path, nc: str | None = None) -> StatusReport:
     if f.icohplist.is_file():
         try:
             n_icohp = len(read_icohplist(f.icohplist))
+            if n_expected is not None and n_icohp != n_expected:
+                raise InputFileError(f.icohplist, f"has {n_icohp} interactions but lobsterout reports "
+                                                  f"{n_expected} (truncated?)")
             icohp_ok = True
             icohp_reason = f"ICOHPLIST has {n_icohp} interactions"
         except InputFileError as exc:
             icohp_reason = f"ICOHPLIST unreadable: {exc.problem}"
+            details["icohp_error"] = str(exc)
     if scf_conv is None and not icohp_ok and lob_fin is None:
         return StatusReport(STATUS_NEW, "no DFT output yet", None, None, False, 0, details)
     if scf_conv is False:

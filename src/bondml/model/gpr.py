@@ -160,7 +160,7 @@ class BondGPR(RegressorMixin, BaseEstimator):
             raise ModelError("BondGPR is not fitted; call fit first")
 
     # ------------------------------------------------------------ predict
-    def _soap_dots_atomlevel(self, b: _Bonds) -> tuple[np.ndarray, np.ndarray] | None:
+    def _soap_dots_atomlevel(self, b: _Bonds, bs: int) -> tuple[np.ndarray, np.ndarray] | None:
         """(S, inverse index) with S = atom_soap[u] @ pbar_train.T when cheaper than per bond."""
         if b.atom_soap is None:
             return None
@@ -168,7 +168,6 @@ class BondGPR(RegressorMixin, BaseEstimator):
         if u.size >= 0.8 * len(b):
             return None
         S = np.empty((u.size, self.n_train_))
-        bs = max(int(self.batch_size), 1)
         for s in range(0, u.size, bs):
             S[s:s + bs] = b.atom_soap[u[s:s + bs]] @ self.pbar_train_.T
         return S, inv
@@ -179,7 +178,7 @@ class BondGPR(RegressorMixin, BaseEstimator):
         return _power(np.einsum("ij,ij->i", pb, pb), self.zeta)
 
     def predict(
-        self, X: BondFeatures | np.ndarray, return_std: bool = False
+        self, X: BondFeatures | np.ndarray, return_std: bool = False, batch_size: int | None = None
     ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Predicted -ICOHP (eV), and the predictive std (eV) when ``return_std``.
 
@@ -190,16 +189,14 @@ class BondGPR(RegressorMixin, BaseEstimator):
         n = len(b)
         mean = np.empty(n)
         std = np.empty(n) if return_std else None
-        atom = self._soap_dots_atomlevel(b)
-        bs = max(int(self.batch_size), 1)
+        bs = max(int(batch_size or self.batch_size), 1)
+        atom = self._soap_dots_atomlevel(b, bs)
         for s in range(0, n, bs):
             sl = slice(s, min(s + bs, n))
             kd = distance_term(b.distance[sl], self.d_train_, self.sigma)
             if atom is not None:
                 S, inv = atom
-                m = sl.stop - sl.start
                 dots = 0.5 * (S[inv[sl]] + S[inv[n + sl.start:n + sl.stop]])
-                assert dots.shape[0] == m
             else:
                 dots = b.pbar(sl) @ self.pbar_train_.T
             k = kd * _power(dots, self.zeta)

@@ -174,8 +174,8 @@ class BondStore:
         """
         t0 = time.perf_counter()
         rep = IngestReport()
-        top = _tree_root(root)
         with self._lock():
+            top = _tree_root(root)
             entries: dict[str, dict[str, Any]] = {}
             cur = self.current_version(required=False)
             if cur is not None:

@@ -32,6 +32,8 @@ def read_cell(path: str | Path) -> Atoms:
         raise InputFileError(path, "file not found")
     try:
         atoms = read(path, format="extxyz")
+    except KeyError as exc:  # ase's way of saying it does not know a chemical symbol
+        raise InputFileError(path, f"unknown element {exc.args[0]!r}: bondml models the Zr-Cu-Al system") from None
     except Exception as exc:  # noqa: BLE001 - ase raises many types
         raise InputFileError(path, f"cannot read extended XYZ ({type(exc).__name__}: {exc})") from None
     if not isinstance(atoms, Atoms) or len(atoms) == 0:
@@ -132,6 +134,8 @@ def extract_cell(
                 for k in m.unmatched
             ]
         ex.minus_icohp = labels
+        if "icohp_error" in status.details:
+            ex.error = str(status.details["icohp_error"])
         for name in (files.scf_out, files.lobsterout):
             if name.is_file():
                 ex.sources[name.name] = sha256_file(name)

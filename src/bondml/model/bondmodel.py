@@ -1,0 +1,271 @@
+"""``BondModel``: per-type bond GPs + distance-only fallback/prior + SOAP settings + lineage.
+
+Saved without pickle as a folder: ``model.json`` (format name and version, settings,
+hyper-parameters, distance model, lineage, SHA-256 of the arrays file) and ``arrays.npz``
+(training distances, mean SOAP, alpha, Cholesky factor per type; loaded with
+``allow_pickle=False``). Energies in eV, distances in Angstrom.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..constants import BOND_TYPES, INFERENCE_WINDOWS
+from ..errors import ModelError
+from ..features.soap import FeatureSettings
+from ..store.dataset import BondDataset, BondFeatures
+from ..util import atomic_write_bytes, atomic_write_json, code_version, sha256_bytes, sha256_file
+from .distance import DistanceModel
+from .gpr import BondGPR
+
+log = logging.getLogger(__name__)
+
+FORMAT = "bondml-bond-model"
+FORMAT_VERSION = 1
+#: Fewest SOAP-labelled bonds of a type for a GP; fewer -> distance-only fallback (flagged).
+MIN_BONDS = 30
+#: Default out-of-domain threshold on the predictive std, as a fraction of the type's label std.
+STD_THRESHOLD_FRACTION = 0.5
+
+
+@dataclass
+class BondModel:
+    """Per-type estimators plus everything needed to use them correctly.
+
+    ``estimators`` maps bond type -> fitted :class:`BondGPR`; ``distance_model`` is the
+    distance-only model (fallback for types without a GP, and prior mean when ``use_prior``);
+    ``composition`` is where the prior is evaluated; ``std_threshold`` (eV) per type marks
+    predictions as out of domain; ``windows`` are the per-type inference windows (Angstrom).
+    """
+
+    settings: FeatureSettings
+    estimators: dict[str, BondGPR] = field(default_factory=dict)
+    distance_model: DistanceModel | None = None
+    use_prior: bool = False
+    composition: str = "Zr49Cu49Al2"
+    std_threshold: dict[str, float] = field(default_factory=dict)
+    windows: dict[str, tuple[float, float]] = field(default_factory=lambda: dict(INFERENCE_WINDOWS))
+    lineage: dict[str, Any] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ fit
+    @classmethod
+    def fit(
+        cls,
+        dataset: BondDataset,
+        hyperparameters: dict[str, dict[str, float]] | None = None,
+        distance_model: DistanceModel | None = None,
+        use_prior: bool = False,
+        max_train_per_type: int | None = None,
+        seed: int = 0,
+        min_bonds: int = MIN_BONDS,
+        estimator_options: dict[str, Any] | None = None,
+    ) -> BondModel:
+        """Train one GP per bond type with at least ``min_bonds`` labelled bonds.
+
+        ``hyperparameters`` override the paper's per type; ``max_train_per_type`` draws a seeded
+        random subset; ``use_prior`` fits the GP on y - distance_model(d, composition).
+        Types with fewer bonds use ``distance_model`` as a logged, flagged fallback.
+        """
+        if use_prior and distance_model is None:
+            raise ModelError("use_prior needs a distance_model")
+        if len(dataset) and not np.all(np.isfinite(dataset.y)):
+            raise ModelError(f"{int(np.sum(~np.isfinite(dataset.y)))} NaN/missing labels in the training dataset")
+        ncs, nc_counts = np.unique(dataset.nc.astype(str), return_counts=True)
+        comp = str(ncs[np.argmax(nc_counts)]) if ncs.size else "Zr49Cu49Al2"
+        model = cls(settings=dataset.settings, distance_model=distance_model, use_prior=use_prior,
+                    composition=comp)
+        rng = np.random.default_rng(seed)
+        counts = dataset.counts()
+        trained: dict[str, Any] = {}
+        for bt in BOND_TYPES:
+            sub = dataset.of_type(bt)
+            if len(sub) < min_bonds:
+                if distance_model is not None and bt in distance_model.fits:
+                    log.warning("%s: %d SOAP-labelled bonds < %d; using the distance-only fallback", bt, len(sub), min_bonds)
+                    trained[bt] = {"kind": "fallback", "n_available": len(sub)}
+                else:
+                    log.warning("%s: %d SOAP-labelled bonds < %d and no distance model: no model", bt, len(sub), min_bonds)
+                continue
+            idx = np.arange(len(sub))
+            if max_train_per_type and len(sub) > max_train_per_type:
+                idx = np.sort(rng.choice(len(sub), max_train_per_type, replace=False))
+            sub = sub.select(idx)
+            hp = dict((hyperparameters or {}).get(bt, {}))
+            est = BondGPR.paper(bt, **hp, **(estimator_options or {}))
+            est.fit(sub.features(), sub.y - model._prior(bt, sub.distance)[0])
+            model.estimators[bt] = est
+            model.std_threshold[bt] = STD_THRESHOLD_FRACTION * float(np.std(sub.y))
+            trained[bt] = {"kind": "gp", "n_train": len(sub), "n_available": counts[bt],
+                           "params": est.get_params(), "lml": est.log_marginal_likelihood()}
+        if distance_model is not None:
+            for bt, f in distance_model.fits.items():
+                model.std_threshold.setdefault(bt, 2.0 * float(np.max(f.bin_rmse)))
+        model.lineage = {"data": dataset.lineage, "types": trained, "seed": seed,
+                         "max_train_per_type": max_train_per_type, "use_prior": use_prior,
+                         "code": code_version(), "settings_digest": dataset.settings.digest}
+        return model
+
+    # -------------------------------------------------------------- access
+    @property
+    def bond_types(self) -> tuple[str, ...]:
+        """Bond types this model answers (GP or fallback)."""
+        fb = self.distance_model.bond_types if self.distance_model else ()
+        return tuple(t for t in BOND_TYPES if t in self.estimators or t in fb)
+
+    def for_composition(self, nc: str) -> BondModel:
+        """Same model with its distance prior / fallback evaluated at composition ``nc``."""
+        from ..types import parse_composition
+
+        parse_composition(nc)
+        return BondModel(self.settings, self.estimators, self.distance_model, self.use_prior, nc,
+                         dict(self.std_threshold), dict(self.windows), self.lineage)
+
+    def _prior(self, bt: str, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if not self.use_prior or self.distance_model is None or bt not in self.distance_model.fits:
+            return np.zeros_like(d, dtype=float), np.zeros_like(d, dtype=float)
+        return self.distance_model.predict(bt, d, self.composition)
+
+    # ------------------------------------------------------------- predict
+    def predict_bonds(
+        self,
+        bond_type: np.ndarray,
+        distance: np.ndarray,
+        atom_soap: np.ndarray,
+        atom_i: np.ndarray,
+        atom_j: np.ndarray,
+        settings: FeatureSettings,
+        return_std: bool = True,
+        batch_size: int = 4096,
+    ) -> dict[str, np.ndarray]:
+        """Predict -ICOHP (eV) for n bonds given per-atom SOAP (m, p) and atom rows (n,).
+
+        Returns ``minus_icohp`` (eV), ``std`` (eV; NaN when ``return_std`` is False),
+        ``fallback`` (bool, distance-only model used) and ``out_of_domain`` (bool: distance
+        outside the type's training range or std above the model's threshold). Raises
+        FeatureMismatchError for other SOAP settings, ModelError for a type without any model.
+        """
+        self.settings.require_same(settings, "features given to the model")
+        bt = np.asarray(bond_type).astype(str)
+        d = np.asarray(distance, dtype=float)
+        ai = np.asarray(atom_i, dtype=np.int64)
+        aj = np.asarray(atom_j, dtype=np.int64)
+        if not (bt.size == d.size == ai.size == aj.size):
+            raise ModelError(f"bond arrays of unequal length: type {bt.size}, distance {d.size}, "
+                             f"atom_i {ai.size}, atom_j {aj.size}")
+        n = d.size
+        out = {"minus_icohp": np.full(n, np.nan), "std": np.full(n, np.nan),
+               "fallback": np.zeros(n, bool), "out_of_domain": np.zeros(n, bool)}
+        if n == 0:
+            return out
+        soap = np.asarray(atom_soap)
+        if soap.ndim != 2 or (ai.max() >= soap.shape[0]) or (aj.max() >= soap.shape[0]) or min(ai.min(), aj.min()) < 0:
+            raise ModelError(f"atom_i/atom_j must index rows of atom_soap (shape {soap.shape})")
+        for t in np.unique(bt):
+            m = np.flatnonzero(bt == t)
+            self._predict_type(str(t), m, d, soap, ai, aj, return_std, batch_size, out)
+        return out
+
+    def _predict_type(self, t: str, m: np.ndarray, d: np.ndarray, soap: np.ndarray, ai: np.ndarray,
+                      aj: np.ndarray, return_std: bool, batch_size: int, out: dict[str, np.ndarray]) -> None:
+        dm = d[m]
+        if t in self.estimators:
+            est = self.estimators[t]
+            if soap.shape[1] != est.pbar_train_.shape[1]:
+                raise ModelError(f"{t}: SOAP length {soap.shape[1]} but the model was trained on {est.pbar_train_.shape[1]}")
+            feats = BondFeatures(dm, soap, ai[m], aj[m])
+            res = est.predict(feats, return_std=return_std, batch_size=batch_size)
+            mu, sd = res if return_std else (res, None)
+            prior, _ = self._prior(t, dm)
+            out["minus_icohp"][m] = mu + prior
+            lo, hi = est.distance_range_
+        elif self.distance_model is not None and t in self.distance_model.fits:
+            mu, sd = self.distance_model.predict(t, dm, self.composition)
+            out["minus_icohp"][m] = mu
+            out["fallback"][m] = True
+            lo, hi = self.distance_model.fits[t].distance_range
+        else:
+            have = ", ".join(self.bond_types) or "none"
+            raise ModelError(f"no model for bond type {t!r} (this model has: {have})")
+        ood = (dm < lo) | (dm > hi)
+        if sd is not None and return_std:
+            out["std"][m] = sd
+            ood |= sd > self.std_threshold.get(t, np.inf)
+        out["out_of_domain"][m] = ood
+
+    def predict_dataset(self, ds: BondDataset, return_std: bool = True) -> dict[str, np.ndarray]:
+        """:meth:`predict_bonds` on the bonds of a dataset."""
+        return self.predict_bonds(ds.bond_type, ds.distance, ds.atom_soap, ds.atom_i, ds.atom_j,
+                                  ds.settings, return_std=return_std)
+
+    # ----------------------------------------------------------- save/load
+    def save(self, folder: str | Path) -> Path:
+        """Write ``model.json`` + ``arrays.npz`` into ``folder`` (atomic writes, no pickle)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        arrays: dict[str, np.ndarray] = {}
+        types: dict[str, Any] = {}
+        for t, est in self.estimators.items():
+            meta, arr = est.state()
+            types[t] = meta
+            arrays.update({f"{t}/{k}": v for k, v in arr.items()})
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        data = buf.getvalue()
+        atomic_write_bytes(folder / "arrays.npz", data)
+        atomic_write_json(folder / "model.json", {
+            "format": FORMAT, "format_version": FORMAT_VERSION, "settings": self.settings.to_dict(),
+            "types": types, "distance_model": self.distance_model.to_dict() if self.distance_model else None,
+            "use_prior": self.use_prior, "composition": self.composition, "std_threshold": self.std_threshold,
+            "windows": {k: list(v) for k, v in self.windows.items()}, "lineage": self.lineage,
+            "arrays_sha256": sha256_bytes(data), "written_by": code_version(),
+        })
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> BondModel:
+        """Read a model folder; ModelError (one line) if missing, corrupt or from a newer format."""
+        folder = Path(folder)
+        meta = _read_meta(folder / "model.json")
+        npz = folder / "arrays.npz"
+        if not npz.is_file():
+            raise ModelError(f"{npz}: model arrays file not found")
+        if sha256_file(npz) != meta.get("arrays_sha256"):
+            raise ModelError(f"{npz}: content does not match model.json (corrupt or from another model)")
+        try:
+            with np.load(npz, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+            settings = FeatureSettings.from_dict(meta["settings"])
+            ests = {}
+            for t, tm in meta["types"].items():
+                ests[t] = BondGPR.from_state(tm, {k.split("/", 1)[1]: v for k, v in arrays.items()
+                                                  if k.startswith(f"{t}/")})
+            dmodel = DistanceModel.from_dict(meta["distance_model"]) if meta.get("distance_model") else None
+            return cls(settings, ests, dmodel, bool(meta["use_prior"]), str(meta["composition"]),
+                       {k: float(v) for k, v in meta["std_threshold"].items()},
+                       {k: tuple(v) for k, v in meta["windows"].items()}, meta.get("lineage", {}))
+        except ModelError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any decoding problem is a corrupt model
+            raise ModelError(f"{folder}: cannot load model ({type(exc).__name__}: {exc})") from None
+
+
+def _read_meta(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ModelError(f"{path}: model metadata not found (is this a bondml model folder?)")
+    try:
+        meta = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{path}: corrupt model metadata ({exc.__class__.__name__} at {getattr(exc, 'pos', '?')})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelError(f"{path}: not a bondml bond model (format {meta.get('format') if isinstance(meta, dict) else None!r})")
+    v = meta.get("format_version")
+    if not isinstance(v, int) or v > FORMAT_VERSION:
+        raise ModelError(f"{path}: model format version {v} is newer than this bondml supports ({FORMAT_VERSION}); upgrade bondml")
+    return meta
