@@ -233,12 +233,24 @@ def read_lobsterout(path: str | Path) -> LobsterOut:
     warnings: list[str] = []
     infos: list[str] = []
     basis: dict[str, tuple[str, ...]] = {}
+    prev = ""
     for line in text.splitlines():
         s = line.strip()
         if "WARNING:" in s:
-            warnings.append(s.split("WARNING:", 1)[1].strip())
+            msg = s.split("WARNING:", 1)[1].strip()
+            if prev == "W" and warnings:  # a message continued on the next WARNING: line
+                warnings[-1] = f"{warnings[-1]} {msg}"
+            else:
+                warnings.append(msg)
+            prev = "W"
         elif s.startswith("INFO:"):
-            infos.append(s[5:].strip())
+            if prev == "I" and infos:
+                infos[-1] = f"{infos[-1]} {s[5:].strip()}"
+            else:
+                infos.append(s[5:].strip())
+            prev = "I"
+        else:
+            prev = ""
         bm = re.match(r"^([A-Z][a-z]?) \((\w+)\) (.+)$", s)
         if bm:
             basis[bm.group(1)] = tuple(bm.group(3).split())
