@@ -7,7 +7,6 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
 if ! .venv/bin/python -m pip install --quiet -e ".[dev]" > .venv/pip-install.log 2>&1; then
     grep -v "^WARNING: Location" .venv/pip-install.log | tail -30 >&2
     echo "setup: pip install failed (full log in .venv/pip-install.log)" >&2

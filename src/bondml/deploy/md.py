@@ -103,7 +103,7 @@ class CompressionProtocol:
         )
 
 
-def scaled_protocol(cell_file: str = "", threads: int | None = None) -> CompressionProtocol:
+def scaled_protocol(cell_file: str = "", threads: int | None = 1) -> CompressionProtocol:
     """The documented scaled-down demo: same code path, 1,000x faster strain rate.
 
     2 ps NVT + 1 ps NVE (after an energy minimisation, needed for a cut cell), compression at
@@ -132,8 +132,9 @@ def cut_cell(
     """Cut a periodic cube of ``side`` Angstrom from a LAMMPS data file (default: the 10k cell).
 
     Atoms inside ``[0, side)^3`` are kept; of pairs closer than ``min_distance`` Angstrom across
-    the new periodic boundary, the later atom is removed (a following minimisation + NVT heals
-    the seams). Writes a LAMMPS data file (types 1 Zr, 2 Cu, 3 Al). Deterministic (no randomness).
+    the new periodic boundary, the later atom is removed, and the cube is then scaled (affinely)
+    back to the number density of the source cell; a following minimisation + NVT heals the
+    seams. Writes a LAMMPS data file (types 1 Zr, 2 Cu, 3 Al). Deterministic (no randomness).
     """
     from ..structure.bonds import find_bonds
 
@@ -147,6 +148,8 @@ def cut_cell(
     close = find_bonds(b, window=(0.0, min_distance))
     drop = np.unique(close.j)
     b = b[np.setdiff1d(np.arange(len(b)), drop)]
+    density = len(a) / a.cell.volume
+    b.set_cell(np.eye(3) * (len(b) / density) ** (1.0 / 3.0), scale_atoms=True)
     out_file = Path(out_file)
     write_lammps_data(out_file, b)
     return out_file

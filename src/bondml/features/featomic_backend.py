@@ -9,7 +9,7 @@ weight ``r^2`` on ``[0, r_c]``; neighbour weights are smoothed by a cosine from
 ``ShiftedCosine`` of width 0.5 Angstrom is QUIP's cosine transition) and radial basis (a custom
 :class:`QuipPolynomialBasis`, radial integrals splined by :class:`featomic.splines.SoapSpliner`)
 are used, so the two power spectra span the same function space. The vector layout is featomic's
-(all ``(l, n1, n2)`` per species pair, 2688 components for three species), not QUIP's 2101;
+(all ``(l, n1, n2)`` per neighbour-species pair, 2688 components for three species), not QUIP's 2101;
 only dot products between atoms are comparable, and they agree to a few 1e-2 (see
 ``docs/features.md`` for the measured figures). A model must be used with the backend it was
 trained with: :class:`~bondml.features.soap.FeatureSettings` carries the backend and
@@ -104,8 +104,10 @@ def _all_keys(species_z: tuple[int, ...]) -> Any:
 def soap_featomic(atoms: Atoms, settings: FeatureSettings) -> np.ndarray:
     """Per-atom SOAP power spectra from featomic, shape (n_atoms, p), rows in atom order.
 
-    ``p = n_species * n_species(n_species+1)/2 * (l_max+1) * n_max^2`` (2688 for the paper's
-    settings); the layout does not depend on which species the cell holds. Rows have unit
+    ``p = n_species(n_species+1)/2 * (l_max+1) * n_max^2`` (2688 for the paper's settings):
+    as in QUIP, atoms of every central species share the same columns (so the kernel between a
+    Zr and a Cu centre is not zero by construction); the layout does not depend on which species
+    the cell holds. Rows have unit
     Euclidean norm when ``settings.normalise``. Positions need not be wrapped into the cell.
     Species must have been checked by the caller (:func:`bondml.features.soap.compute_soap`).
     """

@@ -135,7 +135,7 @@ def write_xyz(atoms: Atoms, path: str | Path, overwrite: bool = False) -> Path:
     if path.exists() and not overwrite:
         if path.read_text(errors="replace") == text:
             return path
-        raise InputFileError(path, "exists with different content; pass overwrite=True to replace it")
+        raise InputFileError(path, "exists with different content; pass overwrite=True (--overwrite) to replace it")
     atomic_write_text(path, text)
     return path
 
@@ -156,7 +156,7 @@ def write_augmented(
     if not overwrite:
         for cell, p in zip(cells, paths, strict=True):
             if p.exists() and p.read_text(errors="replace") != format_xyz(cell):
-                raise InputFileError(p, "exists with different content; pass overwrite=True to replace it")
+                raise InputFileError(p, "exists with different content; pass overwrite=True (--overwrite) to replace it")
     for cell, p in zip(cells, paths, strict=True):
         write_xyz(cell, p, overwrite=overwrite)
     return paths

@@ -37,7 +37,8 @@ Progress = Callable[[str, int, int, str], None]
 @dataclass(frozen=True)
 class GrowOptions:
     """What to grow. ``subruns`` limits labelling to some sub-runs (default all 0..14);
-    ``md_threads`` LAMMPS threads; DFT: ``pseudo_dir``, ``qe_settings``, ``cores`` per job,
+    ``md_threads`` LAMMPS threads; ``protocol`` a :class:`~bondml.generate.md.QuenchProtocol` (overrides
+    ``scaled``); DFT: ``pseudo_dir``, ``qe_settings``, ``cores`` per job,
     ``pw_command``, ``lobster_command``; xTB: ``xtb``."""
 
     nc: str
@@ -52,6 +53,7 @@ class GrowOptions:
     n_atoms: int = 100
     subruns: tuple[int, ...] = tuple(range(N_SUBRUNS))
     md_threads: int | None = None
+    protocol: object | None = None
     pseudo_dir: Path | None = None
     qe_settings: object | None = None
     cores: int = 1
@@ -128,8 +130,8 @@ def md_step(opts: GrowOptions, run: int, report: GrowReport):
         return read(rd / f"{opts.nc}.xyz")
     if rd.is_dir():
         _set_aside_partial(rd)
-    res = melt_quench(opts.nc, rd, opts.run_seed(run), n_atoms=opts.n_atoms, scaled=opts.scaled,
-                      threads=opts.md_threads, overwrite=True)
+    res = melt_quench(opts.nc, rd, opts.run_seed(run), n_atoms=opts.n_atoms, protocol=opts.protocol,  # type: ignore[arg-type]
+                      scaled=opts.scaled, threads=opts.md_threads, overwrite=True)
     report.count("md", True)
     return res.atoms
 

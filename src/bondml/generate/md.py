@@ -29,7 +29,7 @@ from ase import Atoms
 
 from ..constants import ATOMIC_MASSES, ELEMENTS, MELT_TEMPERATURE_K, QUENCH_RATE_K_PER_S, QUENCH_TEMPERATURE_K
 from ..errors import ConfigError, InputFileError, JobError
-from ..types import bond_type, composition_counts
+from ..types import bond_type, check_element, composition_counts
 from ..util import atomic_write_json, atomic_write_text
 from .augment import write_xyz
 
@@ -154,14 +154,20 @@ def format_lammps_data(atoms: Atoms) -> str:
 
 
 def format_quench_input(
-    data_file: str | Path, potential: str | Path, protocol: QuenchProtocol, velocity_seed: int
+    data_file: str | Path, potential: str | Path, protocol: QuenchProtocol, velocity_seed: int,
+    threads: int | None = None,
 ) -> str:
-    """The LAMMPS input of one melt-quench (the run 21 protocol; see the module doc)."""
+    """The LAMMPS input of one melt-quench (the run 21 protocol; see the module doc).
+
+    ``threads`` > 1 switches on LAMMPS's OPENMP styles (``package omp``, ``suffix omp``).
+    """
     p = protocol
     melt, quench, hold = p.steps()
     npt = f"iso {p.pressure_bar:g} {p.pressure_bar:g} {p.pdamp_ps:g}"
+    omp = [f"package omp {int(threads)}", "suffix omp"] if threads and threads > 1 else []
     return "\n".join([
         "# bondml melt-quench (protocol of run 21 of the study)",
+        *omp,
         "units metal",
         "boundary p p p",
         "atom_style atomic",
@@ -298,12 +304,12 @@ def melt_quench(
     out = Path(out_dir)
     result_path = out / "result.json"
     if result_path.exists() and not overwrite:
-        raise InputFileError(result_path, "a finished melt-quench is already there; pass overwrite=True to redo it")
+        raise InputFileError(result_path, "a finished melt-quench is already there; pass overwrite=True (--overwrite) to redo it")
     out.mkdir(parents=True, exist_ok=True)
     vseed = int(np.random.default_rng([seed, 1]).integers(1, 2**31 - 1))
     data_path, inp_path, log_path = out / "start.data", out / f"{nc}.lmp.inp", out / "log.lammps"
     atomic_write_text(data_path, format_lammps_data(atoms0))
-    atomic_write_text(inp_path, format_quench_input(data_path, potential, protocol, vseed))
+    atomic_write_text(inp_path, format_quench_input(data_path, potential, protocol, vseed, threads))
     t0 = time.perf_counter()
     lmp = open_lammps(log=str(log_path), threads=threads)
     try:
@@ -325,6 +331,36 @@ def melt_quench(
         "potential": str(potential),
     })
     return res
+
+
+def eam_energy(atoms: Atoms, potential: str | Path | None = None) -> float:
+    """Potential energy (eV) of ``atoms`` (any periodic cell) with the study's EAM, no relaxation."""
+    import tempfile
+
+    from ase.io.lammpsdata import write_lammps_data
+
+    from ..data import eam_potential
+    from ..lammps_util import open_lammps
+
+    potential = Path(potential) if potential is not None else eam_potential()
+    if not potential.is_file():
+        raise InputFileError(potential, "EAM potential not found")
+    for s in set(atoms.get_chemical_symbols()):
+        check_element(s)
+    with tempfile.TemporaryDirectory(prefix="bondml-eam-") as tmp:
+        data = Path(tmp) / "cell.data"
+        write_lammps_data(str(data), atoms, specorder=list(ELEMENTS), atom_style="atomic", masses=False)
+        lmp = open_lammps()
+        try:
+            for cmd in ("units metal", "boundary p p p", "atom_style atomic", f"read_data {data}",
+                        "pair_style eam/alloy", f"pair_coeff * * {potential.resolve()} {' '.join(ELEMENTS)}",
+                        "run 0"):
+                lmp.command(cmd)
+            return float(lmp.get_thermo("pe"))
+        except Exception as exc:  # noqa: BLE001
+            raise JobError(f"LAMMPS energy evaluation failed: {str(exc).splitlines()[0] if str(exc) else exc}") from None
+        finally:
+            lmp.close()
 
 
 @dataclass(frozen=True)

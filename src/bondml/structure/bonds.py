@@ -105,7 +105,9 @@ def find_bonds(
     else:
         r_max = window[1]
     r_max = r_max + tol
-    nl = NeighborList(cutoff=r_max, full_list=False)
+    # vesin keeps d < cutoff; search slightly wider so that d == upper bound is kept (windows are
+    # inclusive), the exact window is applied below
+    nl = NeighborList(cutoff=r_max + 1e-6, full_list=False)
     i, j, s, d = nl.compute(
         points=np.asarray(atoms.positions, dtype=float), box=cell, periodic=True, quantities="ijSd"
     )
