@@ -39,6 +39,7 @@ from ..errors import BondmlError, InputFileError
 from ..util import atomic_write_text
 
 _AXES = {"x": 0, "y": 1, "z": 2}
+_EXISTS = "exists with different content; pass overwrite=True (--overwrite) to replace it"
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,8 @@ def axial(axis: str, factor: float, name: str | None = None) -> CellTransform:
     m = np.eye(3)
     m[_AXES[axis], _AXES[axis]] = factor
     kind = "tension" if factor >= 1 else "compression"
-    return CellTransform(name or f"{kind}_{axis}", _tuple(m), f"{abs(factor - 1) * 100:g}% {kind} along {axis}")
+    desc = f"{abs(factor - 1) * 100:g}% {kind} along {axis}"
+    return CellTransform(name or f"{kind}_{axis}", _tuple(m), desc)
 
 
 def isotropic(factor: float) -> CellTransform:
@@ -135,7 +137,7 @@ def write_xyz(atoms: Atoms, path: str | Path, overwrite: bool = False) -> Path:
     if path.exists() and not overwrite:
         if path.read_text(errors="replace") == text:
             return path
-        raise InputFileError(path, "exists with different content; pass overwrite=True (--overwrite) to replace it")
+        raise InputFileError(path, _EXISTS)
     atomic_write_text(path, text)
     return path
 
@@ -156,7 +158,7 @@ def write_augmented(
     if not overwrite:
         for cell, p in zip(cells, paths, strict=True):
             if p.exists() and p.read_text(errors="replace") != format_xyz(cell):
-                raise InputFileError(p, "exists with different content; pass overwrite=True (--overwrite) to replace it")
+                raise InputFileError(p, _EXISTS)
     for cell, p in zip(cells, paths, strict=True):
         write_xyz(cell, p, overwrite=overwrite)
     return paths

@@ -104,7 +104,9 @@ def n_basis_functions(symbols: list[str], basis: Mapping[str, tuple[str, ...]] =
     return n
 
 
-def study_nbnd(symbols: list[str], extra_fraction: float = 0.1, basis: Mapping[str, tuple[str, ...]] = LOBSTER_BASIS) -> int:
+def study_nbnd(
+    symbols: list[str], extra_fraction: float = 0.1, basis: Mapping[str, tuple[str, ...]] = LOBSTER_BASIS
+) -> int:
     """The study's band count: ``n + int(extra_fraction * n)``, n = number of LOBSTER basis functions."""
     n = n_basis_functions(symbols, basis)
     return n + int(n * extra_fraction)
@@ -206,7 +208,11 @@ def write_pw_input(
     outdir: str | Path = "./out",
     check: bool = True,
 ) -> Path:
-    """Write a pw.x SCF input atomically; with ``check`` every pseudopotential must exist in ``pseudo_dir``."""
+    """Write a pw.x SCF input atomically.
+
+    With ``check``, every pseudopotential must exist in ``pseudo_dir`` (one-line error naming the
+    missing file; nothing is written then).
+    """
     text = format_pw_input(atoms, pseudo_dir, settings, prefix, outdir)
     if check:
         for el in _species(atoms):
