@@ -46,7 +46,7 @@ AXES = ("x", "y", "z")
 class CompressionProtocol:
     """Settings of the compression MD (K, ps, 1/s, Angstrom). Defaults = the study's full protocol.
 
-    ``final_strain`` is negative for compression (-0.145 reaches the original's 728 frames at
+    ``final_strain`` is negative for compression (-0.1454 gives the original's 728 frames at
     20 ps). ``timestep_ps`` 0.001 (1 fs). ``seed`` seeds the initial velocities.
     ``threads`` OpenMP threads for LAMMPS (None: LAMMPS' default).
     """
@@ -57,7 +57,7 @@ class CompressionProtocol:
     nvt_ps: float = 100.0
     nve_ps: float = 150.0
     strain_rate_per_s: float = 1.0e7
-    final_strain: float = -0.1456
+    final_strain: float = -0.1454
     frame_ps: float = 20.0
     thermo_ps: float = 20.0
     timestep_ps: float = 0.001
@@ -238,11 +238,16 @@ def lammps_commands(p: CompressionProtocol, out_dir: Path) -> list[str]:
     return cmds
 
 
-def run_compression(protocol: CompressionProtocol, out_dir: str | Path, overwrite: bool = False) -> Path:
+def run_compression(
+    protocol: CompressionProtocol, out_dir: str | Path, overwrite: bool = False, subprocess: bool = True
+) -> Path:
     """Run the protocol with LAMMPS; returns ``out_dir`` (dump, thermo.csv, protocol.json, log).
 
-    Raises :class:`bondml.errors.JobError` (one line) if LAMMPS fails, InputFileError for a missing
-    cell or potential, and refuses to overwrite an existing dump unless ``overwrite``.
+    By default LAMMPS runs in a fresh Python process whose ``OMP_NUM_THREADS`` is set before any
+    OpenMP runtime loads: in a process that already loaded one (numpy, quippy), LAMMPS ignores the
+    thread setting and, oversubscribed, ran ~30x slower here. Raises
+    :class:`bondml.errors.JobError` (one line) if LAMMPS fails, InputFileError for a missing cell
+    or potential, and refuses to overwrite an existing dump unless ``overwrite``.
     """
     p = protocol.resolved()
     out = Path(out_dir)
@@ -257,7 +262,32 @@ def run_compression(protocol: CompressionProtocol, out_dir: str | Path, overwrit
     cmds = lammps_commands(p, out.resolve())
     atomic_write_text(out / "in.lammps", "\n".join(cmds) + "\n")
     atomic_write_json(out / "protocol.json", asdict(p))
-    lmp = open_lammps(log=str(out / "log.lammps"), threads=p.threads)
+    if subprocess:
+        _run_in_subprocess(out, p.threads)
+    else:
+        _run_commands(cmds, out, p.threads)
+    _write_thermo_csv(out / "thermo.raw", out / "thermo.csv", p.timestep_ps)
+    return out
+
+
+def _run_in_subprocess(out: Path, threads: int | None) -> None:
+    """``python -m bondml.deploy.md <out>`` with the thread count in the environment."""
+    import os
+    import subprocess as sp
+    import sys
+
+    env = dict(os.environ)
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = str(int(threads))
+    r = sp.run([sys.executable, "-m", "bondml.deploy.md", str(out)], env=env, capture_output=True, text=True)
+    if r.returncode != 0:
+        last = (r.stderr.strip().splitlines() or ["no output"])[-1]
+        raise JobError(f"LAMMPS failed ({last}); see {out / 'log.lammps'}")
+
+
+def _run_commands(cmds: list[str], out: Path, threads: int | None) -> None:
+    """Execute the LAMMPS commands in this process."""
+    lmp = open_lammps(log=str(out / "log.lammps"), threads=threads)
     try:
         for c in cmds:
             lmp.command(c)
@@ -265,8 +295,6 @@ def run_compression(protocol: CompressionProtocol, out_dir: str | Path, overwrit
         raise JobError(f"LAMMPS failed ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); see {out / 'log.lammps'}") from None
     finally:
         lmp.close()
-    _write_thermo_csv(out / "thermo.raw", out / "thermo.csv", p.timestep_ps)
-    return out
 
 
 def _write_thermo_csv(raw: Path, csv: Path, dt: float) -> None:
@@ -304,3 +332,18 @@ def estimate_hours(p: CompressionProtocol, n_atoms: int = 10000, s_per_katom_kst
     steps = p.steps(p.nvt_ps) + p.steps(p.nve_ps) + p.steps(p.compression_ps)
     return steps / 1000 * n_atoms / 1000 * s_per_katom_kstep / 3600.0 if math.isfinite(steps) else math.inf
 
+
+
+def _main(argv: list[str]) -> int:
+    """Subprocess entry: run ``<out>/in.lammps`` (written by :func:`run_compression`)."""
+    out = Path(argv[0])
+    cmds = [c for c in (out / "in.lammps").read_text().splitlines() if c.strip()]
+    p = protocol_from_json(out / "protocol.json")
+    _run_commands(cmds, out, p.threads)
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(_main(sys.argv[1:]))

@@ -1,0 +1,398 @@
+"""Per-frame inference over a structure or trajectory: bonds, SOAP, -ICOHP + std, flags.
+
+For each frame (streamed, never the whole trajectory in memory):
+
+1. bonds in the per-type windows (Angstrom; default: the model's, i.e. the study's
+   :data:`bondml.constants.INFERENCE_WINDOWS`), any cell shape (vesin, every periodic image);
+2. SOAP of every atom **recomputed for this frame** (the original reused frame 0's: a bug);
+3. ``model.predict_bonds``: -ICOHP (eV), predictive std (eV), ``fallback`` and
+   ``out_of_domain`` flags;
+4. per-frame files written atomically (:mod:`bondml.deploy.outputs`), then the frame is recorded
+   in ``manifest.json``, in frame order.
+
+Frames run in ``workers`` processes (``concurrent.futures``, at most 2 x workers frames in
+flight). Worker processes are replaced every ``recycle_every`` frames: QUIP's SOAP leaks memory
+on every call (about 2 MB per 1,000 atoms, measured with quippy-ase 0.10.3), so a long-lived
+process would grow without bound over a 728-frame trajectory; recycling keeps the peak flat.
+``in_process=True`` runs everything in the calling process (tests, debugging; leaks as above).
+
+A run is resumable: run the same command again and it
+continues after the last frame recorded in the manifest. An output folder holding another run
+(other input, model or settings) is refused unless ``overwrite``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import BondmlError, ModelError
+from ..features.soap import FeatureSettings, compute_soap
+from ..io.lammps import Frame, iter_frames, per_atom_stress_gpa, sniff_format
+from ..structure.bonds import find_bonds
+from ..util import atomic_write_json, code_version, sha256_file, sha256_json
+from .outputs import FrameResult, write_frame
+
+MANIFEST = "manifest.json"
+SUMMARY = "summary.json"
+_OUTPUT_PARTS = ("bonds", "peratom", "icohplist", MANIFEST, SUMMARY)
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    """Options of a deployment run.
+
+    ``windows``: per-type bond windows (Angstrom), None = the model's. ``settings``: SOAP settings
+    to compute (None = the model's; other settings raise FeatureMismatchError). ``workers``:
+    processes (1 = in this process). ``strain_axis``: 0/1/2, strain = L/L0 - 1 of that cell
+    length relative to the first frame. ``max_frames``: stop after this many frames in total
+    (the run stays resumable). ``type_map``: LAMMPS types -> elements (e.g. ``1=Zr,2=Cu,3=Al``).
+    ``recycle_every``: frames per worker process before it is replaced (bounds QUIP's leak).
+    ``in_process``: no worker processes at all.
+    """
+
+    windows: dict[str, tuple[float, float]] | None = None
+    settings: FeatureSettings | None = None
+    workers: int = 1
+    icohplist: bool = False
+    overwrite: bool = False
+    return_std: bool = True
+    batch_size: int = 4096
+    strain_axis: int = 0
+    max_frames: int | None = None
+    type_map: str | None = None
+    progress: bool = True
+    fmt: str | None = None
+    recycle_every: int | None = 20
+    in_process: bool = False
+
+    def key_fields(self) -> dict[str, Any]:
+        """The options that change results (part of the run key)."""
+        return {
+            "windows": {k: list(v) for k, v in sorted((self.windows or {}).items())},
+            "settings": self.settings.to_dict() if self.settings else None,
+            "return_std": self.return_std,
+            "strain_axis": self.strain_axis,
+            "type_map": self.type_map,
+            "icohplist": self.icohplist,
+        }
+
+
+@dataclass(frozen=True)
+class FrameJob:
+    """One frame to infer (picklable, sent to a worker)."""
+
+    index: int
+    frame: Frame
+    l0: float
+    model_dir: str
+    out_dir: str
+    windows: dict[str, tuple[float, float]]
+    settings: FeatureSettings
+    cfg: PredictConfig
+
+
+@dataclass
+class FrameMeta:
+    """What the manifest records about a finished frame (seconds = wall time of the worker)."""
+
+    frame: int
+    timestep: int
+    strain: float
+    n_atoms: int
+    n_bonds: int
+    counts: dict[str, int]
+    n_out_of_domain: int
+    n_fallback: int
+    seconds: float
+    unwrapped: bool = False
+    steps: dict[str, float] = field(default_factory=dict)
+
+
+@lru_cache(maxsize=2)
+def _load_model(model_dir: str) -> Any:
+    from ..model.bondmodel import BondModel
+
+    return BondModel.load(model_dir)
+
+
+def model_digest(model_dir: str | Path) -> str:
+    """Content hash of a model folder (every file, names and bytes)."""
+    d = Path(model_dir)
+    if not (d / "model.json").is_file():
+        raise ModelError(f"{d}: not a model folder (no model.json)")
+    return sha256_json({p.name: sha256_file(p) for p in sorted(d.iterdir()) if p.is_file()})
+
+
+def strain_of(frame: Frame, l0: float, axis: int) -> float:
+    """Engineering strain (L - L0)/L0 of cell length ``axis`` (negative in compression)."""
+    return float(np.linalg.norm(frame.atoms.cell.array[axis]) / l0 - 1.0)
+
+
+def infer_frame(job: FrameJob) -> FrameMeta:
+    """Bonds, SOAP, prediction and files of one frame; returns its manifest entry."""
+    t0 = time.perf_counter()
+    model = _load_model(job.model_dir)
+    atoms = job.frame.atoms
+    t1 = time.perf_counter()
+    bonds = find_bonds(atoms, windows=job.windows)
+    t2 = time.perf_counter()
+    present = set(np.unique(bonds.type.astype(str)).tolist())
+    missing = sorted(present - set(model.bond_types))
+    if missing:
+        raise ModelError(f"frame {job.index}: bond types {missing} have no model (model has {list(model.bond_types)})")
+    soap = compute_soap(atoms, job.settings)
+    t3 = time.perf_counter()
+    pred = model.predict_bonds(
+        bonds.type, bonds.distance, soap, bonds.i, bonds.j, job.settings,
+        return_std=job.cfg.return_std, batch_size=job.cfg.batch_size,
+    )
+    t4 = time.perf_counter()
+    strain = strain_of(job.frame, job.l0, job.cfg.strain_axis)
+    res = FrameResult(job.index, job.frame.timestep, strain, atoms, bonds, pred, per_atom_stress_gpa(job.frame))
+    counts = write_frame(Path(job.out_dir), res, icohplist=job.cfg.icohplist)
+    t5 = time.perf_counter()
+    meta = FrameMeta(
+        frame=job.index, timestep=job.frame.timestep, strain=strain, n_atoms=len(atoms), n_bonds=len(bonds),
+        counts=counts, n_out_of_domain=int(pred["out_of_domain"].sum()), n_fallback=int(pred["fallback"].sum()),
+        seconds=t5 - t0, unwrapped=job.frame.unwrapped,
+        steps={"load": t1 - t0, "bonds": t2 - t1, "soap": t3 - t2, "predict": t4 - t3, "write": t5 - t4},
+    )
+    return meta
+
+
+# ------------------------------------------------------------------------------------------
+# run bookkeeping
+# ------------------------------------------------------------------------------------------
+
+
+def _prepare_out(out: Path, run_key: str, overwrite: bool) -> dict[str, Any] | None:
+    """Check the output folder; returns the existing manifest of the same run (resume) or None."""
+    import json
+
+    man = out / MANIFEST
+    if man.is_file():
+        try:
+            old = json.loads(man.read_text())
+        except ValueError:
+            old = {"run_key": "unreadable"}
+        if old.get("run_key") == run_key and not overwrite:
+            return old
+        if not overwrite:
+            raise BondmlError(
+                f"{out} holds another run (input {old.get('input', {}).get('path', '?')}, other input/model/settings); "
+                "use --overwrite or another --out"
+            )
+    elif (out / "bonds").exists() and not overwrite:
+        raise BondmlError(f"{out} holds bond tables without a manifest; use --overwrite or another --out")
+    if overwrite:
+        for part in _OUTPUT_PARTS:
+            p = out / part
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+    return None
+
+
+def count_frames(path: str | Path, fmt: str) -> int | None:
+    """Number of frames (fast scan of a LAMMPS dump; 1 for a data file; None if unknown)."""
+    if fmt == "lammps-data":
+        return 1
+    if fmt != "lammps-dump":
+        return None
+    n = 0
+    tail = b""
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 24):
+            buf = tail + chunk
+            n += buf.count(b"ITEM: TIMESTEP")
+            tail = buf[-13:]  # shorter than the marker: no double count
+    return n
+
+
+def _frames(structure: Path, cfg: PredictConfig) -> Iterator[Frame]:
+    return iter_frames(structure, type_map=cfg.type_map, fmt=cfg.fmt)
+
+
+class _Progress:
+    """A rich progress bar with frames/s and ETA (no-op when disabled)."""
+
+    def __init__(self, enabled: bool, total: int | None, done: int) -> None:
+        self.bar = None
+        if not enabled:
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.bar = Progress(
+            TextColumn("[bold]predict"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]} frames/s"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            transient=False,
+        )
+        self.bar.start()
+        self.task = self.bar.add_task("frames", total=total, completed=done, rate="-")
+        self.t0 = time.perf_counter()
+        self.n = 0
+
+    def advance(self) -> None:
+        if self.bar is None:
+            return
+        self.n += 1
+        rate = self.n / max(time.perf_counter() - self.t0, 1e-9)
+        self.bar.update(self.task, advance=1, rate=f"{rate:.2f}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def predict_trajectory(
+    model_dir: str | Path, structure: str | Path, out: str | Path, cfg: PredictConfig | None = None
+) -> dict[str, Any]:
+    """Infer every bond of every frame of ``structure`` (LAMMPS data or dump, ext-xyz, any ASE format).
+
+    Writes the run folder described in :mod:`bondml.deploy.outputs` and returns the summary.
+    Resumes an interrupted run of the same input, model and settings; refuses a folder holding
+    another run unless ``cfg.overwrite``.
+    """
+    cfg = cfg or PredictConfig()
+    structure, out, model_dir = Path(structure), Path(out), Path(model_dir)
+    model = _load_model(str(model_dir.resolve()))
+    settings = cfg.settings or model.settings
+    model.settings.require_same(settings, "SOAP settings requested for this run")
+    windows = dict(cfg.windows or model.windows)
+    fmt = cfg.fmt or sniff_format(structure)
+    input_info = {"path": str(structure.resolve()), "sha256": sha256_file(structure), "format": fmt}
+    model_info = {"path": str(model_dir.resolve()), "digest": model_digest(model_dir)}
+    run_key = sha256_json({"input": input_info["sha256"], "model": model_info["digest"], "cfg": cfg.key_fields(),
+                           "windows": {k: list(v) for k, v in sorted(windows.items())}})
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = _prepare_out(out, run_key, cfg.overwrite) or {
+        "run_key": run_key, "input": input_info, "model": model_info, "config": cfg.key_fields(),
+        "windows": windows, "settings": settings.to_dict(), "code": code_version(), "frames": [], "l0": None,
+        "complete": False,
+    }
+    done = {m["frame"] for m in manifest["frames"]}
+    total = count_frames(structure, fmt)
+    limit = cfg.max_frames
+    progress = _Progress(cfg.progress, total if limit is None else min(total or limit, limit), len(done))
+    t_start = time.perf_counter()
+    try:
+        _run_frames(model_dir, structure, out, cfg, windows, settings, manifest, done, progress)
+    finally:
+        progress.close()
+    manifest["complete"] = limit is None or len(manifest["frames"]) < limit
+    atomic_write_json(out / MANIFEST, manifest)
+    summary = _summary(manifest, time.perf_counter() - t_start, cfg)
+    atomic_write_json(out / SUMMARY, summary)
+    return summary
+
+
+def _run_frames(
+    model_dir: Path, structure: Path, out: Path, cfg: PredictConfig, windows: dict[str, tuple[float, float]],
+    settings: FeatureSettings, manifest: dict[str, Any], done: set[int], progress: _Progress,
+) -> None:
+    """Stream frames to workers; record finished frames in order in the manifest."""
+    pending: dict[int, Future[FrameMeta] | FrameMeta] = {}
+    next_record = 0
+    limit = cfg.max_frames
+    executor = None
+    if not cfg.in_process:
+        executor = ProcessPoolExecutor(max_workers=max(1, cfg.workers), mp_context=_mp_context(),
+                                       max_tasks_per_child=cfg.recycle_every)
+
+    def record_ready(block: bool) -> None:
+        nonlocal next_record
+        while next_record in pending:
+            item = pending[next_record]
+            if isinstance(item, Future):
+                if not block and not item.done():
+                    return
+                item = item.result()
+            manifest["frames"].append(asdict(item))
+            atomic_write_json(out / MANIFEST, manifest)
+            progress.advance()
+            del pending[next_record]
+            next_record += 1
+            while next_record in done:
+                next_record += 1
+
+    try:
+        while next_record in done:
+            next_record += 1
+        for k, frame in enumerate(_frames(structure, cfg)):
+            if limit is not None and k >= limit:
+                break
+            if manifest["l0"] is None:
+                manifest["l0"] = float(np.linalg.norm(frame.atoms.cell.array[cfg.strain_axis]))
+            if k in done:
+                continue
+            job = FrameJob(k, frame, manifest["l0"], str(model_dir.resolve()), str(out), windows, settings, cfg)
+            if executor is None:
+                pending[k] = infer_frame(job)
+                record_ready(block=True)
+            else:
+                pending[k] = executor.submit(infer_frame, job)
+                if len(pending) >= 2 * cfg.workers:
+                    first = min(pending)
+                    item = pending[first]
+                    if isinstance(item, Future):
+                        item.result()
+                record_ready(block=False)
+        record_ready(block=True)
+    finally:
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _mp_context() -> Any:
+    """Process start method: ``spawn`` (safe with the threads of the progress bar and BLAS)."""
+    import multiprocessing
+
+    return multiprocessing.get_context("spawn")
+
+
+def _summary(manifest: dict[str, Any], wall: float, cfg: PredictConfig) -> dict[str, Any]:
+    frames = manifest["frames"]
+    secs = [f["seconds"] for f in frames]
+    first = frames[0] if frames else None
+    steps: dict[str, float] = {}
+    for f in frames:
+        for k, v in f.get("steps", {}).items():
+            steps[k] = steps.get(k, 0.0) + v / len(frames)
+    n_b = sum(f["n_bonds"] for f in frames)
+    return {
+        "frames": len(frames),
+        "complete": manifest["complete"],
+        "bonds": first["counts"] if first else {},
+        "bonds_total_first_frame": first["n_bonds"] if first else 0,
+        "n_atoms": first["n_atoms"] if first else 0,
+        "seconds_per_frame": float(np.mean(secs)) if secs else None,
+        "seconds_per_frame_steps": steps,
+        "wall_seconds_this_call": wall,
+        "workers": cfg.workers,
+        "strain": [f["strain"] for f in frames],
+        "fraction_out_of_domain": sum(f["n_out_of_domain"] for f in frames) / n_b if n_b else 0.0,
+        "fraction_fallback": sum(f["n_fallback"] for f in frames) / n_b if n_b else 0.0,
+        "input": manifest["input"],
+        "model": manifest["model"],
+        "windows": manifest["windows"],
+        "units": {"distance": "Angstrom", "minus_icohp": "eV", "std": "eV", "stress": "GPa", "time": "ps"},
+    }
+
+
+def default_workers() -> int:
+    """Worker processes by default: the cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1

@@ -1,0 +1,185 @@
+"""What a deployment run writes, and how to read it back.
+
+Layout of a run folder ``<out>``:
+
+* ``bonds/frame=<k>/part-0.parquet``: one row per bond (hive-partitioned by frame): ``strain``,
+  ``timestep``, ``i``, ``j`` (0-based atom rows, ids sorted), ``element_i``, ``element_j``,
+  ``type``, ``shift_x/y/z`` (bond vector ``r_j + shift @ cell - r_i``; LOBSTER translation is
+  ``-shift``), ``distance`` (Angstrom), ``minus_icohp`` and ``std`` (eV), ``fallback``,
+  ``out_of_domain`` (bool).
+* ``peratom/frame=<k>/part-0.parquet`` and ``peratom/frame_<k>.xyz`` (extended XYZ that OVITO
+  and ASE read): per atom ``sum_micohp`` (eV, sum of -ICOHP over its bonds), ``coordination``,
+  ``stress`` (GPa, xx yy zz xy xz yz, LAMMPS sign) and ``pressure`` (GPa, -trace/3) when the
+  input has per-atom stress.
+* ``icohplist/frame_<k>.ICOHPLIST.lobster`` on request (LOBSTER sign: ICOHP = -(-ICOHP)).
+* ``manifest.json``: run key (input + model + settings hash), completed frames with metadata.
+* ``summary.json``: ``frames``, ``bonds`` (per-type counts in the first frame),
+  ``seconds_per_frame`` and more.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from ase import Atoms
+
+from ..io.lobster import write_icohplist
+from ..structure.bonds import Bonds
+from ..util import atomic_write_bytes, atomic_write_text
+
+STRESS_NAMES = ("sxx", "syy", "szz", "sxy", "sxz", "syz")
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """Everything inferred for one frame (arrays aligned with ``bonds``)."""
+
+    frame: int
+    timestep: int
+    strain: float
+    atoms: Atoms
+    bonds: Bonds
+    pred: dict[str, np.ndarray]
+    stress: np.ndarray | None  # (n_atoms, 6) GPa
+
+
+def bonds_table(r: FrameResult) -> pa.Table:
+    """The per-bond Arrow table of one frame (without the partition column ``frame``)."""
+    sym = np.array(r.atoms.get_chemical_symbols())
+    b = r.bonds
+    n = len(b)
+    return pa.table(
+        {
+            "strain": pa.array(np.full(n, r.strain), pa.float64()),
+            "timestep": pa.array(np.full(n, r.timestep), pa.int64()),
+            "i": pa.array(b.i, pa.int32()),
+            "j": pa.array(b.j, pa.int32()),
+            "element_i": pa.array(sym[b.i].tolist(), pa.string()).dictionary_encode(),
+            "element_j": pa.array(sym[b.j].tolist(), pa.string()).dictionary_encode(),
+            "type": pa.array(b.type.astype(str).tolist(), pa.string()).dictionary_encode(),
+            "shift_x": pa.array(b.shift[:, 0], pa.int8()),
+            "shift_y": pa.array(b.shift[:, 1], pa.int8()),
+            "shift_z": pa.array(b.shift[:, 2], pa.int8()),
+            "distance": pa.array(b.distance, pa.float32()),
+            "minus_icohp": pa.array(r.pred["minus_icohp"], pa.float32()),
+            "std": pa.array(r.pred["std"], pa.float32()),
+            "fallback": pa.array(r.pred["fallback"], pa.bool_()),
+            "out_of_domain": pa.array(r.pred["out_of_domain"], pa.bool_()),
+        }
+    )
+
+
+def per_atom_values(n_atoms: int, i: np.ndarray, j: np.ndarray, value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-atom sum of ``value`` over the atom's bonds (each bond counts for both ends) and coordination.
+
+    A self-image bond (i == j) counts twice for that atom, as it has two such neighbours.
+    """
+    s = np.bincount(i, weights=value, minlength=n_atoms) + np.bincount(j, weights=value, minlength=n_atoms)
+    c = np.bincount(i, minlength=n_atoms) + np.bincount(j, minlength=n_atoms)
+    return s, c.astype(np.int64)
+
+
+def peratom_table(r: FrameResult) -> pa.Table:
+    """Per-atom table: element, x y z (Angstrom), sum_micohp (eV), coordination, stress (GPa)."""
+    n = len(r.atoms)
+    s, c = per_atom_values(n, r.bonds.i, r.bonds.j, np.nan_to_num(r.pred["minus_icohp"]))
+    cols: dict[str, object] = {
+        "atom": pa.array(np.arange(n), pa.int32()),
+        "element": pa.array(r.atoms.get_chemical_symbols(), pa.string()).dictionary_encode(),
+        "x": r.atoms.positions[:, 0],
+        "y": r.atoms.positions[:, 1],
+        "z": r.atoms.positions[:, 2],
+        "sum_micohp": s,
+        "coordination": pa.array(c, pa.int32()),
+        "strain": np.full(n, r.strain),
+    }
+    if r.stress is not None:
+        for k, name in enumerate(STRESS_NAMES):
+            cols[name] = r.stress[:, k]
+        cols["pressure"] = -r.stress[:, :3].sum(axis=1) / 3.0
+    return pa.table(cols)
+
+
+def _parquet_bytes(t: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(t, sink, compression="zstd")
+    return sink.getvalue().to_pybytes()
+
+
+def frame_dir(root: Path, kind: str, frame: int) -> Path:
+    """``root/kind/frame=<frame>`` (hive partition)."""
+    return root / kind / f"frame={frame}"
+
+
+def write_frame(out: Path, r: FrameResult, icohplist: bool = False) -> dict[str, int]:
+    """Write every per-frame file atomically; returns per-type bond counts."""
+    atomic_write_bytes(frame_dir(out, "bonds", r.frame) / "part-0.parquet", _parquet_bytes(bonds_table(r)))
+    pa_t = peratom_table(r)
+    atomic_write_bytes(frame_dir(out, "peratom", r.frame) / "part-0.parquet", _parquet_bytes(pa_t))
+    atomic_write_text(out / "peratom" / f"frame_{r.frame:05d}.xyz", peratom_extxyz(r, pa_t))
+    if icohplist:
+        write_icohplist(
+            out / "icohplist" / f"frame_{r.frame:05d}.ICOHPLIST.lobster",
+            r.atoms.get_chemical_symbols(),
+            r.bonds.i,
+            r.bonds.j,
+            r.bonds.distance,
+            -r.bonds.shift,
+            -np.nan_to_num(r.pred["minus_icohp"]),
+        )
+    return r.bonds.counts()
+
+
+def peratom_extxyz(r: FrameResult, t: pa.Table) -> str:
+    """Extended XYZ text of a frame with per-atom columns (ASE and OVITO read it)."""
+    import io
+
+    from ase.io import write
+
+    a = Atoms(r.atoms.get_chemical_symbols(), positions=r.atoms.positions, cell=r.atoms.cell, pbc=True)
+    a.new_array("sum_micohp", t.column("sum_micohp").to_numpy())
+    a.new_array("coordination", t.column("coordination").to_numpy().astype(np.int64))
+    if r.stress is not None:
+        a.new_array("stress_gpa", np.ascontiguousarray(r.stress))
+        a.new_array("pressure_gpa", t.column("pressure").to_numpy())
+    a.info.update({"frame": r.frame, "timestep": r.timestep, "strain": r.strain})
+    buf = io.StringIO()
+    write(buf, a, format="extxyz")
+    return buf.getvalue()
+
+
+def read_bonds(out: str | Path, frames: list[int] | None = None, columns: list[str] | None = None) -> pa.Table:
+    """Bonds of a run (all or some frames) as one Arrow table with a ``frame`` column."""
+    return _read_kind(Path(out), "bonds", frames, columns)
+
+
+def read_peratom(out: str | Path, frames: list[int] | None = None, columns: list[str] | None = None) -> pa.Table:
+    """Per-atom values of a run (all or some frames) with a ``frame`` column."""
+    return _read_kind(Path(out), "peratom", frames, columns)
+
+
+def _read_kind(out: Path, kind: str, frames: list[int] | None, columns: list[str] | None) -> pa.Table:
+    from ..errors import InputFileError
+
+    root = out / kind
+    if not root.is_dir():
+        raise InputFileError(root, "no per-frame tables here (not a bondml predict output?)")
+    avail = sorted(int(p.name.split("=")[1]) for p in root.glob("frame=*") if (p / "part-0.parquet").is_file())
+    want = avail if frames is None else [f for f in frames if f in set(avail)]
+    parts = []
+    for f in want:
+        t = pq.read_table(frame_dir(out, kind, f) / "part-0.parquet", columns=columns)
+        parts.append(t.append_column("frame", pa.array(np.full(t.num_rows, f), pa.int32())))
+    if not parts:
+        raise InputFileError(root, "no frames")
+    return pa.concat_tables(parts, promote_options="permissive")
+
+
+def frames_available(out: str | Path, kind: str = "bonds") -> list[int]:
+    """Frame indices with a complete table of ``kind``."""
+    root = Path(out) / kind
+    return sorted(int(p.name.split("=")[1]) for p in root.glob("frame=*") if (p / "part-0.parquet").is_file())

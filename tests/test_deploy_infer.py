@@ -1,0 +1,213 @@
+"""Per-frame inference with a real (small) BondModel: outputs, resume, parallel, bad input, analysis, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from ase.io import read
+
+from bondml.deploy.demo_model import train_demo_model
+from bondml.deploy.infer import PredictConfig, predict_trajectory
+from bondml.deploy.md import cut_cell
+from bondml.deploy.outputs import read_bonds, read_peratom
+from bondml.errors import BondmlError, FeatureMismatchError, ModelError, UnknownElementError
+from bondml.features.soap import FeatureSettings, compute_soap
+from bondml.io.lammps import format_dump_frame, read_lammps_data
+from bondml.io.lobster import read_icohplist
+from bondml.model.bondmodel import BondModel
+from bondml.structure.bonds import find_bonds
+
+QUIET = dict(progress=False, in_process=True)
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory):
+    """A real model: GPs on 300 bonds per type of run 21 (seeded), Al-Al by the distance fallback."""
+    return train_demo_model(tmp_path_factory.mktemp("model") / "m", max_per_type=300, seed=0)
+
+
+@pytest.fixture(scope="session")
+def small_cell(tmp_path_factory):
+    """A 20 A cut of the 10k cell (~450 atoms) as a LAMMPS data file."""
+    return cut_cell(tmp_path_factory.mktemp("cell") / "cut.data", side=20.0)
+
+
+@pytest.fixture(scope="session")
+def trajectory(small_cell, tmp_path_factory):
+    """4 frames: the cut cell compressed by 1 % per frame along x, atoms jiggled (seeded), image flags."""
+    f0 = read_lammps_data(small_cell)
+    rng = np.random.default_rng(7)
+    p = tmp_path_factory.mktemp("traj") / "traj.dump"
+    with open(p, "w") as fh:
+        for k in range(4):
+            a = f0.atoms.copy()
+            cell = a.cell.array.copy()
+            cell[0, 0] *= 1 - 0.01 * k
+            a.set_cell(cell, scale_atoms=True)
+            a.positions += rng.normal(0, 0.03, a.positions.shape)
+            image = np.floor(a.get_scaled_positions(wrap=False)).astype(int)
+            a.wrap()
+            stress = rng.normal(0, 1, (len(a), 6))
+            cols = {f"v_s{c}": stress[:, n] for n, c in enumerate(("xx", "yy", "zz", "xy", "xz", "yz"))}
+            fh.write(format_dump_frame(a, timestep=1000 * k, columns=cols, image=image))
+    return p
+
+
+@pytest.fixture(scope="session")
+def traj_run(model_dir, trajectory, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "out"
+    summary = predict_trajectory(model_dir, trajectory, out, PredictConfig(icohplist=True, **QUIET))
+    return out, summary
+
+
+def test_single_data_file(model_dir, small_cell, tmp_path):
+    out = tmp_path / "one"
+    s = predict_trajectory(model_dir, small_cell, out, PredictConfig(**QUIET))
+    atoms = read_lammps_data(small_cell).atoms
+    ref = find_bonds(atoms, windows=BondModel.load(model_dir).windows)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["frames"] == 1 and s["frames"] == 1
+    assert summary["bonds"] == ref.counts()
+    assert summary["seconds_per_frame"] > 0
+    t = read_bonds(out)
+    assert t.num_rows == len(ref)
+    assert set(t.column_names) >= {"frame", "strain", "i", "j", "element_i", "element_j", "type", "shift_x",
+                                   "distance", "minus_icohp", "std", "fallback", "out_of_domain"}
+    assert np.all(np.isfinite(t["minus_icohp"].to_numpy()))
+    # Al-Al has no GP (run 21 has none): flagged fallback, and only there
+    fb = t["fallback"].to_numpy()
+    types = t["type"].to_numpy(zero_copy_only=False).astype(str)
+    assert np.array_equal(fb, types == "Al-Al")
+    # per-atom ext-xyz: ASE reads it; sums count each bond for both atoms
+    x = read(out / "peratom" / "frame_00000.xyz", format="extxyz")
+    assert len(x) == len(atoms)
+    assert np.isclose(x.arrays["sum_micohp"].sum(), 2 * t["minus_icohp"].to_numpy().astype(float).sum(), rtol=1e-5)
+    assert x.arrays["coordination"].sum() == 2 * len(ref)
+
+
+def test_trajectory_soap_recomputed_each_frame(model_dir, trajectory, traj_run):
+    out, s = traj_run
+    assert s["frames"] == 4
+    assert np.allclose(s["strain"], [0, -0.01, -0.02, -0.03], atol=1e-9)
+    model = BondModel.load(model_dir)
+    from bondml.io.lammps import iter_dump
+
+    frames = list(iter_dump(trajectory))
+    assert all(f.unwrapped for f in frames)
+    f3 = frames[3].atoms
+    b = find_bonds(f3, windows=model.windows)
+    direct = model.predict_bonds(b.type, b.distance, compute_soap(f3, model.settings), b.i, b.j, model.settings)
+    t = read_bonds(out, [3])
+    assert np.allclose(t["minus_icohp"].to_numpy(), direct["minus_icohp"], atol=1e-5)
+    # with frame 0's SOAP (the original's bug) the predictions would differ
+    stale = model.predict_bonds(b.type, b.distance, compute_soap(frames[0].atoms, model.settings), b.i, b.j, model.settings)
+    assert np.max(np.abs(stale["minus_icohp"] - direct["minus_icohp"])) > 1e-3
+    # per-atom stress carried to the per-atom table, pressure = -trace/3
+    pa = read_peratom(out, [3])
+    assert np.allclose(pa["pressure"].to_numpy(), -(pa["sxx"].to_numpy() + pa["syy"].to_numpy() + pa["szz"].to_numpy()) / 3)
+
+
+def test_icohplist_written_in_lobster_format(traj_run):
+    out, _ = traj_run
+    ic = read_icohplist(out / "icohplist" / "frame_00002.ICOHPLIST.lobster")
+    t = read_bonds(out, [2])
+    assert len(ic) == t.num_rows
+    assert np.allclose(ic.minus_icohp, t["minus_icohp"].to_numpy(), atol=1e-5)
+    assert np.array_equal(ic.shift[:, 0], t["shift_x"].to_numpy())
+
+
+def test_resume_continues_after_last_complete_frame(model_dir, trajectory, traj_run, tmp_path):
+    out = tmp_path / "resume"
+    s1 = predict_trajectory(model_dir, trajectory, out, PredictConfig(max_frames=2, **QUIET))
+    assert s1["frames"] == 2 and not s1["complete"]
+    # simulate a crash while frame 2 was being written: a stray temp file and no manifest entry
+    (out / "bonds" / "frame=2").mkdir(parents=True)
+    (out / "bonds" / "frame=2" / ".part-0.parquet.123.tmp").write_bytes(b"partial")
+    s2 = predict_trajectory(model_dir, trajectory, out, PredictConfig(**QUIET))
+    assert s2["frames"] == 4 and s2["complete"]
+    man = json.loads((out / "manifest.json").read_text())
+    assert [f["frame"] for f in man["frames"]] == [0, 1, 2, 3]
+    full = read_bonds(traj_run[0]).sort_by([("frame", "ascending"), ("i", "ascending"), ("j", "ascending")])
+    res = read_bonds(out).sort_by([("frame", "ascending"), ("i", "ascending"), ("j", "ascending")])
+    assert np.allclose(full["minus_icohp"].to_numpy(), res["minus_icohp"].to_numpy())
+
+
+def test_other_run_in_out_dir_needs_overwrite(model_dir, trajectory, small_cell, traj_run):
+    out, _ = traj_run
+    before = pq.read_table(out / "bonds" / "frame=0" / "part-0.parquet")
+    with pytest.raises(BondmlError, match="holds another run"):
+        predict_trajectory(model_dir, small_cell, out, PredictConfig(**QUIET))
+    assert pq.read_table(out / "bonds" / "frame=0" / "part-0.parquet").equals(before)
+
+
+def test_overwrite_replaces(model_dir, small_cell, trajectory, tmp_path):
+    out = tmp_path / "ow"
+    predict_trajectory(model_dir, trajectory, out, PredictConfig(max_frames=1, **QUIET))
+    s = predict_trajectory(model_dir, small_cell, out, PredictConfig(overwrite=True, **QUIET))
+    assert s["frames"] == 1
+    assert json.loads((out / "manifest.json").read_text())["input"]["path"] == str(small_cell.resolve())
+
+
+def test_bad_model_and_elements(model_dir, small_cell, tmp_path):
+    with pytest.raises(FeatureMismatchError, match="cutoff"):
+        predict_trajectory(model_dir, small_cell, tmp_path / "a",
+                           PredictConfig(settings=FeatureSettings(cutoff=4.0), **QUIET))
+    m = BondModel.load(model_dir)
+    m.distance_model = None  # no fallback ...
+    del m.estimators["Zr-Al"]  # ... and no Zr-Al GP: Zr-Al has no model at all
+    no_al = m.save(tmp_path / "no_zral")
+    with pytest.raises(ModelError, match="Zr-Al"):
+        predict_trajectory(no_al, small_cell, tmp_path / "b", PredictConfig(**QUIET))
+    text = small_cell.read_text().replace("# Al", "# Ni").replace(" 26.9815 ", " 58.69 ")
+    ni = tmp_path / "ni.data"
+    ni.write_text(text)
+    with pytest.raises(UnknownElementError):
+        predict_trajectory(model_dir, ni, tmp_path / "c", PredictConfig(**QUIET))
+
+
+@pytest.mark.slow
+def test_parallel_workers_match_serial(model_dir, trajectory, traj_run, tmp_path):
+    out = tmp_path / "par"
+    cfg = PredictConfig(workers=2, icohplist=True, progress=False, recycle_every=1)  # a new process per frame
+    s = predict_trajectory(model_dir, trajectory, out, cfg)
+    assert s["frames"] == 4
+    a = read_bonds(traj_run[0])
+    b = read_bonds(out)
+    assert a.num_rows == b.num_rows
+    assert np.allclose(a["minus_icohp"].to_numpy(), b["minus_icohp"].to_numpy())
+    man = json.loads((out / "manifest.json").read_text())
+    assert [f["frame"] for f in man["frames"]] == [0, 1, 2, 3]
+
+
+def test_analyze_report(traj_run, tmp_path):
+    from bondml.analysis.report import analyze
+
+    out, _ = traj_run
+    html = analyze(out, tmp_path / "report")
+    rep = tmp_path / "report"
+    for png in ("stress_strain.png", "distributions.png", "distribution_trends.png", "peratom_stress.png",
+                "exchange.png", "slice_maps.png"):
+        assert (rep / png).stat().st_size > 1000, png
+    md = (rep / "report.md").read_text()
+    assert "Bond exchange" in md and "matched by shift" in md
+    assert html.is_file()
+
+
+def test_cli_predict_and_errors(model_dir, small_cell, tmp_path):
+    from typer.testing import CliRunner
+
+    from bondml.cli.main import build_app
+
+    runner = CliRunner()
+    app = build_app()
+    out = tmp_path / "cli"
+    r = runner.invoke(app, ["predict", "--model", str(model_dir), "--structure", str(small_cell), "--out", str(out),
+                            "--workers", "1", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((out / "summary.json").read_text())["frames"] == 1
+    r = runner.invoke(app, ["predict", "--model", str(model_dir), "--structure", str(tmp_path / "nope.dump"),
+                            "--out", str(out), "--quiet"])
+    assert r.exit_code != 0
