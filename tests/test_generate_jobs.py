@@ -295,3 +295,71 @@ def test_real_pw_not_converged_is_final(tmp_path):
     todo, _ = plan_jobs(tmp_path, retry_failed=True)
     (out,) = run_jobs(todo, ExecutorConfig(), tmp_path / "parsl")
     assert sha256_file(folder / "Cu100.scf.out.failed-1") == first  # old output kept aside
+
+
+@pytest.mark.slow
+def test_scheduler_refusing_the_job_is_a_one_line_error(tmp_path, monkeypatch):
+    """A Slurm that refuses every submission (fake ``sbatch`` exiting 1): the job comes back
+    failed with the scheduler's message, the sub-run stays NEW, nothing is written."""
+    folder, cell = _copy_subrun(tmp_path, 1, ("{nc}.xyz", "{nc}.scf.in", "lobsterin"))
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    (bin_ / "sbatch").write_text("#!/bin/sh\necho 'sbatch: error: invalid partition specified: nope' >&2\nexit 1\n")
+    (bin_ / "squeue").write_text("#!/bin/sh\nexit 0\n")
+    (bin_ / "scancel").write_text("#!/bin/sh\nexit 0\n")
+    for f in bin_.iterdir():
+        f.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_}:{__import__('os').environ['PATH']}")
+    cfg = ExecutorConfig(kind="slurm", partition="nope", walltime="00:10:00", retries=0)
+    outs = run_jobs([JobSpec(cell, str(folder))], cfg, tmp_path / "parsl")
+    (out,) = outs
+    assert out.error is not None and "\n" not in out.error and "scheduler refused" in out.error
+    assert out.status == "NEW"
+    assert not (folder / f"{NC}.scf.out").exists()
+
+
+def test_grow_cli_bad_input_is_one_line_and_writes_nothing(tmp_path):
+    import typer
+    from typer.testing import CliRunner
+
+    from bondml.cli.generate import register
+    from bondml.errors import BondmlError
+
+    app = typer.Typer()
+    register(app)
+    r = CliRunner().invoke(app, ["generate", "--nc", "Zr47Cu47Al7", "--root", str(tmp_path / "s")])
+    assert isinstance(r.exception, BondmlError) and "sums to 101" in str(r.exception)
+    r = CliRunner().invoke(app, ["generate", "run", "--nc", "Zr47Cu47Al6", "--labeler", "gaussian",
+                                 "--root", str(tmp_path / "s")])
+    assert isinstance(r.exception, BondmlError) and "labeler" in str(r.exception)
+    r = CliRunner().invoke(app, ["generate", "--nc", "Zr47Cu47Xe6", "--root", str(tmp_path / "s")])
+    assert isinstance(r.exception, BondmlError) and "Xe" in str(r.exception)
+    assert not (tmp_path / "s").exists()
+    r = CliRunner().invoke(app, ["generate", "--help"])
+    assert r.exit_code == 0 and "status" in r.output and "run" in r.output
+
+
+@pytest.mark.slow
+def test_real_pw_crash_reports_its_error(tmp_path):
+    folder, cell = _cu_tree(tmp_path)
+    text = (folder / "Cu100.scf.in").read_text().replace("ecutwfc = 25", "ecutwfc = -25")
+    (folder / "Cu100.scf.in").write_text(text)
+    (out,) = run_jobs(plan_jobs(tmp_path)[0], ExecutorConfig(), tmp_path / "parsl")
+    assert out.status == "SCF_NOT_CONVERGED_AND_NO_ICOHP"
+    assert "Error in routine" in out.reason and "\n" not in out.reason
+
+
+@pytest.mark.slow
+def test_dry_run_script_runs_the_real_job_by_hand(tmp_path):
+    """The submit script written by the dry run is a working job: run by hand it does the SCF and
+    stops at the missing LOBSTER with the same status the parsl path gives."""
+    folder, cell = _cu_tree(tmp_path)
+    todo, _ = plan_jobs(tmp_path)
+    top = write_job_scripts(todo, ExecutorConfig(kind="local"), tmp_path)
+    assert classify(folder, "Cu100").status == "NEW"
+    r = subprocess.run(["bash", str(top)], capture_output=True, text=True, timeout=120)
+    assert "lobster-3.0.0 not found" in r.stderr and "Cu100/1/0: job exited 3" in r.stderr
+    assert classify(folder, "Cu100").status == "SCF_CONVERGED_BUT_NO_ICOHP"
+    before = sha256_file(folder / "Cu100.scf.out")
+    subprocess.run(["bash", str(folder / JOB_SCRIPT)], capture_output=True, timeout=120)
+    assert sha256_file(folder / "Cu100.scf.out") == before  # SCF not redone, not overwritten

@@ -133,7 +133,7 @@ def md_step(opts: GrowOptions, run: int, report: GrowReport):
     res = melt_quench(opts.nc, rd, opts.run_seed(run), n_atoms=opts.n_atoms, protocol=opts.protocol,  # type: ignore[arg-type]
                       scaled=opts.scaled, threads=opts.md_threads, overwrite=True)
     report.count("md", True)
-    return res.atoms
+    return read(res.xyz_path)  # the file, not the in-memory cell: a resumed run augments the same numbers
 
 
 def augment_step(opts: GrowOptions, run: int, atoms, report: GrowReport) -> None:

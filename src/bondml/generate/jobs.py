@@ -67,6 +67,8 @@ class ExecutorConfig:
     ``cores`` MPI ranks per job; ``account`` the allocation; ``worker_init`` shell lines run
     before a job (module loads, venv activation); ``retries`` parsl retries of transient failures;
     ``max_blocks`` scheduler blocks at most; ``cores_per_node`` cores of one node (HTEX sizing).
+    On Slurm/PBS, ``worker_init`` must put bondml's environment on the compute node's PATH
+    (e.g. ``source /path/to/venv/bin/activate``): parsl starts ``process_worker_pool.py`` there.
     """
 
     kind: str = "local"
@@ -267,6 +269,20 @@ def _run_scf(spec: JobSpec, entry: dict) -> None:
         entry["set_aside"] = str(_set_aside(f.scf_out))
     rc, wall = _run_step(scf_command(spec), f.folder, f.scf_out, spec.timeout_s)
     entry["scf"] = {"returncode": rc, "wall_s": round(wall, 3), "command": " ".join(scf_command(spec))}
+    if rc != 0:
+        entry["scf"]["message"] = _pw_error(f.scf_out, rc)
+
+
+def _pw_error(path: Path, rc: int) -> str:
+    """One line saying why pw.x failed: its ``Error in routine`` block, else the exit code."""
+    if rc == -9999:
+        return "pw.x hit the job's time limit"
+    lines = path.read_text(errors="replace").splitlines()
+    for k, line in enumerate(lines):
+        if "Error in routine" in line:
+            detail = lines[k + 1].strip() if k + 1 < len(lines) else ""
+            return f"pw.x {line.strip()}: {detail}".strip()
+    return f"pw.x exited with status {rc}"
 
 
 def _run_lobster(spec: JobSpec, entry: dict) -> None:
@@ -316,8 +332,9 @@ def run_subrun_job(spec: JobSpec) -> JobOutcome:
         raise
     after = classify(folder, spec.cell.nc)
     reason = after.reason
-    if "lobster" in entry and "message" in entry["lobster"]:
-        reason = f"{reason}; {entry['lobster']['message']}"
+    for step in ("scf", "lobster"):
+        if step in entry and "message" in entry[step]:
+            reason = f"{reason}; {entry[step]['message']}"
     entry.update(status_after=after.status, reason=reason, ended=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     _record(folder, entry)
     return JobOutcome(spec.cell, after.status, reason, action)
@@ -441,6 +458,8 @@ def render_job_script(spec: JobSpec, cfg: ExecutorConfig) -> str:
         f"    echo 'LOBSTER executable {lobster_command(spec)[0]} not found: status SCF_CONVERGED_BUT_NO_ICOHP' >&2",
         "    exit 3",
         "fi",
+        f"if [ -e {q(spec.cell.nc + '.lb.out')} ]; then mv {q(spec.cell.nc + '.lb.out')} "
+        f"{q(spec.cell.nc + '.lb.out')}.old-$(date +%s); fi",
         f"{lob} > {q(spec.cell.nc + '.lb.out')} 2>&1",
         "",
     ]
@@ -454,12 +473,17 @@ def write_job_scripts(specs: Sequence[JobSpec], cfg: ExecutorConfig, root: str |
     """
     cfg.validate()
     submit = {"slurm": "sbatch", "pbs": "qsub", "local": "bash"}[cfg.kind]
-    lines = ["#!/usr/bin/env bash", f"# bondml: submit {len(specs)} sub-run job(s) ({cfg.kind})", "set -e"]
+    lines = ["#!/usr/bin/env bash", f"# bondml: submit {len(specs)} sub-run job(s) ({cfg.kind})"]
+    if cfg.kind != "local":
+        lines.append("set -e  # stop at the first submission the scheduler refuses")
     for spec in specs:
         path = Path(spec.folder) / JOB_SCRIPT
         atomic_write_text(path, render_job_script(spec, cfg))
         path.chmod(0o755)
-        lines.append(f"{submit} {shlex.quote(str(path))}")
+        if cfg.kind == "local":  # one job's failure does not stop the others
+            lines.append(f"{submit} {shlex.quote(str(path))} || echo \"{spec.cell}: job exited $?\" >&2")
+        else:
+            lines.append(f"{submit} {shlex.quote(str(path))}")
     top = Path(root) / f"bondml-submit-{cfg.kind}.sh"
     atomic_write_text(top, "\n".join(lines) + "\n")
     top.chmod(0o755)
@@ -468,6 +492,14 @@ def write_job_scripts(specs: Sequence[JobSpec], cfg: ExecutorConfig, root: str |
 
 # --------------------------------------------------------------------------------------------
 # parsl execution
+
+
+def _interchange_cmd() -> list[str] | None:
+    """parsl's interchange started with this interpreter (works without an activated venv)."""
+    import sys
+
+    script = Path(sys.executable).parent / "interchange.py"
+    return [sys.executable, str(script)] if script.is_file() else None
 
 
 def build_parsl_config(cfg: ExecutorConfig, run_dir: str | Path):  # -> parsl.config.Config
@@ -509,7 +541,7 @@ def build_parsl_config(cfg: ExecutorConfig, run_dir: str | Path):  # -> parsl.co
                                       cpus_per_node=per_node, **common)
         executor = HighThroughputExecutor(label=f"bondml_{cfg.kind}", cores_per_worker=cfg.cores,
                                           max_workers_per_node=max(1, per_node // cfg.cores),
-                                          provider=provider)
+                                          provider=provider, interchange_launch_cmd=_interchange_cmd())
     return Config(executors=[executor], retries=retries, retry_handler=retry_handler,
                   run_dir=str(run_dir), initialize_logging=False, usage_tracking=0, strategy="simple")
 
@@ -542,6 +574,9 @@ def run_jobs(specs: Sequence[JobSpec], cfg: ExecutorConfig, run_dir: str | Path,
             except Exception as exc:  # noqa: BLE001 - one job's failure must not stop the others
                 rep = classify(spec.folder, spec.cell.nc)
                 msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                if type(exc).__name__ == "BadStateException":
+                    msg = (f"{cfg.kind} scheduler refused or lost the job's block ({msg}); "
+                           f"parsl's submit scripts are under {run_dir}")
                 out = JobOutcome(spec.cell, rep.status, rep.reason, "failed", error=msg)
             outcomes.append(out)
             if on_done is not None:
