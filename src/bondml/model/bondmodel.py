@@ -31,8 +31,39 @@ FORMAT = "bondml-bond-model"
 FORMAT_VERSION = 1
 #: Fewest SOAP-labelled bonds of a type for a GP; fewer -> distance-only fallback (flagged).
 MIN_BONDS = 30
+#: Gaussian median of |z|: a calibrated std has median(|error| / std) = 0.6745.
+_MEDIAN_ABS_Z = 0.6744897501960817
 #: Default out-of-domain threshold on the predictive std, as a fraction of the type's label std.
 STD_THRESHOLD_FRACTION = 0.5
+
+
+def cv_std_scale(sub: BondDataset, make: Any, prior: Any, n_splits: int = 5, seed: int = 0,
+                 max_train: int | None = None) -> float:
+    """Factor on the GP std that makes it calibrated on held-out cells.
+
+    Cell-grouped ``n_splits``-fold CV on ``sub`` (one bond type): ``make()`` gives a fresh
+    estimator, ``prior(ds)`` the prior mean (eV). Returns median(|e|/std) / 0.6745 over the
+    out-of-fold bonds (1.0 when there are fewer than 2 cells).
+    """
+    groups = sub.groups("cell")
+    cells = np.random.default_rng(seed).permutation(np.unique(groups))
+    if cells.size < 2:
+        return 1.0
+    z = []
+    for k, fold in enumerate(np.array_split(cells, min(n_splits, cells.size))):
+        te = np.isin(groups, fold)
+        tr = np.flatnonzero(~te)
+        if tr.size < 2:
+            continue
+        if max_train and tr.size > max_train:
+            tr = np.sort(np.random.default_rng(seed + k).choice(tr, max_train, replace=False))
+        a, b = sub.select(tr), sub.select(te)
+        est = make().fit(a.features(), a.y - prior(a))
+        mu, sd = est.predict(b.features(), return_std=True)
+        z.append(np.abs(mu + prior(b) - b.y) / np.maximum(sd, 1e-12))
+    if not z:
+        return 1.0
+    return float(np.median(np.concatenate(z)) / _MEDIAN_ABS_Z)
 
 
 @dataclass
@@ -51,6 +82,7 @@ class BondModel:
     use_prior: bool = False
     composition: str = "Zr49Cu49Al2"
     std_threshold: dict[str, float] = field(default_factory=dict)
+    std_scale: dict[str, float] = field(default_factory=dict)
     windows: dict[str, tuple[float, float]] = field(default_factory=lambda: dict(INFERENCE_WINDOWS))
     lineage: dict[str, Any] = field(default_factory=dict)
 
@@ -66,11 +98,13 @@ class BondModel:
         seed: int = 0,
         min_bonds: int = MIN_BONDS,
         estimator_options: dict[str, Any] | None = None,
+        calibrate: bool = True,
     ) -> BondModel:
         """Train one GP per bond type with at least ``min_bonds`` labelled bonds.
 
         ``hyperparameters`` override the paper's per type; ``max_train_per_type`` draws a seeded
         random subset; ``use_prior`` fits the GP on y - distance_model(d, composition).
+        ``calibrate`` scales each type's std by cell-grouped 5-fold CV (:func:`cv_std_scale`).
         Types with fewer bonds use ``distance_model`` as a logged, flagged fallback.
         """
         if use_prior and distance_model is None:
@@ -98,12 +132,19 @@ class BondModel:
                 idx = np.sort(rng.choice(len(sub), max_train_per_type, replace=False))
             sub = sub.select(idx)
             hp = dict((hyperparameters or {}).get(bt, {}))
-            est = BondGPR.paper(bt, **hp, **(estimator_options or {}))
-            est.fit(sub.features(), sub.y - model._prior(bt, sub.distance)[0])
+            def make(bt: str = bt, hp: dict = hp) -> BondGPR:
+                return BondGPR.paper(bt, **hp, **(estimator_options or {}))
+
+            def prior(x: BondDataset, bt: str = bt) -> np.ndarray:
+                return model._prior(bt, x.distance)[0]
+
+            est = make().fit(sub.features(), sub.y - prior(sub))
+            model.std_scale[bt] = cv_std_scale(sub, make, prior, seed=seed) if calibrate else 1.0
             model.estimators[bt] = est
             model.std_threshold[bt] = STD_THRESHOLD_FRACTION * float(np.std(sub.y))
             trained[bt] = {"kind": "gp", "n_train": len(sub), "n_available": counts[bt],
-                           "params": est.get_params(), "lml": est.log_marginal_likelihood()}
+                           "params": est.get_params(), "lml": est.log_marginal_likelihood(),
+                           "std_scale": model.std_scale[bt]}
         if distance_model is not None:
             for bt, f in distance_model.fits.items():
                 model.std_threshold.setdefault(bt, 2.0 * float(np.max(f.bin_rmse)))
@@ -125,7 +166,7 @@ class BondModel:
 
         parse_composition(nc)
         return BondModel(self.settings, self.estimators, self.distance_model, self.use_prior, nc,
-                         dict(self.std_threshold), dict(self.windows), self.lineage)
+                         dict(self.std_threshold), dict(self.std_scale), dict(self.windows), self.lineage)
 
     def _prior(self, bt: str, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if not self.use_prior or self.distance_model is None or bt not in self.distance_model.fits:
@@ -182,6 +223,8 @@ class BondModel:
             feats = BondFeatures(dm, soap, ai[m], aj[m])
             res = est.predict(feats, return_std=return_std, batch_size=batch_size)
             mu, sd = res if return_std else (res, None)
+            if sd is not None:
+                sd = sd * self.std_scale.get(t, 1.0)
             prior, _ = self._prior(t, dm)
             out["minus_icohp"][m] = mu + prior
             lo, hi = est.distance_range_
@@ -223,6 +266,7 @@ class BondModel:
             "format": FORMAT, "format_version": FORMAT_VERSION, "settings": self.settings.to_dict(),
             "types": types, "distance_model": self.distance_model.to_dict() if self.distance_model else None,
             "use_prior": self.use_prior, "composition": self.composition, "std_threshold": self.std_threshold,
+            "std_scale": self.std_scale,
             "windows": {k: list(v) for k, v in self.windows.items()}, "lineage": self.lineage,
             "arrays_sha256": sha256_bytes(data), "written_by": code_version(),
         })
@@ -249,6 +293,7 @@ class BondModel:
             dmodel = DistanceModel.from_dict(meta["distance_model"]) if meta.get("distance_model") else None
             return cls(settings, ests, dmodel, bool(meta["use_prior"]), str(meta["composition"]),
                        {k: float(v) for k, v in meta["std_threshold"].items()},
+                       {k: float(v) for k, v in meta.get("std_scale", {}).items()},
                        {k: tuple(v) for k, v in meta["windows"].items()}, meta.get("lineage", {}))
         except ModelError:
             raise

@@ -49,6 +49,18 @@ class _Bonds:
         return mean_soap(self.atom_soap[self.atom_i[sl]], self.atom_soap[self.atom_j[sl]])
 
 
+@dataclass(frozen=True)
+class _AtomLevel:
+    """Per-atom quantities for prediction: S (u, n_train) SOAP products with the training pbar,
+    bond -> row maps ``inv_a``/``inv_b``, squared norms (u,), float32 rows (fast mode) or None."""
+
+    S: np.ndarray
+    inv_a: np.ndarray
+    inv_b: np.ndarray
+    norm2: np.ndarray
+    rows32: np.ndarray | None
+
+
 def as_bonds(X: BondFeatures | np.ndarray) -> _Bonds:
     """Normalise model input; raises ModelError for a malformed array."""
     if isinstance(X, BondFeatures):
@@ -76,7 +88,9 @@ class BondGPR(RegressorMixin, BaseEstimator):
     regularisation as a fraction of std(y) (paper); ``noise`` plain diagonal term in kernel
     units that replaces gamma * std(y) when given; ``mean`` ``"zero"`` (paper) or ``"mean"``
     (subtract the training mean); ``std_includes_noise`` adds the diagonal term to the predictive
-    variance; ``batch_size`` bonds per kernel block at prediction (memory linear in n).
+    variance; ``batch_size`` bonds per kernel block at prediction (memory linear in n);
+    ``fast_soap`` evaluates the SOAP dot products and the variance solve of *prediction* in
+    float32 (~1e-6 relative error in the kernel, ~1e-4 in the std; training stays float64).
     """
 
     def __init__(
@@ -88,6 +102,7 @@ class BondGPR(RegressorMixin, BaseEstimator):
         mean: str = "zero",
         std_includes_noise: bool = False,
         batch_size: int = 4096,
+        fast_soap: bool = False,
     ) -> None:
         self.sigma = sigma
         self.gamma = gamma
@@ -96,6 +111,7 @@ class BondGPR(RegressorMixin, BaseEstimator):
         self.mean = mean
         self.std_includes_noise = std_includes_noise
         self.batch_size = batch_size
+        self.fast_soap = fast_soap
 
     @classmethod
     def paper(cls, bond_type: str, **overrides: object) -> BondGPR:
@@ -160,22 +176,55 @@ class BondGPR(RegressorMixin, BaseEstimator):
             raise ModelError("BondGPR is not fitted; call fit first")
 
     # ------------------------------------------------------------ predict
-    def _soap_dots_atomlevel(self, b: _Bonds, bs: int) -> tuple[np.ndarray, np.ndarray] | None:
-        """(S, inverse index) with S = atom_soap[u] @ pbar_train.T when cheaper than per bond."""
+    def _soap_dots_atomlevel(self, b: _Bonds, bs: int) -> _AtomLevel | None:
+        """Per-atom products S = atom_soap[u] @ pbar_train.T (when cheaper than per bond), the
+        squared norms of those atoms, and (``fast_soap``) their float32 SOAP for the diagonal."""
         if b.atom_soap is None:
             return None
         u, inv = np.unique(np.concatenate([b.atom_i, b.atom_j]), return_inverse=True)
         if u.size >= 0.8 * len(b):
             return None
         S = np.empty((u.size, self.n_train_))
+        norm2 = np.empty(u.size)
+        P = self._train_soap()
+        rows32 = np.empty((u.size, P.shape[1]), np.float32) if self.fast_soap else None
         for s in range(0, u.size, bs):
-            S[s:s + bs] = b.atom_soap[u[s:s + bs]] @ self.pbar_train_.T
-        return S, inv
+            rows = b.atom_soap[u[s:s + bs]]
+            norm2[s:s + bs] = np.einsum("ij,ij->i", rows, rows)
+            rows = rows.astype(P.dtype, copy=False)
+            if rows32 is not None:
+                rows32[s:s + bs] = rows
+            S[s:s + bs] = rows @ P.T
+        return _AtomLevel(S, inv[: len(b)], inv[len(b):], norm2, rows32)
 
-    def _pair_diag(self, b: _Bonds, sl: slice) -> np.ndarray:
-        """k(b, b) = (pbar . pbar)^zeta for the bonds ``sl``."""
-        pb = b.pbar(sl)
-        return _power(np.einsum("ij,ij->i", pb, pb), self.zeta)
+    def _train_soap(self) -> np.ndarray:
+        """Training mean SOAP in the dtype used for prediction dot products."""
+        if not self.fast_soap:
+            return self.pbar_train_
+        if getattr(self, "_pbar32", None) is None or self._pbar32.shape != self.pbar_train_.shape:
+            self._pbar32 = self.pbar_train_.astype(np.float32)
+        return self._pbar32
+
+    def _chol_for_predict(self) -> np.ndarray:
+        """Cholesky factor for the variance solve: float64, or float32 with ``fast_soap``
+        (~1e-4 relative error in the std; the mean never uses it)."""
+        if not self.fast_soap:
+            return self.chol_[0]
+        if getattr(self, "_chol32", None) is None or self._chol32.shape != self.chol_[0].shape:
+            self._chol32 = np.tril(self.chol_[0]).astype(np.float32)
+        return self._chol32
+
+    def _pair_diag(self, b: _Bonds, sl: slice, atom: _AtomLevel | None) -> np.ndarray:
+        """k(b, b) = (pbar . pbar)^zeta = (|pA|^2 + |pB|^2 + 2 pA.pB)^zeta / 4^zeta for bonds ``sl``."""
+        if atom is None:
+            pb = b.pbar(sl)
+            return _power(np.einsum("ij,ij->i", pb, pb), self.zeta)
+        ia, ib = atom.inv_a[sl], atom.inv_b[sl]
+        if atom.rows32 is not None:
+            dot = np.einsum("ij,ij->i", atom.rows32[ia], atom.rows32[ib]).astype(float)
+        else:
+            dot = np.einsum("ij,ij->i", b.atom_soap[b.atom_i[sl]], b.atom_soap[b.atom_j[sl]])
+        return _power(0.25 * (atom.norm2[ia] + atom.norm2[ib] + 2.0 * dot), self.zeta)
 
     def predict(
         self, X: BondFeatures | np.ndarray, return_std: bool = False, batch_size: int | None = None
@@ -195,15 +244,16 @@ class BondGPR(RegressorMixin, BaseEstimator):
             sl = slice(s, min(s + bs, n))
             kd = distance_term(b.distance[sl], self.d_train_, self.sigma)
             if atom is not None:
-                S, inv = atom
-                dots = 0.5 * (S[inv[sl]] + S[inv[n + sl.start:n + sl.stop]])
+                dots = 0.5 * (atom.S[atom.inv_a[sl]] + atom.S[atom.inv_b[sl]])
             else:
-                dots = b.pbar(sl) @ self.pbar_train_.T
+                P = self._train_soap()
+                dots = b.pbar(sl).astype(P.dtype, copy=False) @ P.T
             k = kd * _power(dots, self.zeta)
             mean[sl] = k @ self.alpha_ + self.y_offset_
             if std is not None:
-                v = solve_triangular(self.chol_[0], k.T, lower=True, check_finite=False)
-                var = self._pair_diag(b, sl) - np.einsum("ij,ij->j", v, v)
+                L = self._chol_for_predict()
+                v = solve_triangular(L, k.T.astype(L.dtype, copy=False), lower=True, check_finite=False)
+                var = self._pair_diag(b, sl, atom) - np.einsum("ij,ij->j", v, v).astype(float)
                 if self.std_includes_noise:
                     var += self.lam_
                 std[sl] = np.sqrt(np.clip(var, 0.0, None) * self.s2_)

@@ -1,0 +1,254 @@
+"""Grouped cross-validation, LOCO, hyper-parameter search (CV and log marginal likelihood),
+learning curves and the augmentation study. Energies in eV, distances in Angstrom.
+
+Every random choice takes ``seed``. Leave-one-cell-out inside one run is optimistic (the cells
+of a run are the same atoms, deformed); results carry the protocol name they come from.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..constants import BOND_TYPES, PAPER_HYPERPARAMETERS
+from ..model.bondmodel import cv_std_scale
+from ..model.distance import DistanceModel, al_fraction
+from ..model.gpr import BondGPR
+from ..store.dataset import BondDataset
+from .metrics import regression_metrics
+from .splits import Split, bond_level_split, group_holdout, group_kfold, leave_one_group_out
+from .tables import LabelTable, read_all_tables
+
+
+#: Hyper-parameters chosen by cell-grouped 5-fold CV on run 21 (<= 600 bonds per fold) with the
+#: distance+composition prior mean (``bondml tune --getl <ref> --prior``; the maximum of the log
+#: marginal likelihood agrees on sigma = 1 and zeta >= 2). Only for use *with* the prior: far from
+#: the training bonds the GP then reverts to the multi-run distance prior, not to zero. Chosen
+#: inside one run, so still to be confirmed on cells of other runs and compositions.
+TUNED_HYPERPARAMETERS: dict[str, dict[str, float]] = {
+    "Zr-Zr": {"sigma": 1.0, "gamma": 0.04, "zeta": 4.0},
+    "Zr-Cu": {"sigma": 1.0, "gamma": 0.04, "zeta": 4.0},
+    "Zr-Al": {"sigma": 1.0, "gamma": 0.01, "zeta": 4.0},
+    "Cu-Cu": {"sigma": 1.0, "gamma": 0.04, "zeta": 2.0},
+    "Cu-Al": {"sigma": 1.0, "gamma": 0.01, "zeta": 4.0},
+    "Al-Al": {"sigma": 0.5, "gamma": 0.005, "zeta": 1.0},
+}
+
+
+def distance_model_from_tables(root: str | Path, exclude: Iterable[tuple[str, int]] = (),
+                               exclude_nc: Iterable[str] = (), composition: bool = True) -> DistanceModel:
+    """Distance(+composition) model from PBSSDB+DB4+DB8 under ``root`` without the (nc, run)
+    pairs in ``exclude`` and the compositions in ``exclude_nc`` (to keep test cells unseen)."""
+    t = read_all_tables(root)
+    keep = np.ones(len(t), bool)
+    for nc, run in exclude:
+        keep &= ~((t.nc == nc) & (t.run == int(run)))
+    for nc in exclude_nc:
+        keep &= t.nc != nc
+    return DistanceModel(composition=composition).fit(t.select(keep))
+
+
+def _prior(dm: DistanceModel | None, bt: str, ds: BondDataset) -> np.ndarray:
+    if dm is None or bt not in dm.fits:
+        return np.zeros(len(ds))
+    return dm.fits[bt].predict(ds.distance, al_fraction(ds.nc))[0]
+
+
+def fit_predict_type(train: BondDataset, test: BondDataset, bt: str, params: dict[str, Any] | None = None,
+                     prior: DistanceModel | None = None, max_train: int | None = None, seed: int = 0,
+                     calibrate: bool = False) -> tuple[np.ndarray, np.ndarray, BondGPR]:
+    """Fit one type's GP on ``train`` (seeded subset of ``max_train``), predict ``test``: (mean, std, est).
+
+    ``calibrate`` scales the std by an inner cell-grouped CV on ``train`` only (nested, no leak).
+    """
+    if max_train and len(train) > max_train:
+        train = train.select(np.sort(np.random.default_rng(seed).choice(len(train), max_train, replace=False)))
+
+    def make() -> BondGPR:
+        return BondGPR.paper(bt, **(params or {}))
+
+    est = make().fit(train.features(), train.y - _prior(prior, bt, train))
+    mu, sd = est.predict(test.features(), return_std=True)
+    if calibrate:
+        sd = sd * cv_std_scale(train, make, lambda x: _prior(prior, bt, x), seed=seed)
+    return mu + _prior(prior, bt, test), sd, est
+
+
+@dataclass
+class CVResult:
+    """Pooled out-of-fold predictions of one type and their metrics, with the protocol name."""
+
+    bond_type: str
+    protocol: str
+    y: np.ndarray
+    pred: np.ndarray
+    std: np.ndarray
+    distance: np.ndarray
+    nc: np.ndarray
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def cross_validate_type(ds: BondDataset, bt: str, splits: Iterable[Split], params: dict[str, Any] | None = None,
+                        prior: DistanceModel | None = None, max_train: int | None = None, seed: int = 0,
+                        calibrate: bool = False) -> CVResult:
+    """Out-of-fold predictions for bond type ``bt`` over ``splits`` (indices into ``ds.of_type(bt)``)."""
+    sub = ds.of_type(bt)
+    pred = np.full(len(sub), np.nan)
+    std = np.full(len(sub), np.nan)
+    protocol = ""
+    for k, sp in enumerate(splits):
+        protocol = sp.protocol.split(" (fold")[0]
+        if sp.test.size == 0 or sp.train.size < 2:
+            continue
+        mu, sd, _ = fit_predict_type(sub.select(sp.train), sub.select(sp.test), bt, params, prior, max_train, seed + k,
+                                     calibrate)
+        pred[sp.test], std[sp.test] = mu, sd
+    ok = np.isfinite(pred)
+    res = CVResult(bt, protocol, sub.y[ok], pred[ok], std[ok], sub.distance[ok], sub.nc[ok])
+    res.metrics = regression_metrics(res.y, res.pred, res.std)
+    return res
+
+
+def types_with_data(ds: BondDataset, min_bonds: int = 30) -> list[str]:
+    c = ds.counts()
+    return [t for t in BOND_TYPES if c[t] >= min_bonds]
+
+
+def loco(ds: BondDataset, params: dict[str, dict[str, Any]] | None = None, prior: DistanceModel | None = None,
+         max_train: int | None = None, seed: int = 0, types: list[str] | None = None,
+         calibrate: bool = True) -> dict[str, CVResult]:
+    """Leave-one-cell-out per type (optimistic inside one run: same atoms, deformed cells);
+    with ``calibrate`` the std scale is learnt inside each training fold (nested CV)."""
+    out = {}
+    for bt in types or types_with_data(ds):
+        sub = ds.of_type(bt)
+        out[bt] = cross_validate_type(ds, bt, leave_one_group_out(sub.groups("cell"), "cell"),
+                                      (params or {}).get(bt), prior, max_train, seed, calibrate)
+    return out
+
+
+def paper_protocol(ds: BondDataset, n_train: int = 2000, n_test: int = 1000, seed: int = 0,
+                   params: dict[str, dict[str, Any]] | None = None, prior: DistanceModel | None = None,
+                   types: list[str] | None = None) -> dict[str, CVResult]:
+    """The paper's bond-level random split per type: n_train/n_test, or 2/3 : 1/3 when fewer bonds."""
+    out = {}
+    for bt in types or types_with_data(ds):
+        n = int((ds.bond_type == bt).sum())
+        ntr = min(n_train, (2 * n) // 3)
+        sp = bond_level_split(n, ntr, min(n_test, n - ntr), seed)
+        out[bt] = cross_validate_type(ds, bt, [sp], (params or {}).get(bt), prior, None, seed)
+    return out
+
+
+def default_grid(bond_type: str) -> list[dict[str, float]]:
+    """sigma x gamma x zeta grid around the paper's values."""
+    hp = PAPER_HYPERPARAMETERS.get(bond_type, {"sigma": 0.5, "gamma": 0.01, "zeta": 1.0})
+    sig = sorted({0.25, 0.5, 1.0, hp["sigma"]})
+    gam = sorted({0.0025, 0.01, 0.04, hp["gamma"]})
+    return [{"sigma": s, "gamma": g, "zeta": z} for s, g, z in itertools.product(sig, gam, (1.0, 2.0, 4.0))]
+
+
+def tune_type(ds: BondDataset, bt: str, grid: list[dict[str, float]] | None = None, level: str = "cell",
+              n_splits: int = 5, max_train: int | None = 800, seed: int = 0,
+              prior: DistanceModel | None = None) -> dict[str, Any]:
+    """Grouped-CV RMSE and log marginal likelihood for each grid point; best by each criterion."""
+    sub = ds.of_type(bt)
+    grid = grid or default_grid(bt)
+    rows = []
+    rng_idx = np.arange(len(sub))
+    if max_train and len(sub) > max_train:
+        rng_idx = np.sort(np.random.default_rng(seed).choice(len(sub), max_train, replace=False))
+    lml_data = sub.select(rng_idx)
+    for p in grid:
+        cv = cross_validate_type(ds, bt, list(group_kfold(sub.groups(level), n_splits, seed, level)), p, prior,
+                                 max_train, seed)
+        est = BondGPR.paper(bt, **p).fit(lml_data.features(), lml_data.y - _prior(prior, bt, lml_data))
+        rows.append({**p, "cv_rmse": cv.metrics["rmse"], "cv_cov1": cv.metrics["cov1"],
+                     "lml": est.log_marginal_likelihood()})
+    best_cv = min(rows, key=lambda r: r["cv_rmse"])
+    best_lml = max(rows, key=lambda r: r["lml"])
+    return {"bond_type": bt, "protocol": f"group-{n_splits}-fold by {level}", "rows": rows,
+            "best_cv": best_cv, "best_lml": best_lml}
+
+
+def learning_curve(ds: BondDataset, bt: str, sizes: Iterable[int], seeds: Iterable[int] = (0, 1, 2),
+                   level: str = "cell", test_fraction: float = 0.25, prior: DistanceModel | None = None,
+                   params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Held-out-group RMSE vs training size, mean and std over seeds (a new group split per seed)."""
+    sub = ds.of_type(bt)
+    res: dict[int, list[float]] = {}
+    for s in seeds:
+        sp = group_holdout(sub.groups(level), None, test_fraction, s, level)
+        for n in sizes:
+            if n > sp.train.size:
+                continue
+            mu, _, _ = fit_predict_type(sub.select(sp.train), sub.select(sp.test), bt, params, prior, n, s)
+            res.setdefault(int(n), []).append(float(np.sqrt(np.mean((mu - sub.y[sp.test]) ** 2))))
+    return {"bond_type": bt, "protocol": f"hold-out {test_fraction:.0%} of {level}s, per seed",
+            "sizes": sorted(res), "rmse_mean": [float(np.mean(res[n])) for n in sorted(res)],
+            "rmse_std": [float(np.std(res[n])) for n in sorted(res)], "n_seeds": [len(res[n]) for n in sorted(res)]}
+
+
+def augmentation_study(ds: BondDataset, bt: str, budget: int | None = None, seeds: Iterable[int] = (0, 1, 2),
+                       prior: DistanceModel | None = None) -> dict[str, Any]:
+    """Same training budget with and without augmented sub-runs (1..14), tested on unseen cells.
+
+    For each augmented cell c: "without" trains on sub-run 0 only; "with" trains on every
+    labelled sub-run except c (0 included); both draw ``budget`` bonds (default: all of
+    sub-run 0) with the seed, and are tested on c, which neither saw.
+    """
+    sub = ds.of_type(bt)
+    base = np.flatnonzero(sub.sub_run == 0)
+    budget = int(min(budget or base.size, base.size))
+    err = {"without": [], "with": []}
+    for s in seeds:
+        for c in np.unique(sub.sub_run[sub.sub_run > 0]):
+            te = sub.select(sub.sub_run == c)
+            pool_with = np.flatnonzero(sub.sub_run != c)
+            for name, pool in (("without", base), ("with", pool_with)):
+                idx = np.random.default_rng(s).choice(pool, budget, replace=False)
+                mu, _, _ = fit_predict_type(sub.select(np.sort(idx)), te, bt, None, prior, None, s)
+                err[name].append(mu - te.y)
+    out = {k: float(np.sqrt(np.mean(np.concatenate(v) ** 2))) for k, v in err.items() if v}
+    return {"bond_type": bt, "budget": budget, "rmse_without_augmentation": out.get("without"),
+            "rmse_with_augmentation": out.get("with"),
+            "protocol": "test on each augmented cell, trained without it; seeds " + ",".join(map(str, seeds))}
+
+
+def table_transfer(table: LabelTable, test_mask: np.ndarray, composition: bool, exclude_train: np.ndarray | None = None
+                   ) -> dict[str, dict[str, float]]:
+    """Distance(-composition) model trained on table rows not in ``test_mask`` (nor
+    ``exclude_train``), evaluated on the ``test_mask`` rows at their own composition."""
+    train = ~test_mask if exclude_train is None else (~test_mask & ~exclude_train)
+    dm = DistanceModel(composition=composition).fit(table.select(train))
+    te = table.select(test_mask)
+    out = {}
+    for bt in BOND_TYPES:
+        s = te.of_type(bt)
+        if len(s) == 0 or bt not in dm.fits:
+            continue
+        mu, sd = dm.fits[bt].predict(s.distance, al_fraction(s.nc))
+        out[bt] = regression_metrics(s.y, mu, sd)
+    return out
+
+
+def composition_transfer_study(root: str | Path, test_nc: str = "Zr45Cu45Al10") -> dict[str, dict[str, dict[str, float]]]:
+    """What the label tables buy under composition shift: distance models evaluated on the
+    odd-numbered runs of ``test_nc`` (whole runs never seen), trained four ways:
+    composition-blind on Zr49Cu49Al2 only (what a run-21-only prior knows), with a composition
+    term but ``test_nc`` left out entirely (composition transfer), and run-out with all
+    compositions, without and with the composition term."""
+    tb = read_all_tables(root)
+    in_nc = tb.nc == test_nc
+    test = in_nc & (tb.run % 2 == 1)
+    return {
+        "Zr49Cu49Al2 only, no composition term": table_transfer(tb, test, False, exclude_train=tb.nc != "Zr49Cu49Al2"),
+        f"{test_nc} left out, composition term": table_transfer(tb, test, True, exclude_train=in_nc),
+        "runs left out, distance only": table_transfer(tb, test, False),
+        "runs left out, distance + composition": table_transfer(tb, test, True),
+    }
