@@ -75,7 +75,8 @@ class LabelTable:
 _COLS = ("bond_type", "nc", "run", "sub_run", "i", "j", "distance", "y", "source")
 
 
-def _load_rows(path: Path, ncols: int) -> np.ndarray:
+def load_bnd_rows(path: Path, ncols: int) -> np.ndarray:
+    """Rows of a whitespace table with exactly ``ncols`` finite numbers per line (one-line errors)."""
     try:
         a = np.loadtxt(path, ndmin=2)
     except (OSError, ValueError) as exc:
@@ -108,7 +109,7 @@ def read_pbssdb(folder: str | Path, nc: str | None = None) -> LabelTable:
     for bt in BOND_TYPES:
         p = folder / f"{bt}.bnd"
         if p.is_file():
-            a = _load_rows(p, 6)
+            a = load_bnd_rows(p, 6)
             parts.append(_table(bt, np.full(a.shape[0], nc), a, "PBSSDB"))
     if not parts:
         raise InputFileError(folder, "no <A-B>.bnd tables")
@@ -123,7 +124,7 @@ def read_db(folder: str | Path, compositions: tuple[str, ...] = STUDY_COMPOSITIO
         m = _DB_RE.match(p.name)
         if not m:
             continue
-        a = _load_rows(p, 7)
+        a = load_bnd_rows(p, 7)
         idx = a[:, 0].astype(int)
         if idx.size and (idx.min() < 0 or idx.max() >= len(compositions)):
             raise InputFileError(p, f"nc index {idx.max()} outside the {len(compositions)} known compositions")

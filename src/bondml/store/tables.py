@@ -30,20 +30,19 @@ def read_bnd(path: str | Path, nc: str | None = None,
     6-column files need ``nc`` (the PBSSDB folder's composition); 7-column files carry an nc index
     into ``ncs_order``.
     """
+    from ..evaluate.tables import load_bnd_rows  # the one parser of the .bnd layout
+
     path = Path(path)
     if not path.is_file():
         raise InputFileError(path, "file not found")
-    try:
-        arr = np.loadtxt(path, ndmin=2)
-    except ValueError as exc:
-        raise InputFileError(path, f"cannot parse numbers ({exc})") from None
-    if arr.size == 0:
-        arr = np.zeros((0, 7 if nc is None else 6))
+    with path.open() as fh:
+        first = fh.readline().split()
+    ncols = len(first) if first else (6 if nc is not None else 7)
+    arr = load_bnd_rows(path, ncols)
     if arr.shape[1] == 6:
         if nc is None:
             raise InputFileError(path, "6-column .bnd needs the composition (PBSSDB folder name)")
         ncs = np.full(arr.shape[0], nc)
-        arr = arr
     elif arr.shape[1] == 7:
         idx = arr[:, 0].astype(int)
         if idx.size and (idx.min() < 0 or idx.max() >= len(ncs_order)):
