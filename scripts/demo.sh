@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BONDML_SKIP_SYSTEM_DEPS=1 bash scripts/setup.sh
-exec .venv/bin/bondml demo --out "${1:-demo-output}"
+exec .venv/bin/bondml run configs/demo.toml --out "${1:-demo-output}"

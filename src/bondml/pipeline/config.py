@@ -1,0 +1,397 @@
+"""The pipeline definition: one TOML file, validated into frozen dataclasses.
+
+Sections (all optional except where noted; units: Angstrom, eV, ps, 1/s):
+
+``[pipeline]`` name, seed; ``[data]`` GETL roots and store; ``[generate]`` compositions, runs,
+sub-runs, labeler (xtb|dft), scaled MD; ``[features]`` SOAP settings; ``[model]`` per-type
+hyper-parameters or a search; ``[validation]`` the grouped protocol and learning curves;
+``[deploy]`` the compression trajectory; ``[executor]`` local | slurm | pbs | dask;
+``[tracking]`` MLflow; ``[active_learning]`` batch size, exploit/explore split, pool.
+
+Errors are one line (:class:`bondml.errors.ConfigError`) naming the file, the key and the fix:
+unknown keys get a did-you-mean, wrong types name the expected type, impossible compositions
+are caught with :func:`bondml.types.composition_counts`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+import typing
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ..constants import BOND_TYPES
+from ..errors import BondmlError, ConfigError
+from ..types import composition_counts
+
+#: Placeholders usable in paths: the bundled reference data and the shipped 10k cell.
+REFERENCE = "@reference"
+PRODUCTION_CELL = "@production"
+
+
+@dataclass(frozen=True)
+class PipelineSection:
+    """``name`` of the pipeline (used for the MLflow experiment), global ``seed``."""
+
+    name: str = "bondml"
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class DataSection:
+    """GETL ``roots`` (``@reference`` = the bundled data; relative paths are relative to the
+    config file), the ``store`` folder (empty: ``<out>/store``), and which labelled cells train:
+    ``ncs``/``runs`` filter (empty = all); ``holdout_sub_runs`` are kept out of training (the
+    active-learning pool of labelled-but-held-out cells)."""
+
+    roots: tuple[str, ...] = (REFERENCE,)
+    store: str = ""
+    ncs: tuple[str, ...] = ()
+    runs: tuple[int, ...] = ()
+    holdout_sub_runs: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class GenerateSection:
+    """New data: melt-quench ``runs`` per composition (run ids from ``first_run``), augment, label
+    ``sub_runs`` with ``labeler`` (``xtb``: approximate, local; ``dft``: pw.x + LOBSTER jobs on the
+    executor). ``scaled`` = short documented MD protocol. ``dry_run`` writes DFT inputs only."""
+
+    enabled: bool = False
+    compositions: tuple[str, ...] = ("Zr47Cu47Al6",)
+    runs: int = 1
+    first_run: int = 1
+    sub_runs: tuple[int, ...] = (0,)
+    labeler: str = "xtb"
+    scaled: bool = True
+    n_atoms: int = 100
+    seed: int = 0
+    dry_run: bool = False
+    pseudo_dir: str = ""
+
+
+@dataclass(frozen=True)
+class FeaturesSection:
+    """SOAP settings (paper defaults): cutoff and atom_sigma in Angstrom; backend quippy|featomic."""
+
+    cutoff: float = 3.75
+    l_max: int = 6
+    n_max: int = 8
+    atom_sigma: float = 0.5
+    backend: str = "quippy"
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    """Bond GPR per type: ``hyperparameters`` {type: {sigma (A), gamma, zeta}} override the paper's;
+    ``search = true`` picks them by grouped CV over a grid first; ``max_train_per_type`` caps the
+    training bonds (seeded); ``use_prior`` fits the GP on the residual of the distance model
+    trained on the label-only tables. ``fallback_tables``: GETL root whose label-only tables
+    (PBSSDB, DB4, DB8) train the distance-only model, the fallback for types without enough
+    SOAP-labelled bonds (Al-Al in run 21); empty = no fallback. ``name``: registered model name."""
+
+    max_train_per_type: int = 600
+    use_prior: bool = False
+    search: bool = False
+    search_max_train: int = 300
+    hyperparameters: dict[str, dict[str, float]] = field(default_factory=dict)
+    fallback_tables: str = REFERENCE
+    name: str = "bondml-bond-model"
+
+
+@dataclass(frozen=True)
+class ValidationSection:
+    """Honest protocol: ``protocol`` = leave-one-cell-out | group-kfold (whole ``level`` groups:
+    cell, run or nc held out); ``max_train`` bonds per type per fold; learning curves over
+    ``learning_curve_sizes`` bonds per type and ``learning_curve_seeds``."""
+
+    protocol: str = "leave-one-cell-out"
+    level: str = "cell"
+    n_splits: int = 5
+    max_train: int = 600
+    learning_curve_sizes: tuple[int, ...] = (50, 100, 200, 400)
+    learning_curve_seeds: tuple[int, ...] = (0, 1)
+
+
+@dataclass(frozen=True)
+class DeploySection:
+    """Compression MD + per-frame inference. ``cell`` (``@production`` = the shipped 10k cell);
+    ``cut_side`` (Angstrom, 0 = whole cell) cuts a periodic cube; ``protocol`` = scaled | full
+    (the study's); the other keys override the protocol (ps, 1/s, strain < 0)."""
+
+    enabled: bool = False
+    cell: str = PRODUCTION_CELL
+    cut_side: float = 0.0
+    protocol: str = "scaled"
+    strain_rate_per_s: float = 0.0
+    final_strain: float = 0.0
+    frame_ps: float = 0.0
+    nvt_ps: float = -1.0
+    nve_ps: float = -1.0
+    seed: int = 12345
+    threads: int = 0
+
+
+@dataclass(frozen=True)
+class ExecutorSection:
+    """Where per-cell / per-frame tasks run. ``kind`` = local (``workers`` threads or processes) |
+    slurm | pbs (parsl HighThroughputExecutor on scheduler blocks) | dask (a running
+    ``dask.distributed`` scheduler at ``address``). Scheduler keys: partition, queue, account,
+    walltime HH:MM:SS, nodes, cores_per_node, max_blocks, worker_init."""
+
+    kind: str = ""
+    workers: int = 2
+    processes: bool = False
+    partition: str = ""
+    queue: str = ""
+    account: str = ""
+    walltime: str = "01:00:00"
+    nodes: int = 1
+    cores_per_node: int = 1
+    max_blocks: int = 1
+    worker_init: str = ""
+    retries: int = 1
+    address: str = ""
+    blas_threads: int = 1
+
+
+@dataclass(frozen=True)
+class TrackingSection:
+    """MLflow: ``uri`` (empty: ``sqlite:///<out>/mlflow.db``, artifacts in ``<out>/mlartifacts``;
+    an ``http://`` server is a configuration), ``experiment`` name, ``register`` model versions."""
+
+    enabled: bool = True
+    uri: str = ""
+    experiment: str = ""
+    register: bool = True
+
+
+@dataclass(frozen=True)
+class ActiveLearningSection:
+    """Next batch: ``batch_size`` cells, ``explore_fraction`` of them new runs / compositions,
+    the rest exploit (augmentations of existing cells); ``top_fraction`` of the most uncertain
+    candidates enter the diversity (greedy max-min SOAP) selection. Pool: held-out labelled
+    cells, ``augmentations`` new deformations of existing sub-run-0 cells (names like
+    ``shear-xy-0.25``, ``axial-x-0.9``, ``iso-0.95``), ``explore_compositions`` new runs.
+    ``explore_runs`` new melt-quench candidates per composition, quenched with
+    ``QuenchProtocol.scaled(explore_md_scale)`` (short: candidates only need a plausible glass to
+    be scored). ``benchmark`` runs the uncertainty-vs-random learning curve on the labelled cells."""
+
+    enabled: bool = True
+    batch_size: int = 4
+    explore_fraction: float = 0.5
+    top_fraction: float = 0.5
+    augmentations: tuple[str, ...] = ("shear-xy-0.25", "shear-yz-0.25", "axial-x-0.9", "axial-z-1.05", "iso-0.95")
+    explore_compositions: tuple[str, ...] = ("Zr47Cu47Al6",)
+    explore_runs: int = 2
+    explore_md_scale: float = 0.25
+    benchmark: bool = False
+    benchmark_seeds: tuple[int, ...] = (0, 1, 2)
+    benchmark_test_cells: int = 4
+    benchmark_max_train: int = 600
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """The whole pipeline definition; ``source`` is the config file (for relative paths)."""
+
+    pipeline: PipelineSection = field(default_factory=PipelineSection)
+    data: DataSection = field(default_factory=DataSection)
+    generate: GenerateSection = field(default_factory=GenerateSection)
+    features: FeaturesSection = field(default_factory=FeaturesSection)
+    model: ModelSection = field(default_factory=ModelSection)
+    validation: ValidationSection = field(default_factory=ValidationSection)
+    deploy: DeploySection = field(default_factory=DeploySection)
+    executor: ExecutorSection = field(default_factory=ExecutorSection)
+    tracking: TrackingSection = field(default_factory=TrackingSection)
+    active_learning: ActiveLearningSection = field(default_factory=ActiveLearningSection)
+    source: str = ""
+
+    def section(self, name: str) -> dict[str, Any]:
+        """A section as a plain dict (what goes into cache keys and manifests)."""
+        return asdict(getattr(self, name))
+
+    def resolve_path(self, text: str) -> Path:
+        """A path of the config: ``@reference`` / ``@production`` placeholders, relative to the file."""
+        from ..data import production_cell, reference_root
+
+        if text == REFERENCE:
+            return reference_root()
+        if text == PRODUCTION_CELL:
+            return production_cell()
+        p = Path(text).expanduser()
+        if not p.is_absolute() and self.source:
+            p = Path(self.source).resolve().parent / p
+        return p
+
+
+SECTION_TYPES: dict[str, type] = {
+    "pipeline": PipelineSection, "data": DataSection, "generate": GenerateSection,
+    "features": FeaturesSection, "model": ModelSection, "validation": ValidationSection,
+    "deploy": DeploySection, "executor": ExecutorSection, "tracking": TrackingSection,
+    "active_learning": ActiveLearningSection,
+}
+EXECUTOR_KINDS = ("local", "slurm", "pbs", "dask")
+LABELERS = ("xtb", "dft")
+PROTOCOLS = ("leave-one-cell-out", "group-kfold")
+LEVELS = ("cell", "run", "nc")
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    m = difflib.get_close_matches(word, choices, n=1, cutoff=0.5)
+    return f"; did you mean {m[0]!r}?" if m else f"; allowed: {', '.join(choices)}"
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(where: str, value: Any, tp: Any) -> Any:
+    """Check ``value`` against the annotation ``tp`` (int, float, str, bool, tuple[X, ...], dict)."""
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        (item, _) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise ConfigError(f"{where} must be a list of {_type_name(item)}, got {type(value).__name__} {value!r}")
+        return tuple(_coerce(f"{where}[{k}]", v, item) for k, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} must be a table, got {type(value).__name__} {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be an integer, got {type(value).__name__} {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where} must be a number, got {type(value).__name__} {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string, got {type(value).__name__} {value!r}")
+        return value
+    raise ConfigError(f"{where}: unsupported type {tp}")  # pragma: no cover
+
+
+def _build_section(name: str, raw: Any, where: str) -> Any:
+    cls = SECTION_TYPES[name]
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: [{name}] must be a table")
+    hints = typing.get_type_hints(cls)
+    allowed = [f.name for f in fields(cls)]
+    kwargs = {}
+    for key, value in raw.items():
+        if key not in allowed:
+            raise ConfigError(f"{where}: unknown key {name}.{key}{_did_you_mean(key, allowed)}")
+        kwargs[key] = _coerce(f"{where}: {name}.{key}", value, hints[key])
+    return cls(**kwargs)
+
+
+def parse_config(raw: dict[str, Any], source: str = "<config>") -> PipelineConfig:
+    """Validate a parsed TOML document into a :class:`PipelineConfig` (one-line ConfigError)."""
+    if "executor" not in raw:
+        raise ConfigError(f"{source}: missing [executor] section (e.g. [executor] kind = \"local\", workers = 2)")
+    sections = {}
+    for name, value in raw.items():
+        if name not in SECTION_TYPES:
+            raise ConfigError(f"{source}: unknown section [{name}]{_did_you_mean(name, list(SECTION_TYPES))}")
+        sections[name] = _build_section(name, value, source)
+    cfg = PipelineConfig(**sections, source=source if source != "<config>" else "")
+    check_config(cfg, source)
+    return cfg
+
+
+def _check_choice(where: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{where} = {value!r} is not one of {', '.join(choices)}{_did_you_mean(value, list(choices))}")
+
+
+def check_config(cfg: PipelineConfig, source: str = "<config>") -> None:
+    """Cross-field checks: compositions, choices, ranges, executor completeness."""
+    ex = cfg.executor
+    if not ex.kind:
+        raise ConfigError(f"{source}: executor.kind is missing; use one of {', '.join(EXECUTOR_KINDS)}")
+    _check_choice(f"{source}: executor.kind", ex.kind, EXECUTOR_KINDS)
+    if ex.workers < 1 or ex.nodes < 1 or ex.max_blocks < 1 or ex.cores_per_node < 1:
+        raise ConfigError(f"{source}: executor workers, nodes, cores_per_node and max_blocks must be >= 1")
+    if ex.kind == "slurm" and not ex.partition:
+        raise ConfigError(f"{source}: executor.kind = 'slurm' needs executor.partition")
+    if ex.kind == "pbs" and not (ex.queue or ex.partition):
+        raise ConfigError(f"{source}: executor.kind = 'pbs' needs executor.queue")
+    if ex.kind == "dask" and not ex.address:
+        raise ConfigError(f"{source}: executor.kind = 'dask' needs executor.address (tcp://host:8786)")
+    parts = ex.walltime.split(":")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        raise ConfigError(f"{source}: executor.walltime {ex.walltime!r} is not HH:MM:SS")
+    g = cfg.generate
+    _check_choice(f"{source}: generate.labeler", g.labeler, LABELERS)
+    for nc in (*g.compositions, *cfg.active_learning.explore_compositions):
+        try:
+            composition_counts(nc, g.n_atoms)
+        except BondmlError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+    if g.runs < 1:
+        raise ConfigError(f"{source}: generate.runs must be >= 1, got {g.runs}")
+    bad = [k for k in g.sub_runs if not 0 <= k <= 14]
+    if bad:
+        raise ConfigError(f"{source}: generate.sub_runs {bad} outside 0..14")
+    if g.labeler == "xtb" and ex.kind not in ("local",) and g.enabled:
+        raise ConfigError(f"{source}: the xtb labeler runs locally; use executor.kind = 'local' or labeler = 'dft'")
+    _check_choice(f"{source}: features.backend", cfg.features.backend, ("quippy", "featomic"))
+    for t, hp in cfg.model.hyperparameters.items():
+        if t not in BOND_TYPES:
+            raise ConfigError(f"{source}: model.hyperparameters has unknown bond type {t!r}{_did_you_mean(t, list(BOND_TYPES))}")
+        for k, v in hp.items():
+            if k not in ("sigma", "gamma", "zeta"):
+                raise ConfigError(f"{source}: model.hyperparameters.{t}.{k} unknown{_did_you_mean(k, ['sigma', 'gamma', 'zeta'])}")
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
+                raise ConfigError(f"{source}: model.hyperparameters.{t}.{k} must be a positive number, got {v!r}")
+    if cfg.model.max_train_per_type < 10:
+        raise ConfigError(f"{source}: model.max_train_per_type must be >= 10")
+    v = cfg.validation
+    _check_choice(f"{source}: validation.protocol", v.protocol, PROTOCOLS)
+    _check_choice(f"{source}: validation.level", v.level, LEVELS)
+    d = cfg.deploy
+    _check_choice(f"{source}: deploy.protocol", d.protocol, ("scaled", "full"))
+    if d.final_strain > 0:
+        raise ConfigError(f"{source}: deploy.final_strain must be negative (compression), got {d.final_strain}")
+    if d.cut_side < 0:
+        raise ConfigError(f"{source}: deploy.cut_side must be >= 0 Angstrom")
+    al = cfg.active_learning
+    if al.batch_size < 1 or not 0.0 <= al.explore_fraction <= 1.0 or not 0.0 < al.top_fraction <= 1.0:
+        raise ConfigError(f"{source}: active_learning needs batch_size >= 1, 0 <= explore_fraction <= 1, 0 < top_fraction <= 1")
+    if al.explore_md_scale <= 0 or al.explore_runs < 0:
+        raise ConfigError(f"{source}: active_learning.explore_md_scale must be > 0 and explore_runs >= 0")
+    from .active import parse_augmentation
+
+    for name in al.augmentations:
+        try:
+            parse_augmentation(name)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: active_learning.augmentations: {exc}") from None
+
+
+def load_config(path: str | Path) -> PipelineConfig:
+    """Read and validate a TOML pipeline file."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: config file not found")
+    try:
+        raw = tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: not valid TOML ({exc})") from None
+    return parse_config(raw, str(p))
+
+
+def config_to_dict(cfg: PipelineConfig) -> dict[str, Any]:
+    """Plain dict of every section (for manifests and tracking)."""
+    return {name: cfg.section(name) for name in SECTION_TYPES}
+
+
+__all__ = ["PipelineConfig", "load_config", "parse_config", "config_to_dict", "SECTION_TYPES"]
