@@ -40,7 +40,7 @@ def original_pair_seconds(d, pa, pb, n_pairs: int, seed: int = 0) -> float:
     i = rng.integers(0, d.size, n_pairs)
     j = rng.integers(0, d.size, n_pairs)
     t = time.process_time()
-    for a, b in zip(i, j):
+    for a, b in zip(i, j, strict=False):
         _pair(d[a], pa[a], pb[a], d[b], pa[b], pb[b], 0.5, 1.0)
     return (time.process_time() - t) / n_pairs
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -117,3 +118,42 @@ def code_version() -> dict[str, str]:
     except Exception:  # noqa: BLE001 - version info is best effort
         pass
     return info
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def pid_lock(lock: str | Path, busy: Callable[[int], Exception]) -> Iterator[None]:
+    """Exclusive lock file holding our pid; a lock left by a dead (killed) process is taken over.
+
+    ``busy(pid)`` builds the one-line error raised when a live process holds the lock.
+    """
+    lock = Path(lock)
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text().strip() or 0)
+            except (OSError, ValueError):
+                pid = 0
+            if pid and pid != os.getpid() and _pid_alive(pid):
+                raise busy(pid) from None
+            lock.unlink(missing_ok=True)
+    else:  # pragma: no cover - lost the race twice
+        raise busy(0)
+    os.write(fd, str(os.getpid()).encode())
+    os.close(fd)
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)

@@ -20,18 +20,17 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import os
 import shutil
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
+import contextlib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from ..errors import BondmlError, ConfigError
-from ..util import atomic_write_json, code_version, sha256_file, sha256_json
+from ..util import atomic_write_json, code_version, pid_lock, sha256_file, sha256_json
 
 MANIFEST = "manifest.json"
 VOLATILE = ".volatile."
@@ -222,41 +221,11 @@ def run_stage(stage: Stage, ctx_base: StageContext, force: bool = False) -> Stag
     return StageResult(stage.name, key, final, summary, out_hash, ran=True, seconds=seconds)
 
 
-@contextmanager
-def out_lock(out: Path) -> Iterator[None]:
+def out_lock(out: Path) -> contextlib.AbstractContextManager[None]:
     """Exclusive use of an output folder by one run (``<out>/.lock`` holds the pid); a lock left
     by a dead process (a killed run) is taken over."""
-    lock = out / ".lock"
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            break
-        except FileExistsError:
-            try:
-                pid = int(lock.read_text().strip() or 0)
-            except (OSError, ValueError):
-                pid = 0
-            if pid and pid != os.getpid() and _alive(pid):
-                raise BondmlError(f"{out}: another bondml run (pid {pid}) is using this output folder") from None
-            lock.unlink(missing_ok=True)
-    else:  # pragma: no cover
-        raise BondmlError(f"{out}: cannot take the output folder lock {lock}")
-    os.write(fd, str(os.getpid()).encode())
-    os.close(fd)
-    try:
-        yield
-    finally:
-        lock.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid_lock(out / ".lock", lambda pid: BondmlError(
+        f"{out}: another bondml run (pid {pid}) is using this output folder"))
 
 
 def run_dag(stages: list[Stage], config: Any, out: str | Path, targets: Iterable[str] | None = None,

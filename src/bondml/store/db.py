@@ -23,9 +23,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,12 +33,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..constants import BOND_TYPES, LABEL_WINDOW, LABELLED_STATUSES, STUDY_COMPOSITIONS
+from ..constants import BOND_TYPES, LABEL_WINDOW, STUDY_COMPOSITIONS
 from ..errors import InputFileError, StoreError
 from ..features.soap import PAPER_SETTINGS, FeatureSettings
 from ..io.getl import SubRunFiles, _tree_root, discover, subrun_path
 from ..types import CellId
-from ..util import atomic_write_bytes, atomic_write_json, code_version, sha256_file, sha256_json
+from ..util import atomic_write_bytes, atomic_write_json, code_version, pid_lock, sha256_file, sha256_json
 from .dataset import BondDataset
 from .extract import CellExtract, extract_cell
 
@@ -94,26 +93,9 @@ class BondStore:
             raise StoreError(f"{self.path}: not a bondml store (no store.json); run 'bondml ingest' first")
 
     # ------------------------------------------------------------------ locking
-    @contextlib.contextmanager
-    def _lock(self) -> Iterator[None]:
-        lock = self.path / ".lock"
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            try:
-                pid = int(lock.read_text().strip() or 0)
-            except (OSError, ValueError):
-                pid = 0
-            if pid and _alive(pid):
-                raise StoreError(f"{self.path}: store is in use by process {pid}") from None
-            lock.unlink(missing_ok=True)  # stale lock of a killed process
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        try:
-            os.write(fd, str(os.getpid()).encode())
-            os.close(fd)
-            yield
-        finally:
-            lock.unlink(missing_ok=True)
+    def _lock(self) -> contextlib.AbstractContextManager[None]:
+        return pid_lock(self.path / ".lock", lambda pid: StoreError(
+            f"{self.path}: store is in use by process {pid}"))
 
     # ------------------------------------------------------------------ ingest
     def fingerprint(self, folder: Path, cell: CellId) -> str:
@@ -538,16 +520,6 @@ def _stratified_draw(idx: np.ndarray, groups: np.ndarray, n: int, rng: np.random
 def _check_name(name: str) -> None:
     if not name or any(c in name for c in "/\\ \t") or name.startswith("."):
         raise StoreError(f"invalid name {name!r}: use letters, digits, '-', '_' and '.'")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 __all__ = ["BondStore", "IngestReport", "InputFileError"]
