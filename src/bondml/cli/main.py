@@ -22,7 +22,6 @@ COMMAND_MODULES = (
     "bondml.cli.augment",
     "bondml.cli.generate",
     "bondml.cli.pipeline",
-    "bondml.cli.demo",
 )
 
 
