@@ -88,6 +88,8 @@ def main() -> None:
     ap.add_argument("--subset", type=int, default=20, help="bonds timed with the original loop")
     ap.add_argument("--recycle", type=int, default=3, help="frames per worker process")
     ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--precision", default="float32", help="model arithmetic: float32 or float64")
+    ap.add_argument("--no-featomic", action="store_true", help="skip the featomic-backend comparison")
     args = ap.parse_args()
 
     from rich.console import Console
@@ -120,7 +122,7 @@ def main() -> None:
     rss0 = peak_rss_mb()
     out = work / "run"
     n_first = min(args.recycle, args.frames)
-    cfg = dict(workers=1, recycle_every=args.recycle)
+    cfg = dict(workers=1, recycle_every=args.recycle, precision=args.precision)
     predict_trajectory(model_dir, traj, out, PredictConfig(max_frames=n_first, overwrite=True, progress=False, **cfg))
     rss_first = (peak_rss_mb(), peak_rss_mb(resource.RUSAGE_CHILDREN))
     s = predict_trajectory(model_dir, traj, out, PredictConfig(progress=True, **cfg))
@@ -130,13 +132,32 @@ def main() -> None:
     orig_s, n_bonds = original_loop_seconds(model_dir, first_atoms, args.subset, args.n_train)
     total = read_s + s["seconds_per_frame"] - steps.get("load", 0.0)
 
-    tab = Table(title=f"one 10k-atom frame, one core ({n_bonds} bonds, model {args.n_train}/type)")
+    alt = None
+    if not args.no_featomic:  # the same frame path with a model trained on featomic SOAP (GTO basis)
+        from bondml.features.soap import FeatureSettings
+
+        fs = FeatureSettings(backend="featomic", extra=(("featomic_radial", "gto"),))
+        fmodel = train_demo_model(work / "model-featomic", max_per_type=args.n_train, seed=0, settings=fs)
+        fa = predict_trajectory(fmodel, traj, work / "run-featomic",
+                                PredictConfig(max_frames=3, overwrite=True, progress=False, **cfg))
+        alt = fa["seconds_per_frame_steps"]
+
+    tab = Table(title=f"one 10k-atom frame, one core ({n_bonds} bonds, model {args.n_train}/type, "
+                      f"{args.precision})")
     tab.add_column("step")
-    tab.add_column("seconds", justify="right")
+    tab.add_column("seconds (paper SOAP, quippy)", justify="right")
+    if alt is not None:
+        tab.add_column("seconds (featomic SOAP model)", justify="right")
     for k in ("read", "load", "bonds", "soap", "predict", "write"):
         v = read_s if k == "read" else steps.get(k, 0.0)
-        tab.add_row(k, f"{v:.3f}")
-    tab.add_row("total (end to end, without load)", f"{total:.2f}")
+        row = [k, f"{v:.3f}"]
+        if alt is not None:
+            row.append(f"{read_s if k == 'read' else alt.get(k, 0.0):.3f}")
+        tab.add_row(*row)
+    row = ["total (end to end, without load)", f"{total:.2f}"]
+    if alt is not None:
+        row.append(f"{read_s + sum(v for k, v in alt.items() if k != 'load'):.2f}")
+    tab.add_row(*row)
     tab.add_row(f"original per-bond loop (scaled from {args.subset} bonds)", f"{orig_s:.0f}")
     tab.add_row("speed-up vs original loop (predict step)", f"{orig_s / max(steps.get('predict', 1e-9), 1e-9):.0f}x")
     tab.add_row("speed-up vs original loop (end to end)", f"{orig_s / total:.0f}x")

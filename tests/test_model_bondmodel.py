@@ -103,3 +103,16 @@ def test_nan_labels_and_too_few_bonds():
     assert not m.estimators
     with pytest.raises(ModelError, match="this model has: none"):
         _predict(m, ["Zr-Zr"])
+
+
+def test_precision_option_at_predict_time(model):
+    ds = synthetic_dataset(seed=6)
+    bt = np.resize(np.array(["Zr-Zr", "Cu-Cu"]), len(ds))
+    args = (bt, ds.distance, ds.atom_soap, ds.atom_i, ds.atom_j, ds.settings)
+    hi = model.predict_bonds(*args, precision="float64")
+    lo = model.predict_bonds(*args, precision="float32")
+    assert np.max(np.abs(hi["minus_icohp"] - lo["minus_icohp"])) < 1e-3
+    assert np.allclose(hi["std"], lo["std"], rtol=1e-2, atol=1e-4)
+    assert not any(e.fast_soap for e in model.estimators.values())  # the call does not leak its setting
+    with pytest.raises(ModelError, match="precision 'float16'"):
+        model.predict_bonds(*args, precision="float16")

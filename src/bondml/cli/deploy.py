@@ -41,13 +41,14 @@ def register(app: typer.Typer) -> None:
         max_frames: Annotated[Optional[int], typer.Option(help="stop after this many frames")] = None,
         quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
         recycle_every: Annotated[int, typer.Option(help="frames per worker process (bounds QUIP's SOAP leak)")] = 20,
+        precision: Annotated[str, typer.Option(help="float32 (fast, < 1e-4 eV change) or float64")] = "float32",
     ) -> None:
         """-ICOHP (eV) + std of every bond of every frame; Parquet, per-atom ext-xyz, summary.json."""
         from ..deploy.infer import PredictConfig, default_workers, predict_trajectory
 
         cfg = PredictConfig(workers=workers or default_workers(), icohplist=icohplist, overwrite=overwrite,
                             type_map=type_map, max_frames=max_frames, progress=not quiet,
-                            recycle_every=recycle_every)
+                            recycle_every=recycle_every, precision=precision)
         s = predict_trajectory(model, structure, out, cfg)
         _print_summary(s)
         console.print(f"wrote {out / 'summary.json'}")

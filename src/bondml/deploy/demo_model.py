@@ -31,14 +31,16 @@ def _label_rows(ds: object, root: Path) -> SimpleNamespace:
     return SimpleNamespace(bond_type=np.concatenate(bt), nc=np.concatenate(nc), distance=np.concatenate(d), y=np.concatenate(y))
 
 
-def train_demo_model(out_dir: str | Path, max_per_type: int = 300, seed: int = 0) -> Path:
-    """Train and save the demo model into ``out_dir``; returns the folder."""
+def train_demo_model(out_dir: str | Path, max_per_type: int = 300, seed: int = 0,
+                     settings: object | None = None) -> Path:
+    """Train and save the demo model into ``out_dir``; returns the folder. ``settings``: SOAP
+    settings (default: the paper's, QUIP)."""
     from ..model.bondmodel import BondModel
     from ..model.distance import DistanceModel
     from ..store.extract import dataset_from_getl
 
     root = reference_root()
-    ds = dataset_from_getl(root)
+    ds = dataset_from_getl(root) if settings is None else dataset_from_getl(root, settings)  # type: ignore[arg-type]
     dm = DistanceModel().fit(_label_rows(ds, root))
     model = BondModel.fit(ds, distance_model=dm, max_train_per_type=max_per_type, seed=seed)
     return model.save(out_dir)

@@ -57,7 +57,8 @@ class PredictConfig:
     length relative to the first frame. ``max_frames``: stop after this many frames in total
     (the run stays resumable). ``type_map``: LAMMPS types -> elements (e.g. ``1=Zr,2=Cu,3=Al``).
     ``recycle_every``: frames per worker process before it is replaced (bounds QUIP's leak).
-    ``in_process``: no worker processes at all.
+    ``in_process``: no worker processes at all. ``precision``: arithmetic of the model's SOAP
+    products and variance solve (float32 default: < 1e-4 eV change, ~1.5x faster; float64 exact).
     """
 
     windows: dict[str, tuple[float, float]] | None = None
@@ -74,6 +75,7 @@ class PredictConfig:
     fmt: str | None = None
     recycle_every: int | None = 20
     in_process: bool = False
+    precision: str = "float32"
 
     def key_fields(self) -> dict[str, Any]:
         """The options that change results (part of the run key)."""
@@ -154,7 +156,7 @@ def infer_frame(job: FrameJob) -> FrameMeta:
     t3 = time.perf_counter()
     pred = model.predict_bonds(
         bonds.type, bonds.distance, soap, bonds.i, bonds.j, job.settings,
-        return_std=job.cfg.return_std, batch_size=job.cfg.batch_size,
+        return_std=job.cfg.return_std, batch_size=job.cfg.batch_size, precision=job.cfg.precision,
     )
     t4 = time.perf_counter()
     strain = strain_of(job.frame, job.l0, job.cfg.strain_axis)

@@ -184,8 +184,13 @@ class BondModel:
         settings: FeatureSettings,
         return_std: bool = True,
         batch_size: int = 4096,
+        precision: str | None = None,
     ) -> dict[str, np.ndarray]:
         """Predict -ICOHP (eV) for n bonds given per-atom SOAP (m, p) and atom rows (n,).
+
+        ``precision`` ("float32" or "float64", default: as trained) sets the arithmetic of the
+        SOAP dot products and the variance solve; float32 is ~1.5x faster and changes -ICOHP by
+        < 1e-4 eV and the std by < 0.2 % (measured on a 66k-bond frame, bench/bench_gpr.py).
 
         Returns ``minus_icohp`` (eV), ``std`` (eV; NaN when ``return_std`` is False),
         ``fallback`` (bool, distance-only model used) and ``out_of_domain`` (bool: distance
@@ -208,9 +213,19 @@ class BondModel:
         soap = np.asarray(atom_soap)
         if soap.ndim != 2 or (ai.max() >= soap.shape[0]) or (aj.max() >= soap.shape[0]) or min(ai.min(), aj.min()) < 0:
             raise ModelError(f"atom_i/atom_j must index rows of atom_soap (shape {soap.shape})")
-        for t in np.unique(bt):
-            m = np.flatnonzero(bt == t)
-            self._predict_type(str(t), m, d, soap, ai, aj, return_std, batch_size, out)
+        if precision not in (None, "float32", "float64"):
+            raise ModelError(f"precision {precision!r}: use float32 or float64")
+        saved = {t: e.fast_soap for t, e in self.estimators.items()}
+        try:
+            if precision is not None:
+                for e in self.estimators.values():
+                    e.fast_soap = precision == "float32"
+            for t in np.unique(bt):
+                m = np.flatnonzero(bt == t)
+                self._predict_type(str(t), m, d, soap, ai, aj, return_std, batch_size, out)
+        finally:
+            for t, e in self.estimators.items():
+                e.fast_soap = saved[t]
         return out
 
     def _predict_type(self, t: str, m: np.ndarray, d: np.ndarray, soap: np.ndarray, ai: np.ndarray,
