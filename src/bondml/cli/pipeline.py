@@ -35,6 +35,29 @@ def _print_stage(res) -> None:  # res: StageResult
         console.print(f"  [cyan]\u2713 {res.name:13s} cached[/]           [dim]{res.key}[/]")
 
 
+def _print_results(out: Path, res: dict) -> None:
+    """After a run: the data inventory (cells by status, bonds per type, label statistics) and the
+    per-type accuracy of the honest validation protocol."""
+    from ..constants import BOND_TYPES, PAPER_RMSE
+    from ..store.db import BondStore
+    from .etl import print_summary
+
+    if (out / "store" / "store.json").is_file() and (out / "store" / "HEAD").is_file():
+        print_summary(BondStore(out / "store").info())
+    val = res["stages"].get("validate")
+    summ = getattr(val, "summary", None) or {}
+    if "rmse" in summ:
+        t = Table(title=f"-ICOHP accuracy, {summ.get('protocol', '?')} (eV)")
+        for col in ("type", "RMSE", "within 1 sigma", "paper RMSE (bond-level split)"):
+            t.add_column(col, justify="left" if col == "type" else "right")
+        for bt in (*BOND_TYPES, "all"):
+            if bt in summ["rmse"]:
+                cov = summ.get("cov1", {}).get(bt)
+                t.add_row(bt, f"{summ['rmse'][bt]:.3f}", "-" if cov is None else f"{100 * cov:.0f}%",
+                          f"{PAPER_RMSE[bt]:.3f}" if bt in PAPER_RMSE else "-")
+        console.print(t)
+
+
 def register(app: typer.Typer) -> None:
     """Add ``run``, ``models`` and ``al`` to the CLI."""
 
@@ -57,6 +80,7 @@ def register(app: typer.Typer) -> None:
 
         with console.status("running stages...", spinner="dots"):
             res = run_pipeline(cfg, out, targets=stage or None, force=force or (), log=log, on_stage=_print_stage)
+        _print_results(out, res)
         n_ran = sum(r.ran for r in res["stages"].values())
         console.print(f"{n_ran} stage(s) ran, {res['tasks']} task(s), {res['seconds']:.1f} s"
                       + (f"; report: {res['report']}" if res["report"] else ""))
