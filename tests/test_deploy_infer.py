@@ -99,7 +99,8 @@ def test_trajectory_soap_recomputed_each_frame(model_dir, trajectory, traj_run):
     assert all(f.unwrapped for f in frames)
     f3 = frames[3].atoms
     b = find_bonds(f3, windows=model.windows)
-    direct = model.predict_bonds(b.type, b.distance, compute_soap(f3, model.settings), b.i, b.j, model.settings)
+    direct = model.predict_bonds(b.type, b.distance, compute_soap(f3, model.settings), b.i, b.j, model.settings,
+                                   precision="float32")  # the deployment default
     t = read_bonds(out, [3])
     assert np.allclose(t["minus_icohp"].to_numpy(), direct["minus_icohp"], atol=1e-5)
     # with frame 0's SOAP (the original's bug) the predictions would differ

@@ -16,6 +16,16 @@ on every call (about 2 MB per 1,000 atoms, measured with quippy-ase 0.10.3), so 
 process would grow without bound over a 728-frame trajectory; recycling keeps the peak flat.
 ``in_process=True`` runs everything in the calling process (tests, debugging; leaks as above).
 
+``predict_trajectory(..., executor=ex)`` submits the frames to an external executor instead: any
+object with ``submit(fn, *args) -> future`` (a ``concurrent.futures`` executor, the pipeline's
+:class:`bondml.pipeline.executor.TaskRunner` for parsl / Dask). The same window of at most
+2 x ``workers`` frames in flight, the same in-order manifest, resume and overwrite rules apply, and
+the results are identical. The external executor owns its workers, so ``recycle_every`` does not
+apply there: long-lived worker processes (parsl HighThroughputExecutor) grow by QUIP's leak over
+a long trajectory, and thread executors run SOAP inside the calling process. Threads share the
+loaded model (prediction does not modify it) and QUIP's SOAP calls are serialised by a lock
+(QUIP's Fortran is not known to be thread safe).
+
 A run is resumable: run the same command again and it
 continues after the last frame recorded in the manifest. An output folder holding another run
 (other input, model or settings) is refused unless ``overwrite``.
@@ -25,13 +35,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import time
-from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -120,11 +131,29 @@ class FrameMeta:
     steps: dict[str, float] = field(default_factory=dict)
 
 
+class FrameExecutor(Protocol):
+    """What ``predict_trajectory(executor=...)`` needs: ``submit(fn, *args)`` returning a future
+    with ``result()`` and ``done()`` (``concurrent.futures``, parsl, Dask futures all fit)."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Any: ...
+
+
 @lru_cache(maxsize=2)
 def _load_model(model_dir: str) -> Any:
     from ..model.bondmodel import BondModel
 
     return BondModel.load(model_dir)
+
+
+_SOAP_LOCK = threading.Lock()
+
+
+def _soap(atoms: Any, settings: FeatureSettings) -> np.ndarray:
+    """``compute_soap``; QUIP calls serialised between threads of one process."""
+    if settings.backend != "quippy":
+        return compute_soap(atoms, settings)
+    with _SOAP_LOCK:
+        return compute_soap(atoms, settings)
 
 
 def model_digest(model_dir: str | Path) -> str:
@@ -143,7 +172,7 @@ def strain_of(frame: Frame, l0: float, axis: int) -> float:
 def infer_frame(job: FrameJob) -> FrameMeta:
     """Bonds, SOAP, prediction and files of one frame; returns its manifest entry."""
     t0 = time.perf_counter()
-    model = _load_model(job.model_dir)
+    model = _load_model(job.model_dir)  # shared by threads: prediction does not modify it
     atoms = job.frame.atoms
     t1 = time.perf_counter()
     bonds = find_bonds(atoms, windows=job.windows)
@@ -152,7 +181,7 @@ def infer_frame(job: FrameJob) -> FrameMeta:
     missing = sorted(present - set(model.bond_types))
     if missing:
         raise ModelError(f"frame {job.index}: bond types {missing} have no model (model has {list(model.bond_types)})")
-    soap = compute_soap(atoms, job.settings)
+    soap = _soap(atoms, job.settings)
     t3 = time.perf_counter()
     pred = model.predict_bonds(
         bonds.type, bonds.distance, soap, bonds.i, bonds.j, job.settings,
@@ -258,13 +287,16 @@ class _Progress:
 
 
 def predict_trajectory(
-    model_dir: str | Path, structure: str | Path, out: str | Path, cfg: PredictConfig | None = None
+    model_dir: str | Path, structure: str | Path, out: str | Path, cfg: PredictConfig | None = None,
+    *, executor: FrameExecutor | None = None,
 ) -> dict[str, Any]:
     """Infer every bond of every frame of ``structure`` (LAMMPS data or dump, ext-xyz, any ASE format).
 
     Writes the run folder described in :mod:`bondml.deploy.outputs` and returns the summary.
     Resumes an interrupted run of the same input, model and settings; refuses a folder holding
-    another run unless ``cfg.overwrite``.
+    another run unless ``cfg.overwrite``. ``executor``: submit frames there (``submit(fn, *args)``,
+    at most 2 x ``cfg.workers`` in flight; not shut down here) instead of the own process pool;
+    ``cfg.in_process`` and ``cfg.recycle_every`` are then ignored.
     """
     cfg = cfg or PredictConfig()
     structure, out, model_dir = Path(structure), Path(out), Path(model_dir)
@@ -289,7 +321,7 @@ def predict_trajectory(
     progress = _Progress(cfg.progress, total if limit is None else min(total or limit, limit), len(done))
     t_start = time.perf_counter()
     try:
-        _run_frames(model_dir, structure, out, cfg, windows, settings, manifest, done, progress)
+        _run_frames(model_dir, structure, out, cfg, windows, settings, manifest, done, progress, executor)
     finally:
         progress.close()
     manifest["complete"] = limit is None or len(manifest["frames"]) < limit
@@ -302,13 +334,15 @@ def predict_trajectory(
 def _run_frames(
     model_dir: Path, structure: Path, out: Path, cfg: PredictConfig, windows: dict[str, tuple[float, float]],
     settings: FeatureSettings, manifest: dict[str, Any], done: set[int], progress: _Progress,
+    external: FrameExecutor | None = None,
 ) -> None:
-    """Stream frames to workers; record finished frames in order in the manifest."""
-    pending: dict[int, Future[FrameMeta] | FrameMeta] = {}
+    """Stream frames to workers (own process pool, ``external`` or none); record finished frames
+    in order in the manifest."""
+    pending: dict[int, Any] = {}  # frame -> FrameMeta or a future of one
     next_record = 0
     limit = cfg.max_frames
-    executor = None
-    if not cfg.in_process:
+    executor: Any = external
+    if executor is None and not cfg.in_process:
         executor = ProcessPoolExecutor(max_workers=max(1, cfg.workers), mp_context=_mp_context(),
                                        max_tasks_per_child=cfg.recycle_every)
 
@@ -316,7 +350,7 @@ def _run_frames(
         nonlocal next_record
         while next_record in pending:
             item = pending[next_record]
-            if isinstance(item, Future):
+            if not isinstance(item, FrameMeta):
                 if not block and not item.done():
                     return
                 item = item.result()
@@ -344,16 +378,37 @@ def _run_frames(
                 record_ready(block=True)
             else:
                 pending[k] = executor.submit(infer_frame, job)
-                if len(pending) >= 2 * cfg.workers:
+                if len(pending) >= 2 * max(1, cfg.workers):
                     first = min(pending)
                     item = pending[first]
-                    if isinstance(item, Future):
+                    if not isinstance(item, FrameMeta):
                         item.result()
                 record_ready(block=False)
         record_ready(block=True)
     finally:
-        if executor is not None:
+        if external is not None:
+            _drain(pending)
+        elif executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _drain(pending: dict[int, Any]) -> None:
+    """After an error: cancel the frames not yet started on an external executor and wait for the
+    running ones (they write into the output folder), ignoring their outcome."""
+    for item in pending.values():
+        if isinstance(item, FrameMeta):
+            continue
+        try:
+            item.cancel()
+        except Exception:  # noqa: BLE001 - parsl AppFutures do not implement cancel
+            pass
+    for item in pending.values():
+        if isinstance(item, FrameMeta):
+            continue
+        try:
+            item.result()
+        except Exception:  # noqa: BLE001 - the first error is already propagating
+            pass
 
 
 def _mp_context() -> Any:

@@ -215,28 +215,22 @@ class BondModel:
             raise ModelError(f"atom_i/atom_j must index rows of atom_soap (shape {soap.shape})")
         if precision not in (None, "float32", "float64"):
             raise ModelError(f"precision {precision!r}: use float32 or float64")
-        saved = {t: e.fast_soap for t, e in self.estimators.items()}
-        try:
-            if precision is not None:
-                for e in self.estimators.values():
-                    e.fast_soap = precision == "float32"
-            for t in np.unique(bt):
-                m = np.flatnonzero(bt == t)
-                self._predict_type(str(t), m, d, soap, ai, aj, return_std, batch_size, out)
-        finally:
-            for t, e in self.estimators.items():
-                e.fast_soap = saved[t]
+        fast = None if precision is None else precision == "float32"
+        for t in np.unique(bt):
+            m = np.flatnonzero(bt == t)
+            self._predict_type(str(t), m, d, soap, ai, aj, return_std, batch_size, out, fast)
         return out
 
     def _predict_type(self, t: str, m: np.ndarray, d: np.ndarray, soap: np.ndarray, ai: np.ndarray,
-                      aj: np.ndarray, return_std: bool, batch_size: int, out: dict[str, np.ndarray]) -> None:
+                      aj: np.ndarray, return_std: bool, batch_size: int, out: dict[str, np.ndarray],
+                      fast: bool | None = None) -> None:
         dm = d[m]
         if t in self.estimators:
             est = self.estimators[t]
             if soap.shape[1] != est.pbar_train_.shape[1]:
                 raise ModelError(f"{t}: SOAP length {soap.shape[1]} but the model was trained on {est.pbar_train_.shape[1]}")
             feats = BondFeatures(dm, soap, ai[m], aj[m])
-            res = est.predict(feats, return_std=return_std, batch_size=batch_size)
+            res = est.predict(feats, return_std=return_std, batch_size=batch_size, fast_soap=fast)
             mu, sd = res if return_std else (res, None)
             if sd is not None:
                 sd = sd * self.std_scale.get(t, 1.0)

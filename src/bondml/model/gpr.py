@@ -176,7 +176,7 @@ class BondGPR(RegressorMixin, BaseEstimator):
             raise ModelError("BondGPR is not fitted; call fit first")
 
     # ------------------------------------------------------------ predict
-    def _soap_dots_atomlevel(self, b: _Bonds, bs: int) -> _AtomLevel | None:
+    def _soap_dots_atomlevel(self, b: _Bonds, bs: int, fast: bool) -> _AtomLevel | None:
         """Per-atom products S = atom_soap[u] @ pbar_train.T (when cheaper than per bond), the
         squared norms of those atoms, and (``fast_soap``) their float32 SOAP for the diagonal."""
         if b.atom_soap is None:
@@ -186,8 +186,8 @@ class BondGPR(RegressorMixin, BaseEstimator):
             return None
         S = np.empty((u.size, self.n_train_))
         norm2 = np.empty(u.size)
-        P = self._train_soap()
-        rows32 = np.empty((u.size, P.shape[1]), np.float32) if self.fast_soap else None
+        P = self._train_soap(fast)
+        rows32 = np.empty((u.size, P.shape[1]), np.float32) if fast else None
         for s in range(0, u.size, bs):
             rows = b.atom_soap[u[s:s + bs]]
             norm2[s:s + bs] = np.einsum("ij,ij->i", rows, rows)
@@ -197,18 +197,18 @@ class BondGPR(RegressorMixin, BaseEstimator):
             S[s:s + bs] = rows @ P.T
         return _AtomLevel(S, inv[: len(b)], inv[len(b):], norm2, rows32)
 
-    def _train_soap(self) -> np.ndarray:
+    def _train_soap(self, fast: bool) -> np.ndarray:
         """Training mean SOAP in the dtype used for prediction dot products."""
-        if not self.fast_soap:
+        if not fast:
             return self.pbar_train_
         if getattr(self, "_pbar32", None) is None or self._pbar32.shape != self.pbar_train_.shape:
             self._pbar32 = self.pbar_train_.astype(np.float32)
         return self._pbar32
 
-    def _chol_for_predict(self) -> np.ndarray:
+    def _chol_for_predict(self, fast: bool) -> np.ndarray:
         """Cholesky factor for the variance solve: float64, or float32 with ``fast_soap``
         (~1e-4 relative error in the std; the mean never uses it)."""
-        if not self.fast_soap:
+        if not fast:
             return self.chol_[0]
         if getattr(self, "_chol32", None) is None or self._chol32.shape != self.chol_[0].shape:
             self._chol32 = np.tril(self.chol_[0]).astype(np.float32)
@@ -227,9 +227,13 @@ class BondGPR(RegressorMixin, BaseEstimator):
         return _power(0.25 * (atom.norm2[ia] + atom.norm2[ib] + 2.0 * dot), self.zeta)
 
     def predict(
-        self, X: BondFeatures | np.ndarray, return_std: bool = False, batch_size: int | None = None
+        self, X: BondFeatures | np.ndarray, return_std: bool = False, batch_size: int | None = None,
+        fast_soap: bool | None = None,
     ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Predicted -ICOHP (eV), and the predictive std (eV) when ``return_std``.
+
+        ``fast_soap`` overrides the estimator's float32 setting for this call only (thread-safe:
+        the estimator is not modified).
 
         Kernel rows are built ``batch_size`` bonds at a time: memory O(batch_size * n_train).
         """
@@ -239,19 +243,20 @@ class BondGPR(RegressorMixin, BaseEstimator):
         mean = np.empty(n)
         std = np.empty(n) if return_std else None
         bs = max(int(batch_size or self.batch_size), 1)
-        atom = self._soap_dots_atomlevel(b, bs)
+        fast = self.fast_soap if fast_soap is None else bool(fast_soap)
+        atom = self._soap_dots_atomlevel(b, bs, fast)
         for s in range(0, n, bs):
             sl = slice(s, min(s + bs, n))
             kd = distance_term(b.distance[sl], self.d_train_, self.sigma)
             if atom is not None:
                 dots = 0.5 * (atom.S[atom.inv_a[sl]] + atom.S[atom.inv_b[sl]])
             else:
-                P = self._train_soap()
+                P = self._train_soap(fast)
                 dots = b.pbar(sl).astype(P.dtype, copy=False) @ P.T
             k = kd * _power(dots, self.zeta)
             mean[sl] = k @ self.alpha_ + self.y_offset_
             if std is not None:
-                L = self._chol_for_predict()
+                L = self._chol_for_predict(fast)
                 v = solve_triangular(L, k.T.astype(L.dtype, copy=False), lower=True, check_finite=False)
                 var = self._pair_diag(b, sl, atom) - np.einsum("ij,ij->j", v, v).astype(float)
                 if self.std_includes_noise:

@@ -12,6 +12,10 @@ so a fully cached re-run never starts it.
   ``worker_init``).
 * ``dask``: ``dask.distributed.Client(address)`` of a running cluster (needs the optional
   ``dask[distributed]`` package).
+
+:meth:`TaskRunner.submit` is the ``concurrent.futures``-like side (``submit(fn, *args) -> future``)
+that streaming callers use, e.g. the deploy stage passes the runner to
+:func:`bondml.deploy.infer.predict_trajectory` so that frames run as tasks of this engine.
 """
 
 from __future__ import annotations
@@ -98,6 +102,7 @@ class TaskRunner:
         self.run_dir = Path(run_dir)
         self._dfk: Any = None
         self._dask: Any = None
+        self._apps: dict[Any, Any] = {}
         self.tasks_run = 0
 
     @property
@@ -119,6 +124,20 @@ class TaskRunner:
 
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._dfk = parsl.load(parsl_config(self.ex, self.run_dir))
+
+    def submit(self, fn: Callable[..., R], /, *args: Any) -> Any:
+        """One task ``fn(*args)`` on the engine; returns its future (parsl ``AppFuture``, a
+        ``concurrent.futures.Future``, or a Dask future: all have ``result()`` and ``done()``)."""
+        self._start()
+        self.tasks_run += 1
+        if self._dask is not None:
+            return self._dask.submit(fn, *args, pure=False)
+        app = self._apps.get(fn)
+        if app is None:
+            from parsl.app.app import python_app
+
+            app = self._apps[fn] = python_app(fn, data_flow_kernel=self._dfk)
+        return app(*args)
 
     def map(self, fn: Callable[..., R], items: Sequence[Any], label: Callable[[Any], str] = str,
             on_done: Callable[[int, int], None] | None = None) -> list[R]:
@@ -164,6 +183,7 @@ class TaskRunner:
         if self._dfk is not None:
             self._dfk.cleanup()
             self._dfk = None
+            self._apps.clear()
         if self._dask is not None:
             self._dask.close()
             self._dask = None

@@ -446,9 +446,14 @@ def deploy_stage(ctx: StageContext) -> dict[str, Any]:
     over.update({k: getattr(d, k) for k in ("nvt_ps", "nve_ps") if getattr(d, k) >= 0})
     p = replace(p, seed=d.seed, **over)
     md_dir = run_compression(p, ctx.dir / "md")
+    # frames as tasks of the pipeline's engine (parsl / Dask), at most 2 x workers in flight; with
+    # no runner (direct calls) the own process pool. QUIP's SOAP leak is not bounded by worker
+    # recycling on the engine (see bondml.deploy.infer): fine for the scaled runs, for a full
+    # 728-frame trajectory on long-lived HTEX workers keep the blocks' walltime short.
+    workers = ctx.runner.workers if ctx.runner is not None else (
+        max(1, min(cfg.executor.workers, 4)) if cfg.executor.kind == "local" else 1)
     summary = predict_trajectory(ctx.inputs["train"].path("model"), md_dir / "compression.dump", ctx.dir / "predict",
-                                 PredictConfig(workers=max(1, min(cfg.executor.workers, 4)) if cfg.executor.kind == "local" else 1,
-                                               progress=False))
+                                 PredictConfig(workers=max(1, workers), progress=False), executor=ctx.runner)
     html = analyze(ctx.dir / "predict", ctx.dir / "analysis", thermo_csv=md_dir / "thermo.csv")
     # wall-clock figures are volatile: keep them out of the output hash
     for name in ("summary.json",):
