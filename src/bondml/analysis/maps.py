@@ -80,7 +80,8 @@ def slice_map(
 def plot_slice_maps(maps: list[tuple[str, SliceMap]], path: str | Path, label: str = "sum of -ICOHP (eV)",
                     cmap: str = "viridis") -> Path:
     """Side-by-side slice maps (e.g. first and last frame) on one colour scale."""
-    fig, axes = new_figure(1, len(maps), figsize=(4.2 * len(maps), 3.8), squeeze=False)
+    fig, axes = new_figure(1, len(maps), figsize=(4.4 * len(maps) + 1.0, 3.8), squeeze=False,
+                           layout="constrained")
     vals = np.concatenate([m.grid[np.isfinite(m.grid)].ravel() for _, m in maps]) if maps else np.zeros(1)
     vmin, vmax = np.percentile(vals, [2, 98]) if vals.size else (0, 1)
     if cmap == "RdBu_r":  # a diverging map centred on zero
