@@ -37,3 +37,45 @@ def copy_subruns(dst_root: Path, subs: list[int], nc: str = "Zr49Cu49Al2", run: 
 def mini_tree(tmp_path: Path) -> Path:
     """A writable GETL tree with sub-runs 0, 1 and 13 of the real run 21."""
     return copy_subruns(tmp_path / "tree", [0, 1, 13])
+
+
+# ---------------------------------------------------------------- deployment fixtures (shared)
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real model: GPs on 300 bonds per type of run 21 (seeded), Al-Al by the distance fallback."""
+    from bondml.deploy.demo_model import train_demo_model
+
+    return train_demo_model(tmp_path_factory.mktemp("model") / "m", max_per_type=300, seed=0)
+
+
+@pytest.fixture(scope="session")
+def small_cell(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 20 A cut of the 10k cell (~450 atoms) as a LAMMPS data file."""
+    from bondml.deploy.md import cut_cell
+
+    return cut_cell(tmp_path_factory.mktemp("cell") / "cut.data", side=20.0)
+
+
+@pytest.fixture(scope="session")
+def trajectory(small_cell: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """4 frames: the cut cell compressed by 1 % per frame along x, atoms jiggled (seeded), image flags."""
+    import numpy as np
+
+    from bondml.io.lammps import format_dump_frame, read_lammps_data
+
+    f0 = read_lammps_data(small_cell)
+    rng = np.random.default_rng(7)
+    p = tmp_path_factory.mktemp("traj") / "traj.dump"
+    with open(p, "w") as fh:
+        for k in range(4):
+            a = f0.atoms.copy()
+            cell = a.cell.array.copy()
+            cell[0, 0] *= 1 - 0.01 * k
+            a.set_cell(cell, scale_atoms=True)
+            a.positions += rng.normal(0, 0.03, a.positions.shape)
+            image = np.floor(a.get_scaled_positions(wrap=False)).astype(int)
+            a.wrap()
+            stress = rng.normal(0, 1, (len(a), 6))
+            cols = {f"v_s{c}": stress[:, n] for n, c in enumerate(("xx", "yy", "zz", "xy", "xz", "yz"))}
+            fh.write(format_dump_frame(a, timestep=1000 * k, columns=cols, image=image))
+    return p

@@ -7,46 +7,14 @@ import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
 import pytest
 
-from bondml.deploy.demo_model import train_demo_model
 from bondml.deploy.infer import PredictConfig, predict_trajectory
-from bondml.deploy.md import cut_cell
 from bondml.deploy.outputs import read_bonds, read_peratom
-from bondml.io.lammps import format_dump_frame, read_lammps_data
 from bondml.pipeline.config import ExecutorSection
 from bondml.pipeline.executor import TaskRunner
 
 pytest.importorskip("parsl")
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    """The small real model of test_deploy_infer: GPs on 300 bonds per type of run 21 (seeded)."""
-    return train_demo_model(tmp_path_factory.mktemp("model") / "m", max_per_type=300, seed=0)
-
-
-@pytest.fixture(scope="module")
-def trajectory(tmp_path_factory):
-    """4 frames of a 20 A cut of the 10k cell, compressed 1 % per frame along x, jiggled (seeded)."""
-    cell = cut_cell(tmp_path_factory.mktemp("cell") / "cut.data", side=20.0)
-    f0 = read_lammps_data(cell)
-    rng = np.random.default_rng(7)
-    p = tmp_path_factory.mktemp("traj") / "traj.dump"
-    with open(p, "w") as fh:
-        for k in range(4):
-            a = f0.atoms.copy()
-            c = a.cell.array.copy()
-            c[0, 0] *= 1 - 0.01 * k
-            a.set_cell(c, scale_atoms=True)
-            a.positions += rng.normal(0, 0.03, a.positions.shape)
-            image = np.floor(a.get_scaled_positions(wrap=False)).astype(int)
-            a.wrap()
-            stress = rng.normal(0, 1, (len(a), 6))
-            cols = {f"v_s{c}": stress[:, n] for n, c in enumerate(("xx", "yy", "zz", "xy", "xz", "yz"))}
-            fh.write(format_dump_frame(a, timestep=1000 * k, columns=cols, image=image))
-    return p
 
 
 @pytest.fixture(scope="module")
