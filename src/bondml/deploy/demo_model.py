@@ -23,11 +23,13 @@ def _label_rows(ds: object, root: Path) -> SimpleNamespace:
     nc = [np.asarray(ds.nc).astype(str)]  # type: ignore[attr-defined]
     d = [np.asarray(ds.distance, float)]  # type: ignore[attr-defined]
     y = [np.asarray(ds.y, float)]  # type: ignore[attr-defined]
-    table = np.loadtxt(root / _PBSSDB / "Al-Al.bnd", ndmin=2)
-    bt.append(np.full(len(table), "Al-Al"))
-    nc.append(np.full(len(table), "Zr49Cu49Al2"))
-    d.append(table[:, 4])
-    y.append(table[:, 5])
+    from ..evaluate.tables import read_pbssdb
+
+    table = read_pbssdb(root / _PBSSDB).of_type("Al-Al")
+    bt.append(table.bond_type)
+    nc.append(table.nc)
+    d.append(table.distance)
+    y.append(table.y)
     return SimpleNamespace(bond_type=np.concatenate(bt), nc=np.concatenate(nc), distance=np.concatenate(d), y=np.concatenate(y))
 
 
