@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..constants import BOND_TYPES
-from ._plot import new_figure, save
+from ..plotting import new_figure, save
 
 #: Default histogram edges: -ICOHP (eV) and distance (Angstrom).
 ICOHP_BINS = np.linspace(-0.2, 2.0, 56)

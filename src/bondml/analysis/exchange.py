@@ -30,7 +30,7 @@ import numpy as np
 
 from ..constants import BOND_TYPES
 from ..errors import BondmlError
-from ._plot import new_figure, save
+from ..plotting import new_figure, save
 
 _SHIFT_BITS = 4  # shift components in [-8, 7]
 

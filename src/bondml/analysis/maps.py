@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._plot import new_figure, save
+from ..plotting import new_figure, save
 
 _AXES = {"x": 0, "y": 1, "z": 2}
 

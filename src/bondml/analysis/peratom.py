@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..deploy.outputs import per_atom_values
-from ._plot import new_figure, save
+from ..plotting import new_figure, save
 
 
 def per_atom_sums(n_atoms: int, i: np.ndarray, j: np.ndarray, minus_icohp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._plot import new_figure, save
+from ..plotting import new_figure, save
 
 
 @dataclass(frozen=True)

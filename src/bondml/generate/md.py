@@ -442,15 +442,11 @@ def plot_rdf_comparison(
     labels: tuple[str, str] = ("generated", "run 21, sub-run 0"), r_max: float = 6.0,
 ) -> Path:
     """PNG with the partial RDFs of ``generated`` and ``reference`` cells, one panel per bond type."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from ..constants import BOND_TYPES
+    from ..plotting import new_figure, save
 
     gen, ref = partial_rdfs(generated, r_max), partial_rdfs(reference, r_max)
-    fig, axes = plt.subplots(2, 4, figsize=(14, 6), sharex=True)
+    fig, axes = new_figure(2, 4, figsize=(14, 6), sharex=True)
     for ax, t in zip(axes.ravel(), ("total", *BOND_TYPES), strict=False):
         for rdf, lab, style in ((gen, labels[0], "-"), (ref, labels[1], "--")):
             if t in rdf.g:
@@ -460,9 +456,4 @@ def plot_rdf_comparison(
     axes[0, 0].set_ylabel("g(r)")
     axes[0, 0].legend(fontsize=8)
     axes.ravel()[-1].axis("off")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=100)

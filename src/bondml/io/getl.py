@@ -194,10 +194,10 @@ def classify(folder: str | Path, nc: str | None = None) -> StatusReport:
 
 def classify_tree(root: str | Path) -> dict[CellId, StatusReport]:
     """Status of every sub-run of a GETL tree."""
-    return {c: classify(subrun_path(_tree_root(root), c), c.nc) for c in discover(root)}
+    return {c: classify(subrun_path(tree_root(root), c), c.nc) for c in discover(root)}
 
 
-def _tree_root(root: str | Path) -> Path:
+def tree_root(root: str | Path) -> Path:
     """The folder that holds ``ML/big-data-full`` for a root given either way."""
     base = _base(Path(root))
     return base.parent.parent

@@ -320,12 +320,9 @@ def summarise_benchmark(curves: list[dict[str, Any]]) -> dict[str, Any]:
 
 def plot_benchmark(summary: dict[str, Any], path: str | Path) -> Path:
     """Learning curves (mean +- std over seeds) of both strategies as a PNG."""
-    import matplotlib
+    from ..plotting import new_figure, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+    fig, ax = new_figure(figsize=(5.5, 4))
     for s, col in (("uncertainty", "tab:red"), ("random", "tab:blue")):
         m = summary["mean"][s]
         n, mu, sd = np.array(m["n_cells"]), np.array(m["rmse_mean"]), np.array(m["rmse_std"])
@@ -336,7 +333,4 @@ def plot_benchmark(summary: dict[str, Any], path: str | Path) -> Path:
     ax.set_title(f"Cell selection, {len(summary['curves']) // 2} seeds; ratio at equal error "
                  f"{summary['ratio_median']:.2f}", fontsize=9)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return save(fig, path, dpi=120)

@@ -211,14 +211,12 @@ def _lc_task(args: tuple) -> dict[str, Any]:
 
 def calibration_plot(z_by_type: dict[str, np.ndarray], path: Path) -> Path:
     """Fraction of |error| within k predicted sigma vs k, per type, against the Gaussian ideal."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from scipy.special import erf
 
+    from ..plotting import new_figure, save
+
     k = np.linspace(0, 3, 61)
-    fig, ax = plt.subplots(figsize=(5, 4))
+    fig, ax = new_figure(figsize=(5, 4))
     ax.plot(k, erf(k / np.sqrt(2)), "k--", label="calibrated Gaussian")
     for t, z in z_by_type.items():
         ax.plot(k, [np.mean(np.abs(z) <= kk) for kk in k], label=t)
@@ -226,10 +224,7 @@ def calibration_plot(z_by_type: dict[str, np.ndarray], path: Path) -> Path:
     ax.set_ylabel("fraction of |error| <= k sigma")
     ax.set_title("calibration on held-out cells")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=110)
 
 
 def validate_stage(ctx: StageContext) -> dict[str, Any]:

@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 from ..constants import BOND_TYPES, LABEL_WINDOW, STUDY_COMPOSITIONS
 from ..errors import InputFileError, StoreError
 from ..features.soap import PAPER_SETTINGS, FeatureSettings
-from ..io.getl import SubRunFiles, _tree_root, discover, subrun_path
+from ..io.getl import SubRunFiles, tree_root, discover, subrun_path
 from ..types import CellId
 from ..util import atomic_write_bytes, atomic_write_json, code_version, pid_lock, sha256_file, sha256_json
 from .dataset import BondDataset
@@ -157,7 +157,7 @@ class BondStore:
         t0 = time.perf_counter()
         rep = IngestReport()
         with self._lock():
-            top = _tree_root(root)
+            top = tree_root(root)
             entries: dict[str, dict[str, Any]] = {}
             cur = self.current_version(required=False)
             if cur is not None:

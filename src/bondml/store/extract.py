@@ -203,9 +203,9 @@ def dataset_from_getl(
     progress: Callable[[CellId], None] | None = None,
 ) -> BondDataset:
     """Shortcut without a store: labelled bonds of every (or the given) sub-run of a GETL tree."""
-    from ..io.getl import _tree_root
+    from ..io.getl import tree_root
 
-    top = _tree_root(root)
+    top = tree_root(root)
     todo = list(cells) if cells is not None else discover(root)
     out = []
     for c in todo:

@@ -6,7 +6,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from ..util import atomic_write_bytes
+from .util import atomic_write_bytes
 
 
 def new_figure(*args: Any, **kw: Any) -> tuple[Any, Any]:
@@ -19,14 +19,14 @@ def new_figure(*args: Any, **kw: Any) -> tuple[Any, Any]:
     return plt.subplots(*args, **kw)
 
 
-def save(fig: Any, path: str | Path, tight: bool = True) -> Path:
-    """Save a figure as PNG (150 dpi) atomically and close it."""
+def save(fig: Any, path: str | Path, tight: bool = True, dpi: int = 150) -> Path:
+    """Save a figure as PNG atomically (folder created) and close it."""
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
     if tight:
         fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=150)
+    fig.savefig(buf, format="png", dpi=dpi)
     plt.close(fig)
     atomic_write_bytes(path, buf.getvalue())
     return Path(path)
