@@ -194,7 +194,8 @@ def classify(folder: str | Path, nc: str | None = None) -> StatusReport:
 
 def classify_tree(root: str | Path) -> dict[CellId, StatusReport]:
     """Status of every sub-run of a GETL tree."""
-    return {c: classify(subrun_path(tree_root(root), c), c.nc) for c in discover(root)}
+    top = tree_root(root)
+    return {c: classify(subrun_path(top, c), c.nc) for c in discover(root)}
 
 
 def tree_root(root: str | Path) -> Path:
