@@ -1,11 +1,13 @@
 """A small DAG runner with content-hash caching, atomic stage outputs and resume.
 
 A :class:`Stage` is a plain function ``fn(ctx) -> dict`` with explicit inputs (other stages),
-the config sections it reads, and the modules that make its code. Its cache key is
+the config sections it reads, and the code it runs. Its cache key is
 
     sha256(stage name, its config sections, code fingerprint, input keys + output hashes, extra)
 
-and its outputs live in ``<out>/stages/<stage>/<key>/`` with ``manifest.json`` (config, code
+The code fingerprint is computed, not listed: the source of every bondml module reachable
+from the stage's functions through static imports (:mod:`.fingerprint`), so editing a constant,
+the bond finder or the kernel re-runs exactly the stages that can execute it. Its outputs live in ``<out>/stages/<stage>/<key>/`` with ``manifest.json`` (config, code
 version, inputs, per-file SHA-256, seconds). A stage runs in a temporary folder renamed into
 place when complete, so a killed run leaves no half result: the next run resumes at the first
 stage without a complete folder. Nothing changed -> nothing runs; one changed setting re-runs
@@ -17,20 +19,18 @@ the output hash, so that equal inputs give equal output hashes.
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import json
 import shutil
 import time
 from collections.abc import Callable, Iterable
 import contextlib
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from ..errors import BondmlError, ConfigError
 from ..util import atomic_write_json, code_version, pid_lock, sha256_file, sha256_json
+from .fingerprint import code_fingerprint, entries_of
 
 MANIFEST = "manifest.json"
 VOLATILE = ".volatile."
@@ -41,7 +41,9 @@ class Stage:
     """One pipeline stage: ``fn(ctx)`` writes its outputs under ``ctx.dir`` and returns a JSON summary.
 
     ``inputs``: names of stages it reads; ``sections``: config sections in its key; ``code``:
-    modules (``bondml.model``...) whose source files make its code fingerprint; ``extra``: a
+    entry points (``bondml.model`` or ``bondml.pipeline.stages:train_stage``) whose import
+    closure makes its code fingerprint, by default the bondml functions ``fn``, ``extra`` and
+    ``valid`` themselves (functions outside bondml, e.g. in tests, give none); ``extra``: a
     function of the context returning more key material (e.g. checksums of input files).
     ``enabled``: predicate on the config; a disabled stage is skipped with an empty result.
     ``valid``: extra check of a cached result (e.g. the store version it names still exists).
@@ -92,20 +94,15 @@ class StageContext:
     key: str = ""
 
 
-@lru_cache(maxsize=64)
-def code_fingerprint(modules: tuple[str, ...]) -> str:
-    """SHA-256 over the source files of ``modules`` (packages: every ``.py`` under them) + version."""
-    h = hashlib.sha256(json.dumps(code_version().get("bondml", "")).encode())
-    for mod in sorted(modules):
-        spec = importlib.util.find_spec(mod)
-        if spec is None or spec.origin is None:
-            raise ConfigError(f"stage code module {mod!r} not found")
-        origin = Path(spec.origin)
-        files = sorted(origin.parent.rglob("*.py")) if origin.name == "__init__.py" else [origin]
-        for f in files:
-            h.update(str(f.name).encode())
-            h.update(f.read_bytes())
-    return h.hexdigest()
+def stage_entries(stage: Stage) -> tuple[str, ...]:
+    """The code entry points of ``stage``: its ``code``, or its own bondml functions."""
+    return tuple(stage.code) or entries_of(stage.fn, stage.extra, stage.valid)
+
+
+def stage_code(stage: Stage) -> str:
+    """Code fingerprint of ``stage`` ("" when it has no bondml code)."""
+    entries = stage_entries(stage)
+    return code_fingerprint(entries) if entries else ""
 
 
 def hash_outputs(folder: Path) -> tuple[str, dict[str, str]]:
@@ -162,12 +159,13 @@ def needed(stages: list[Stage], targets: Iterable[str] | None) -> list[Stage]:
     return [s for s in order if s.name in want]
 
 
-def stage_key(stage: Stage, ctx: StageContext) -> str:
-    """Cache key of ``stage`` given its context (inputs already resolved)."""
+def stage_key(stage: Stage, ctx: StageContext, code: str | None = None) -> str:
+    """Cache key of ``stage`` given its context (inputs already resolved) and code fingerprint
+    (computed now when not given)."""
     material = {
         "stage": stage.name,
         "config": {s: ctx.config.section(s) for s in stage.sections},
-        "code": code_fingerprint(tuple(stage.code)) if stage.code else "",
+        "code": stage_code(stage) if code is None else code,
         "inputs": {n: [r.key, r.output_hash] for n, r in sorted(ctx.inputs.items())},
         "extra": stage.extra(ctx) if stage.extra else None,
     }
@@ -181,10 +179,11 @@ def _clean_partial(stage_dir: Path) -> None:
             shutil.rmtree(p, ignore_errors=True)
 
 
-def run_stage(stage: Stage, ctx_base: StageContext, force: bool = False) -> StageResult:
-    """Run one stage unless a complete output for its key exists."""
+def run_stage(stage: Stage, ctx_base: StageContext, force: bool = False, code: str | None = None) -> StageResult:
+    """Run one stage unless a complete output for its key exists (``code``: its fingerprint)."""
     stage_root = ctx_base.out / "stages" / stage.name
-    key = stage_key(stage, ctx_base)
+    code = stage_code(stage) if code is None else code
+    key = stage_key(stage, ctx_base, code)
     final = stage_root / key
     if not force and (final / MANIFEST).is_file():
         man = json.loads((final / MANIFEST).read_text())
@@ -208,8 +207,7 @@ def run_stage(stage: Stage, ctx_base: StageContext, force: bool = False) -> Stag
     out_hash, files = hash_outputs(tmp)
     atomic_write_json(tmp / MANIFEST, {
         "stage": stage.name, "key": key, "config": {s: ctx_base.config.section(s) for s in stage.sections},
-        "code": {"version": code_version(), "modules": list(stage.code),
-                 "fingerprint": code_fingerprint(tuple(stage.code)) if stage.code else ""},
+        "code": {"version": code_version(), "entries": list(stage_entries(stage)), "fingerprint": code},
         "inputs": {n: {"key": r.key, "output_hash": r.output_hash} for n, r in ctx_base.inputs.items()},
         "extra": stage.extra(ctx_base) if stage.extra else None,
         "summary": summary, "files": files, "output_hash": out_hash, "seconds": seconds,
@@ -247,16 +245,15 @@ def _run_all(stages: list[Stage], config: Any, out: Path, targets: Iterable[str]
              ) -> dict[str, StageResult]:
     results: dict[str, StageResult] = {}
     todo = needed(stages, targets)
-    for st in todo:  # one snapshot of the code for the whole run, taken before any stage starts
-        if st.code:
-            code_fingerprint(tuple(st.code))
+    # one snapshot of the code for the whole run, taken before any stage starts
+    code = {st.name: stage_code(st) for st in todo}
     for st in todo:
         inputs = {n: results[n] for n in st.inputs}
         if st.enabled is not None and not st.enabled(config):
             res = StageResult(st.name, "disabled", None, {"disabled": True}, "", ran=False, skipped=True)
         else:
             ctx = StageContext(st.name, out, config, inputs, out, runner, log)
-            res = run_stage(st, ctx, force=st.name in force)
+            res = run_stage(st, ctx, force=st.name in force, code=code[st.name])
         results[st.name] = res
         if on_stage:
             on_stage(res)

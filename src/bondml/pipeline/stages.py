@@ -27,10 +27,8 @@ from ..types import CellId
 from ..util import atomic_write_json, sha256_file, sha256_json
 from .dag import Stage, StageContext, StageResult
 
-#: Modules whose source makes each stage's code version (the stage functions live here too).
-HERE = "bondml.pipeline.stages"
-ETL_CODE = (HERE, "bondml.store", "bondml.io", "bondml.features", "bondml.structure")
-MODEL_CODE = (HERE, "bondml.model", "bondml.store")
+# Each stage's code version is computed from the import closure of its functions below
+# (bondml.pipeline.fingerprint): nothing here lists modules by hand.
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -618,27 +616,31 @@ def report_stage(ctx: StageContext) -> dict[str, Any]:
     return write_report(ctx)
 
 
+def released_key(ctx: StageContext) -> dict[str, Any]:
+    """Held-out cells released by approved AL batches (part of the training stages' keys)."""
+    return {"released": held_out_released(ctx)}
+
+
+def approved_key(ctx: StageContext) -> dict[str, Any]:
+    """Candidates already approved (part of al_propose's key)."""
+    return {"approved": approved_ids(ctx)}
+
+
 def build_stages() -> list[Stage]:
-    """The pipeline's stages, wired."""
+    """The pipeline's stages, wired. Code versions: the import closure of each stage's functions."""
     return [
-        Stage("ingest", ingest_stage, (), ("data", "features"), ETL_CODE, extra=roots_fingerprint, valid=ingest_valid),
-        Stage("train", train_stage, ("ingest",), ("pipeline", "data", "model"), MODEL_CODE,
-              extra=lambda c: {"released": held_out_released(c)}),
-        Stage("validate", validate_stage, ("ingest",), ("pipeline", "data", "model", "validation"),
-              (*MODEL_CODE, "bondml.evaluate"), extra=lambda c: {"released": held_out_released(c)}),
+        Stage("ingest", ingest_stage, (), ("data", "features"), extra=roots_fingerprint, valid=ingest_valid),
+        Stage("train", train_stage, ("ingest",), ("pipeline", "data", "model"), extra=released_key),
+        Stage("validate", validate_stage, ("ingest",), ("pipeline", "data", "model", "validation"), extra=released_key),
         Stage("track", track_stage, ("ingest", "train", "validate"), ("pipeline", "tracking", "model"),
-              (HERE, "bondml.pipeline.tracking"), enabled=lambda c: c.tracking.enabled),
-        Stage("generate", generate_stage, (), ("generate",), (HERE, "bondml.generate"), extra=generate_key),
-        Stage("xtb_check", xtb_check_stage, ("train", "generate"), (), MODEL_CODE,
-              enabled=lambda c: c.generate.labeler == "xtb"),
-        Stage("deploy", deploy_stage, ("train",), ("deploy",), (HERE, "bondml.deploy", "bondml.analysis", "bondml.io"),
-              enabled=lambda c: c.deploy.enabled),
+              enabled=lambda c: c.tracking.enabled),
+        Stage("generate", generate_stage, (), ("generate",), extra=generate_key),
+        Stage("xtb_check", xtb_check_stage, ("train", "generate"), (), enabled=lambda c: c.generate.labeler == "xtb"),
+        Stage("deploy", deploy_stage, ("train",), ("deploy",), enabled=lambda c: c.deploy.enabled),
         Stage("al_propose", al_propose_stage, ("ingest", "train", "generate"), ("pipeline", "data", "active_learning"),
-              (HERE, "bondml.pipeline.active", "bondml.structure", "bondml.features", "bondml.generate"),
-              extra=lambda c: {"approved": approved_ids(c)}, enabled=lambda c: c.active_learning.enabled),
+              extra=approved_key, enabled=lambda c: c.active_learning.enabled),
         Stage("al_benchmark", al_benchmark_stage, ("ingest",), ("pipeline", "data", "active_learning"),
-              ("bondml.pipeline.active", *MODEL_CODE), extra=lambda c: {"released": held_out_released(c)},
-              enabled=lambda c: c.active_learning.benchmark),
+              extra=released_key, enabled=lambda c: c.active_learning.benchmark),
         Stage("report", report_stage, ("ingest", "train", "validate", "track", "generate", "xtb_check", "deploy",
-                                       "al_propose", "al_benchmark"), ("pipeline",), (HERE, "bondml.pipeline.report")),
+                                       "al_propose", "al_benchmark"), ("pipeline",)),
     ]
