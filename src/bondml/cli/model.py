@@ -95,22 +95,13 @@ def register(app: typer.Typer) -> None:
         preset: Annotated[str, typer.Option(help="hyper-parameters: paper, or tuned (needs --prior)")] = "paper",
     ) -> None:
         """Train one GP per bond type (paper kernel and hyper-parameters) and save the model folder."""
-        from ..model.bondmodel import BondModel
+        from ..model.presets import train_bond_model
 
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
         ds = load_dataset(store, getl, nc, run, sub_run, version, selection)
         dm = _distance_model(ds, tables)
-        from ..evaluate.tune import TUNED_HYPERPARAMETERS
-
-        if preset not in ("paper", "tuned"):
-            raise ConfigError(f"unknown preset {preset!r}; use paper or tuned")
-        if preset == "tuned" and not prior:
-            raise ConfigError("--preset tuned was chosen with the prior mean; add --prior")
-        hp = {k: dict(v) for k, v in TUNED_HYPERPARAMETERS.items()} if preset == "tuned" else {}
-        for k, v in (json.loads(hyper.read_text()) if hyper else {}).items():
-            hp.setdefault(k, {}).update(v)
-        model = BondModel.fit(ds, hyperparameters=hp or None, distance_model=dm, use_prior=prior,
-                              max_train_per_type=max_train, seed=seed, min_bonds=min_bonds)
+        model = train_bond_model(ds, preset, json.loads(hyper.read_text()) if hyper else None, distance_model=dm,
+                                 use_prior=prior, max_train_per_type=max_train, seed=seed, min_bonds=min_bonds)
         model.save(out)
         t = Table(title=f"model {out} (SOAP {model.settings.digest}, prior: {'yes' if prior else 'no'})")
         for c in ("type", "kind", "bonds used", "bonds available", "sigma", "gamma", "zeta"):
@@ -141,24 +132,10 @@ def register(app: typer.Typer) -> None:
         from ..evaluate import tune as tn
         from ..evaluate.metrics import regression_metrics
         from ..evaluate.plots import error_vs_distance_plot, parity_plot
-        from ..evaluate.splits import group_kfold, leave_one_group_out
-
         ds = load_dataset(store, getl, nc, run, sub_run, version, selection)
         dm = _distance_model(ds, tables)
         pr = dm if prior else None
-        if protocol == "paper":
-            res = tn.paper_protocol(ds, seed=seed, prior=pr)
-        elif protocol == "loco":
-            res = tn.loco(ds, prior=pr, max_train=max_train, seed=seed)
-        elif protocol in ("cell-kfold", "run-out"):
-            level = "cell" if protocol == "cell-kfold" else "run"
-            res = {}
-            for bt in tn.types_with_data(ds):
-                g = ds.of_type(bt).groups(level)
-                sp = group_kfold(g, 5, seed, level) if level == "cell" else leave_one_group_out(g, level)
-                res[bt] = tn.cross_validate_type(ds, bt, sp, None, pr, max_train, seed, calibrate=True)
-        else:
-            raise ConfigError(f"unknown protocol {protocol!r}; use loco, paper, cell-kfold or run-out")
+        res = tn.grouped_validation(ds, protocol, prior=pr, max_train=max_train, seed=seed)
         dist = {}
         for bt, r in res.items():
             if bt in dm.fits:

@@ -8,7 +8,7 @@ of a run are the same atoms, deformed); results carry the protocol name they com
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,28 +16,15 @@ from typing import Any
 import numpy as np
 
 from ..constants import BOND_TYPES, PAPER_HYPERPARAMETERS
+from ..errors import ConfigError
 from ..model.bondmodel import cv_std_scale
 from ..model.distance import DistanceModel, al_fraction
 from ..model.gpr import BondGPR
+from ..model.presets import TUNED_HYPERPARAMETERS  # noqa: F401 - re-exported (moved to model.presets)
 from ..store.dataset import BondDataset
 from .metrics import regression_metrics
 from .splits import Split, bond_level_split, group_holdout, group_kfold, leave_one_group_out
 from .tables import LabelTable, read_all_tables
-
-
-#: Hyper-parameters chosen by cell-grouped 5-fold CV on run 21 (<= 600 bonds per fold) with the
-#: distance+composition prior mean (``bondml tune --getl <ref> --prior``; the maximum of the log
-#: marginal likelihood agrees on sigma = 1 and zeta >= 2). Only for use *with* the prior: far from
-#: the training bonds the GP then reverts to the multi-run distance prior, not to zero. Chosen
-#: inside one run, so still to be confirmed on cells of other runs and compositions.
-TUNED_HYPERPARAMETERS: dict[str, dict[str, float]] = {
-    "Zr-Zr": {"sigma": 1.0, "gamma": 0.04, "zeta": 4.0},
-    "Zr-Cu": {"sigma": 1.0, "gamma": 0.04, "zeta": 4.0},
-    "Zr-Al": {"sigma": 1.0, "gamma": 0.01, "zeta": 4.0},
-    "Cu-Cu": {"sigma": 1.0, "gamma": 0.04, "zeta": 2.0},
-    "Cu-Al": {"sigma": 1.0, "gamma": 0.01, "zeta": 4.0},
-    "Al-Al": {"sigma": 0.5, "gamma": 0.005, "zeta": 1.0},
-}
 
 
 def distance_model_from_tables(root: str | Path, exclude: Iterable[tuple[str, int]] = (),
@@ -93,25 +80,97 @@ class CVResult:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
+def _fold_task(args: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """One fold of :func:`cross_validate_type` (a picklable task for parallel maps)."""
+    sub, train, test, bt, params, prior, max_train, seed, calibrate = args
+    mu, sd, _ = fit_predict_type(sub.select(train), sub.select(test), bt, params, prior, max_train, seed, calibrate)
+    return mu, sd
+
+
 def cross_validate_type(ds: BondDataset, bt: str, splits: Iterable[Split], params: dict[str, Any] | None = None,
                         prior: DistanceModel | None = None, max_train: int | None = None, seed: int = 0,
-                        calibrate: bool = False) -> CVResult:
-    """Out-of-fold predictions for bond type ``bt`` over ``splits`` (indices into ``ds.of_type(bt)``)."""
+                        calibrate: bool = False, map_fn: Callable[..., Iterable[Any]] = map) -> CVResult:
+    """Out-of-fold predictions for bond type ``bt`` over ``splits`` (indices into ``ds.of_type(bt)``).
+
+    Fold k is fitted with seed ``seed + k``. ``map_fn(task, tasks)`` runs the folds (builtin
+    ``map`` by default; a pipeline passes its parallel runner's map): results do not depend on it.
+    """
     sub = ds.of_type(bt)
     pred = np.full(len(sub), np.nan)
     std = np.full(len(sub), np.nan)
     protocol = ""
+    tasks = []
     for k, sp in enumerate(splits):
         protocol = sp.protocol.split(" (fold")[0]
         if sp.test.size == 0 or sp.train.size < 2:
             continue
-        mu, sd, _ = fit_predict_type(sub.select(sp.train), sub.select(sp.test), bt, params, prior, max_train, seed + k,
-                                     calibrate)
-        pred[sp.test], std[sp.test] = mu, sd
+        tasks.append((sub, sp.train, sp.test, bt, params, prior, max_train, seed + k, calibrate))
+    for t, (mu, sd) in zip(tasks, map_fn(_fold_task, tasks), strict=True):
+        pred[t[2]], std[t[2]] = mu, sd
     ok = np.isfinite(pred)
     res = CVResult(bt, protocol, sub.y[ok], pred[ok], std[ok], sub.distance[ok], sub.nc[ok])
     res.metrics = regression_metrics(res.y, res.pred, res.std)
     return res
+
+
+#: Protocol names of :func:`grouped_validation` (CLI spellings and the pipeline's config values).
+PROTOCOLS = ("loco", "cell-kfold", "run-out", "paper", "leave-one-group-out", "group-kfold")
+
+
+def grouped_validation(ds: BondDataset, protocol: str = "loco", level: str = "cell", n_splits: int = 5,
+                       params: dict[str, dict[str, Any]] | None = None, prior: DistanceModel | None = None,
+                       max_train: int | None = None, seed: int = 0, types: list[str] | None = None,
+                       map_fn: Callable[..., Iterable[Any]] = map) -> dict[str, CVResult]:
+    """Validation without leakage, per bond type: the one implementation behind ``bondml
+    evaluate`` and the pipeline's validate stage.
+
+    Parameters
+    ----------
+    ds : BondDataset
+        Labelled bonds (-ICOHP, eV).
+    protocol : str
+        ``leave-one-group-out`` (whole ``level`` groups out, one fold per group), ``group-kfold``
+        (``n_splits`` folds of whole groups, seeded), ``paper`` (the paper's bond-level random
+        split; leaky, for comparison only), or the CLI shorthands ``loco`` (leave-one-cell-out),
+        ``cell-kfold`` (5 folds by cell) and ``run-out`` (leave-one-run-out), which fix ``level``.
+    level : str
+        ``cell``, ``run`` or ``nc``.
+    params : dict, optional
+        {bond type: {sigma, gamma, zeta}} overriding the paper's.
+    prior : DistanceModel, optional
+        Distance(+composition) prior mean; the GP fits the residual.
+    max_train : int, optional
+        Cap on training bonds per type per fold (seeded).
+    seed : int
+        Seed of the fold draws and subsets (fold k uses ``seed + k``).
+    types : list of str, optional
+        Bond types (default: every type with at least 30 bonds).
+    map_fn : callable
+        ``map``-like runner of the folds (parallel in the pipeline; same results).
+
+    Returns
+    -------
+    dict
+        {bond type: :class:`CVResult`} with pooled out-of-fold predictions (std calibrated by a
+        nested, training-fold-only CV except for ``paper``) and metrics.
+    """
+    if protocol == "paper":
+        return paper_protocol(ds, seed=seed, params=params, prior=prior, types=types)
+    kind, level = {"loco": ("leave-one-group-out", "cell"), "cell-kfold": ("group-kfold", "cell"),
+                   "run-out": ("leave-one-group-out", "run")}.get(protocol, (protocol, level))
+    if protocol == "cell-kfold":
+        n_splits = 5
+    if kind not in ("leave-one-group-out", "group-kfold"):
+        raise ConfigError(f"unknown validation protocol {protocol!r}; use {', '.join(PROTOCOLS)}")
+    if level not in ("cell", "run", "nc"):
+        raise ConfigError(f"unknown group level {level!r}; use cell, run or nc")
+    out = {}
+    for bt in types or types_with_data(ds):
+        g = ds.of_type(bt).groups(level)
+        sp = leave_one_group_out(g, level) if kind == "leave-one-group-out" else group_kfold(g, n_splits, seed, level)
+        out[bt] = cross_validate_type(ds, bt, sp, (params or {}).get(bt), prior, max_train, seed, calibrate=True,
+                                      map_fn=map_fn)
+    return out
 
 
 def types_with_data(ds: BondDataset, min_bonds: int = 30) -> list[str]:
@@ -124,6 +183,8 @@ def loco(ds: BondDataset, params: dict[str, dict[str, Any]] | None = None, prior
          calibrate: bool = True) -> dict[str, CVResult]:
     """Leave-one-cell-out per type (optimistic inside one run: same atoms, deformed cells);
     with ``calibrate`` the std scale is learnt inside each training fold (nested CV)."""
+    if calibrate:
+        return grouped_validation(ds, "loco", params=params, prior=prior, max_train=max_train, seed=seed, types=types)
     out = {}
     for bt in types or types_with_data(ds):
         sub = ds.of_type(bt)

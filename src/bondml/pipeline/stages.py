@@ -159,19 +159,17 @@ def held_out_released(ctx: StageContext) -> list[str]:
 
 
 def train_stage(ctx: StageContext) -> dict[str, Any]:
-    """Fit the per-type bond GPs (paper defaults, config overrides, or a grouped-CV search)."""
-    from ..model.bondmodel import BondModel
+    """Fit the per-type bond GPs (preset + config overrides, or a grouped-CV search first):
+    :func:`bondml.model.presets.train_bond_model`, as ``bondml train``."""
+    from ..model.presets import train_bond_model
 
     cfg = ctx.config
     ds = load_training_dataset(ctx, held_out_released(ctx))
-    hp = {t: dict(v) for t, v in cfg.model.hyperparameters.items()}
-    searched = {}
-    if cfg.model.search:
-        searched = _search(ds, cfg, ctx.runner)
-        hp = {**searched, **hp}
+    searched = _search(ds, cfg, ctx.runner) if cfg.model.search else {}
     dm = _distance_model(cfg)
-    model = BondModel.fit(ds, hyperparameters=hp or None, distance_model=dm, use_prior=cfg.model.use_prior and dm is not None,
-                          max_train_per_type=cfg.model.max_train_per_type, seed=cfg.pipeline.seed)
+    model = train_bond_model(ds, cfg.model.preset, cfg.model.hyperparameters, distance_model=dm,
+                             use_prior=cfg.model.use_prior and dm is not None,
+                             max_train_per_type=cfg.model.max_train_per_type, seed=cfg.pipeline.seed, searched=searched)
     if isinstance(model.lineage.get("data"), dict) and "store" in model.lineage["data"]:
         model.lineage["data"]["store"] = _rel(Path(model.lineage["data"]["store"]), ctx.out)
     model.lineage["pipeline"] = {"data_version": ctx.inputs["ingest"].summary["version"],
@@ -187,19 +185,6 @@ def train_stage(ctx: StageContext) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------- validate
-def _fold_task(args: tuple) -> dict[str, np.ndarray]:
-    """Fit on every cell but the held-out ones, predict them (one task per fold)."""
-    from ..model.bondmodel import BondModel
-
-    ds, test_idx, max_train, seed, hp = args
-    train = np.setdiff1d(np.arange(len(ds)), test_idx)
-    m = BondModel.fit(ds.select(train), hyperparameters=hp or None, max_train_per_type=max_train, seed=seed, min_bonds=10)
-    te = ds.select(test_idx)
-    have = np.isin(te.bond_type, list(m.estimators))
-    r = m.predict_dataset(te.select(np.flatnonzero(have)))
-    return {"idx": test_idx[have], "pred": r["minus_icohp"], "std": r["std"]}
-
-
 def _lc_task(args: tuple) -> dict[str, Any]:
     from ..evaluate.tune import learning_curve
 
@@ -226,46 +211,45 @@ def calibration_plot(z_by_type: dict[str, np.ndarray], path: Path) -> Path:
 
 
 def validate_stage(ctx: StageContext) -> dict[str, Any]:
-    """Grouped validation (whole cells / runs / compositions out), calibration and learning curves."""
+    """Grouped validation (whole cells / runs / compositions out), calibration and learning curves.
+
+    The numbers come from :func:`bondml.evaluate.tune.grouped_validation`, the function behind
+    ``bondml evaluate`` (same protocol, seed and cap -> same RMSE); folds run on ``ctx.runner``.
+    """
     from ..evaluate.metrics import per_type_metrics
     from ..evaluate.plots import learning_curve_plot, parity_plot
-    from ..evaluate.splits import group_kfold, leave_one_group_out
-    from ..evaluate.tune import types_with_data
+    from ..evaluate.tune import grouped_validation, types_with_data
+    from ..model.presets import resolve_hyperparameters
 
     cfg, v = ctx.config, ctx.config.validation
     ds = load_training_dataset(ctx, held_out_released(ctx))
-    groups = ds.groups(v.level)
-    if v.protocol == "leave-one-cell-out":
-        splits = list(leave_one_group_out(groups, v.level))
-        protocol = f"leave-one-{v.level}-out"
-    else:
-        splits = list(group_kfold(groups, v.n_splits, cfg.pipeline.seed, v.level))
-        protocol = f"group-{len(splits)}-fold by {v.level}"
-    if len(splits) < 2:
-        raise BondmlError(f"validation needs at least 2 {v.level}s, the training data has {len(splits)}")
-    hp = {t: dict(x) for t, x in cfg.model.hyperparameters.items()}
-    folds = ctx.runner.map(_fold_task, [(ds, sp.test, v.max_train, cfg.pipeline.seed, hp) for sp in splits],
-                           label=lambda a: f"fold of {len(a[1])} bonds")
-    pred = np.full(len(ds), np.nan)
-    std = np.full(len(ds), np.nan)
-    for f in folds:
-        pred[f["idx"]], std[f["idx"]] = f["pred"], f["std"]
-    ok = np.isfinite(pred)
-    metrics = per_type_metrics(ds.bond_type[ok], ds.y[ok], pred[ok], std[ok])
-    types = [t for t in BOND_TYPES if t in metrics]
-    parity_plot({t: (ds.y[ok & (ds.bond_type == t)], pred[ok & (ds.bond_type == t)]) for t in types},
-                ctx.dir / "parity.png", f"{protocol} ({len(splits)} folds)")
-    z = {t: (pred[m] - ds.y[m]) / std[m] for t in types if (m := ok & (ds.bond_type == t)).any()}
-    calibration_plot(z, ctx.dir / "calibration.png")
+    n_groups = np.unique(ds.groups(v.level)).size
+    if n_groups < 2:
+        raise BondmlError(f"validation needs at least 2 {v.level}s, the training data has {n_groups}")
+    kind = "leave-one-group-out" if v.protocol == "leave-one-cell-out" else "group-kfold"
+    dm = _distance_model(cfg) if cfg.model.use_prior else None
+    hp = resolve_hyperparameters(cfg.model.preset, cfg.model.hyperparameters, use_prior=dm is not None)
+    res = grouped_validation(ds, kind, v.level, v.n_splits, params=hp, prior=dm, max_train=v.max_train,
+                             seed=cfg.pipeline.seed, map_fn=lambda f, tasks: ctx.runner.map(
+                                 f, list(tasks), label=lambda a: f"{a[3]} fold of {len(a[2])} bonds"))
+    protocol = next(iter(res.values())).protocol if res else kind
+    types = [t for t in BOND_TYPES if t in res]
+    bt = np.concatenate([np.full(len(res[t].y), t) for t in types]) if types else np.array([], str)
+    cat = {k: np.concatenate([getattr(res[t], k) for t in types]) if types else np.array([])
+           for k in ("y", "pred", "std")}
+    metrics = per_type_metrics(bt, cat["y"], cat["pred"], cat["std"])
+    parity_plot({t: (res[t].y, res[t].pred) for t in types}, ctx.dir / "parity.png", protocol)
+    calibration_plot({t: (res[t].pred - res[t].y) / res[t].std for t in types}, ctx.dir / "calibration.png")
     lc_types = types_with_data(ds, min_bonds=max(v.learning_curve_sizes, default=50))
     curves = ctx.runner.map(_lc_task, [(ds, t, v.learning_curve_sizes, v.learning_curve_seeds, v.level, hp.get(t))
                                        for t in lc_types], label=lambda a: a[1])
     if curves:
         learning_curve_plot(curves, ctx.dir / "learning_curves.png", f"learning curves (hold-out {v.level}s)")
-    res = {"protocol": protocol, "level": v.level, "n_folds": len(splits), "metrics": metrics,
+    n_folds = n_groups if kind == "leave-one-group-out" else min(v.n_splits, n_groups)
+    out = {"protocol": protocol, "level": v.level, "n_folds": n_folds, "metrics": metrics,
            "learning_curves": curves, "note": "cells of one MD run are the same atoms deformed: "
            "leave-one-cell-out inside a run is optimistic; judge on other runs / compositions"}
-    atomic_write_json(ctx.dir / "validation.json", res)
+    atomic_write_json(ctx.dir / "validation.json", out)
     ctx.log("  " + ", ".join(f"{t} {metrics[t]['rmse']:.3f}" for t in types) + f" eV RMSE ({protocol})")
     return {"protocol": protocol, "rmse": {t: metrics[t]["rmse"] for t in metrics},
             "cov1": {t: metrics[t].get("cov1") for t in metrics}}
