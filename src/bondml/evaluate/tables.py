@@ -1,4 +1,5 @@
-"""Readers for the original label-only tables (no structures, no SOAP).
+"""The original label-only tables as :class:`LabelTable` (no structures, no SOAP); the
+``.bnd`` parsing itself is :mod:`bondml.io.bnd`.
 
 * PBSSDB ``<A-B>.bnd``: ``run sub i j d icohp`` (one composition, given by the folder name);
 * DB4 / DB8 ``DBx_<A-B>.bnd``: ``nc run sub i j d icohp`` with nc index 0 Zr49Cu49Al2,
@@ -18,6 +19,7 @@ import numpy as np
 
 from ..constants import BOND_TYPES, STUDY_COMPOSITIONS
 from ..errors import InputFileError
+from ..io.bnd import load_bnd_rows, read_bnd  # noqa: F401 - load_bnd_rows re-exported (moved to io.bnd)
 
 _DB_RE = re.compile(r"^(DB\d+)_([A-Z][a-z]?-[A-Z][a-z]?)\.bnd$")
 
@@ -75,27 +77,12 @@ class LabelTable:
 _COLS = ("bond_type", "nc", "run", "sub_run", "i", "j", "distance", "y", "source")
 
 
-def load_bnd_rows(path: Path, ncols: int) -> np.ndarray:
-    """Rows of a whitespace table with exactly ``ncols`` finite numbers per line (one-line errors)."""
-    try:
-        a = np.loadtxt(path, ndmin=2)
-    except (OSError, ValueError) as exc:
-        raise InputFileError(path, f"cannot read table ({exc})") from None
-    if a.size == 0:
-        return np.empty((0, ncols))
-    if a.shape[1] != ncols:
-        raise InputFileError(path, f"expected {ncols} columns, found {a.shape[1]}")
-    if not np.all(np.isfinite(a)):
-        raise InputFileError(path, "NaN or inf values")
-    return a
-
-
-def _table(bt: str, nc: np.ndarray, a: np.ndarray, source: str) -> LabelTable:
-    n = a.shape[0]
+def _table(bt: str, c: dict[str, np.ndarray], source: str) -> LabelTable:
+    """A LabelTable from the columns of :func:`bondml.io.bnd.read_bnd` (atoms stay 1-based)."""
+    n = c["distance"].size
     return LabelTable(
-        bond_type=np.full(n, bt).astype(str), nc=nc.astype(str), run=a[:, 0].astype(np.int64),
-        sub_run=a[:, 1].astype(np.int64), i=a[:, 2].astype(np.int64), j=a[:, 3].astype(np.int64),
-        distance=a[:, 4].astype(float), y=a[:, 5].astype(float), source=np.full(n, source).astype(str),
+        bond_type=np.full(n, bt).astype(str), nc=c["nc"].astype(str), run=c["run"], sub_run=c["sub_run"],
+        i=c["i"], j=c["j"], distance=c["distance"], y=c["minus_icohp"], source=np.full(n, source).astype(str),
     )
 
 
@@ -109,8 +96,7 @@ def read_pbssdb(folder: str | Path, nc: str | None = None) -> LabelTable:
     for bt in BOND_TYPES:
         p = folder / f"{bt}.bnd"
         if p.is_file():
-            a = load_bnd_rows(p, 6)
-            parts.append(_table(bt, np.full(a.shape[0], nc), a, "PBSSDB"))
+            parts.append(_table(bt, read_bnd(p, nc=nc, ncols=6), "PBSSDB"))
     if not parts:
         raise InputFileError(folder, "no <A-B>.bnd tables")
     return LabelTable.concatenate(parts, dedupe=False)
@@ -124,11 +110,7 @@ def read_db(folder: str | Path, compositions: tuple[str, ...] = STUDY_COMPOSITIO
         m = _DB_RE.match(p.name)
         if not m:
             continue
-        a = load_bnd_rows(p, 7)
-        idx = a[:, 0].astype(int)
-        if idx.size and (idx.min() < 0 or idx.max() >= len(compositions)):
-            raise InputFileError(p, f"nc index {idx.max()} outside the {len(compositions)} known compositions")
-        parts.append(_table(m.group(2), np.asarray(compositions)[idx], a[:, 1:], m.group(1)))
+        parts.append(_table(m.group(2), read_bnd(p, ncols=7, compositions=compositions), m.group(1)))
     if not parts:
         raise InputFileError(folder, "no DBx_<A-B>.bnd tables")
     return LabelTable.concatenate(parts, dedupe=False)

@@ -1,4 +1,4 @@
-"""The original's label-only tables: ``.bnd`` (PBSSDB ``run sub i j d -ICOHP``; DB4/DB8
+"""The original's label-only tables in the store (readers in :mod:`bondml.io.bnd`): ``.bnd`` (PBSSDB ``run sub i j d -ICOHP``; DB4/DB8
 ``nc run sub i j d -ICOHP``), ``.info`` counts, ``ND.info`` (non-done sub-runs) and ``DUB.info``
 (unmatched bonds). Atoms are 1-based in these files; -ICOHP in eV, distances in Angstrom."""
 
@@ -6,19 +6,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from ..constants import BOND_TYPES, STATUSES, STUDY_COMPOSITIONS
+from ..constants import BOND_TYPES, STUDY_COMPOSITIONS
 from ..errors import InputFileError
+from ..io import bnd
+from ..io.bnd import ND_CODES, read_dub, read_info, read_nd  # noqa: F401 - re-exported (moved to io.bnd)
 from ..util import atomic_write_text
-
-#: ``ND.info`` status codes, read as 1-based positions in the original status vocabulary
-#: (an inference: the codes seen are 2, 3 and 6; 6 = SCF_NOT_CONVERGED_AND_NO_ICOHP is the
-#: most common failure, as expected).
-ND_CODES: dict[int, str] = {k + 1: s for k, s in enumerate(STATUSES)}
 
 _TYPE_RE = re.compile(r"(?:^|_)((?:Zr|Cu|Al)-(?:Zr|Cu|Al))\.bnd$")
 
@@ -28,66 +24,18 @@ def read_bnd(path: str | Path, nc: str | None = None,
     """Read one ``.bnd`` file into a table (nc, run, sub_run, i, j (0-based), distance, minus_icohp).
 
     6-column files need ``nc`` (the PBSSDB folder's composition); 7-column files carry an nc index
-    into ``ncs_order``.
+    into ``ncs_order``. Parsing: :func:`bondml.io.bnd.read_bnd` (the one reader of the layout).
     """
-    from ..evaluate.tables import load_bnd_rows  # the one parser of the .bnd layout
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputFileError(path, "file not found")
-    with path.open() as fh:
-        first = fh.readline().split()
-    ncols = len(first) if first else (6 if nc is not None else 7)
-    arr = load_bnd_rows(path, ncols)
-    if arr.shape[1] == 6:
-        if nc is None:
-            raise InputFileError(path, "6-column .bnd needs the composition (PBSSDB folder name)")
-        ncs = np.full(arr.shape[0], nc)
-    elif arr.shape[1] == 7:
-        idx = arr[:, 0].astype(int)
-        if idx.size and (idx.min() < 0 or idx.max() >= len(ncs_order)):
-            raise InputFileError(path, f"nc index {idx.max()} outside {list(ncs_order)}")
-        ncs = np.array(ncs_order, dtype=object)[idx].astype(str)
-        arr = arr[:, 1:]
-    else:
-        raise InputFileError(path, f"expected 6 or 7 columns, got {arr.shape[1]}")
+    c = bnd.read_bnd(path, nc=nc, compositions=ncs_order)
     return pa.table({
-        "nc": pa.array(ncs.astype(str)),
-        "run": pa.array(arr[:, 0].astype(np.int32)),
-        "sub_run": pa.array(arr[:, 1].astype(np.int32)),
-        "i": pa.array(arr[:, 2].astype(np.int32) - 1),
-        "j": pa.array(arr[:, 3].astype(np.int32) - 1),
-        "distance": pa.array(arr[:, 4]),
-        "minus_icohp": pa.array(arr[:, 5]),
+        "nc": pa.array(c["nc"].astype(str)),
+        "run": pa.array(c["run"].astype(np.int32)),
+        "sub_run": pa.array(c["sub_run"].astype(np.int32)),
+        "i": pa.array(c["i"].astype(np.int32) - 1),
+        "j": pa.array(c["j"].astype(np.int32) - 1),
+        "distance": pa.array(c["distance"]),
+        "minus_icohp": pa.array(c["minus_icohp"]),
     })
-
-
-def read_info(path: str | Path) -> dict[str, int]:
-    """A DB4/DB8 ``.info`` file: counts per composition."""
-    path = Path(path)
-    lines = [ln.split() for ln in path.read_text().splitlines() if ln.strip()]
-    return {p[0]: int(p[1]) for p in lines[1:] if len(p) == 2}
-
-
-def read_nd(path: str | Path) -> list[dict[str, Any]]:
-    """``ND.info``: non-done sub-runs ``run sub code`` with the status the code stands for."""
-    out = []
-    for ln in Path(path).read_text().splitlines():
-        p = ln.split()
-        if len(p) == 3:
-            code = int(p[2])
-            out.append({"run": int(p[0]), "sub_run": int(p[1]), "code": code, "status": ND_CODES.get(code, "UNKNOWN")})
-    return out
-
-
-def read_dub(path: str | Path) -> list[dict[str, Any]]:
-    """``DUB.info``: bonds the original could not match (``run sub KNF: A-B``)."""
-    out = []
-    for ln in Path(path).read_text().splitlines():
-        m = re.match(r"\s*(\d+)\s+(\d+)\s+(\w+):\s*(\S+)", ln)
-        if m:
-            out.append({"run": int(m.group(1)), "sub_run": int(m.group(2)), "code": m.group(3), "pair": m.group(4)})
-    return out
 
 
 def read_bnd_folder(folder: str | Path) -> tuple[dict[str, pa.Table], dict[str, Any]]:
