@@ -35,7 +35,7 @@ import numpy as np
 
 from ..data import eam_potential, production_cell
 from ..errors import ConfigError, InputFileError, JobError
-from ..io.lammps import read_lammps_data
+from ..io.lammps import STUDY_TYPE_MAP, read_lammps_data, type_map_string, write_lammps_data  # noqa: F401 - re-exported
 from ..lammps_util import open_lammps
 from ..util import atomic_write_json, atomic_write_text
 
@@ -67,7 +67,7 @@ class CompressionProtocol:
     seed: int = 12345
     minimize: bool = False
     threads: int | None = None
-    type_map: str = "1=Zr,2=Cu,3=Al"
+    type_map: str = type_map_string(STUDY_TYPE_MAP)
 
     def __post_init__(self) -> None:
         if self.axis not in AXES:
@@ -153,24 +153,6 @@ def cut_cell(
     out_file = Path(out_file)
     write_lammps_data(out_file, b)
     return out_file
-
-
-def write_lammps_data(path: str | Path, atoms: object, type_map: dict[int, str] | None = None) -> None:
-    """Write an orthogonal/triclinic ``atom_style atomic`` LAMMPS data file (masses included)."""
-    from ..constants import ATOMIC_MASSES
-
-    tm = type_map or {1: "Zr", 2: "Cu", 3: "Al"}
-    inv = {e: t for t, e in tm.items()}
-    c = atoms.cell.array  # type: ignore[attr-defined]
-    lines = [f"bondml data file ({len(atoms)} atoms)", "", f"{len(atoms)} atoms", f"{len(tm)} atom types", ""]  # type: ignore[arg-type]
-    lines += [f"0.0 {c[0, 0]:.8f} xlo xhi", f"0.0 {c[1, 1]:.8f} ylo yhi", f"0.0 {c[2, 2]:.8f} zlo zhi"]
-    if abs(c[1, 0]) + abs(c[2, 0]) + abs(c[2, 1]) > 0:
-        lines.append(f"{c[1, 0]:.8f} {c[2, 0]:.8f} {c[2, 1]:.8f} xy xz yz")
-    lines += ["", "Masses", ""] + [f"{t} {ATOMIC_MASSES[e]} # {e}" for t, e in sorted(tm.items())]
-    lines += ["", "Atoms # atomic", ""]
-    for k, (s, p) in enumerate(zip(atoms.get_chemical_symbols(), atoms.positions, strict=True)):  # type: ignore[attr-defined]
-        lines.append(f"{k + 1} {inv[s]} {p[0]:.6f} {p[1]:.6f} {p[2]:.6f}")
-    atomic_write_text(path, "\n".join(lines) + "\n")
 
 
 def lammps_commands(p: CompressionProtocol, out_dir: Path) -> list[str]:

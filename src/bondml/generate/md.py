@@ -36,6 +36,8 @@ from ase import Atoms
 
 from ..constants import ATOMIC_MASSES, ELEMENTS, MELT_TEMPERATURE_K, QUENCH_RATE_K_PER_S, QUENCH_TEMPERATURE_K
 from ..errors import ConfigError, InputFileError, JobError
+from ..io.lammps import STUDY_TYPE_MAP
+from ..io.lammps import format_lammps_data as lammps_data_text
 from ..types import bond_type, check_element, composition_counts
 from ..util import atomic_write_json, atomic_write_text
 from .augment import write_xyz
@@ -43,7 +45,7 @@ from .augment import write_xyz
 _AMU_G = 1.66053906660e-24  # g per amu
 _A3_CM3 = 1e-24  # cm^3 per Angstrom^3
 #: LAMMPS atom types of the study (pair_coeff * * <eam> Zr Cu Al).
-LAMMPS_TYPES: dict[str, int] = {el: k + 1 for k, el in enumerate(ELEMENTS)}
+LAMMPS_TYPES: dict[str, int] = {el: t for t, el in STUDY_TYPE_MAP.items()}
 
 
 @dataclass(frozen=True)
@@ -156,17 +158,12 @@ def random_start(
 
 
 def format_lammps_data(atoms: Atoms) -> str:
-    """LAMMPS data file (atom_style atomic, orthogonal box, types 1 Zr 2 Cu 3 Al)."""
+    """LAMMPS data file of a random start (atom_style atomic, types 1 Zr 2 Cu 3 Al, no masses:
+    the input sets them): :func:`bondml.io.lammps.format_lammps_data` with 10 decimals."""
     c = np.asarray(atoms.cell.array)
     if np.abs(c - np.diag(np.diag(c))).max() > 1e-12:
         raise ConfigError("format_lammps_data: only orthogonal boxes are supported")
-    lines = ["bondml random start", "", f"{len(atoms)} atoms", f"{len(LAMMPS_TYPES)} atom types", ""]
-    for ax, L in zip("xyz", np.diag(c), strict=True):
-        lines.append(f"0.0 {L:.10f} {ax}lo {ax}hi")
-    lines += ["", "Atoms # atomic", ""]
-    for k, (s, p) in enumerate(zip(atoms.get_chemical_symbols(), atoms.positions, strict=True), start=1):
-        lines.append(f"{k} {LAMMPS_TYPES[s]} {p[0]:.10f} {p[1]:.10f} {p[2]:.10f}")
-    return "\n".join(lines) + "\n"
+    return lammps_data_text(atoms, STUDY_TYPE_MAP, masses=False, title="bondml random start", digits=10, box_digits=10)
 
 
 def format_quench_input(
@@ -305,7 +302,7 @@ def _final_atoms(lmp: object) -> Atoms:
     order = np.argsort(ids)
     lo, hi = np.array(boxlo), np.array(boxhi)
     cell = np.array([[hi[0] - lo[0], 0, 0], [xy, hi[1] - lo[1], 0], [xz, yz, hi[2] - lo[2]]])
-    symbols = [ELEMENTS[int(t) - 1] for t in typ[order]]
+    symbols = [STUDY_TYPE_MAP[int(t)] for t in typ[order]]
     return Atoms(symbols=symbols, positions=x[order] - lo, cell=cell, pbc=True)
 
 
@@ -388,7 +385,8 @@ def eam_energy(atoms: Atoms, potential: str | Path | None = None) -> float:
         check_element(s)
     with tempfile.TemporaryDirectory(prefix="bondml-eam-") as tmp:
         data = Path(tmp) / "cell.data"
-        write_lammps_data(str(data), atoms, specorder=list(ELEMENTS), atom_style="atomic", masses=False)
+        write_lammps_data(str(data), atoms, specorder=[STUDY_TYPE_MAP[t] for t in sorted(STUDY_TYPE_MAP)],
+                          atom_style="atomic", masses=False)
         lmp = open_lammps()
         try:
             for cmd in ("units metal", "boundary p p p", "atom_style atomic", f"read_data {data}",

@@ -27,8 +27,73 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
-from ..constants import ATOMIC_MASSES
-from ..errors import InputFileError, UnknownElementError
+from ..constants import ATOMIC_MASSES, ELEMENTS
+from ..errors import ConfigError, InputFileError, UnknownElementError
+
+#: The study's LAMMPS atom types: 1 Zr, 2 Cu, 3 Al (the element order of the EAM potential's
+#: ``pair_coeff * * <file> Zr Cu Al``). The one type map of bondml: readers, writers and the MD
+#: inputs of generate and deploy all default to it.
+STUDY_TYPE_MAP: dict[int, str] = {k + 1: el for k, el in enumerate(ELEMENTS)}
+
+
+def type_map_string(type_map: Mapping[int, str] | None = None) -> str:
+    """``"1=Zr,2=Cu,3=Al"``: a type map as written in configs and on the command line."""
+    return ",".join(f"{t}={e}" for t, e in sorted((type_map or STUDY_TYPE_MAP).items()))
+
+
+def format_lammps_data(atoms: Atoms, type_map: Mapping[int, str] | None = None, masses: bool = True,
+                       title: str | None = None, digits: int = 6, box_digits: int = 8) -> str:
+    """Text of an ``atom_style atomic`` LAMMPS data file (orthogonal or triclinic box).
+
+    Parameters
+    ----------
+    atoms : ase.Atoms
+        Cell in LAMMPS' lower-triangular form (a along x, b in the xy plane), origin at 0;
+        positions in Angstrom.
+    type_map : mapping {type: element}, optional
+        Default :data:`STUDY_TYPE_MAP`.
+    masses : bool
+        Write the ``Masses`` section (amu) so that readers can map types to elements.
+    title : str, optional
+        First line (default ``bondml data file (<n> atoms)``).
+    digits, box_digits : int
+        Decimals of the positions and of the box (Angstrom).
+
+    Returns
+    -------
+    str
+    """
+    tm = dict(type_map or STUDY_TYPE_MAP)
+    inv = {e: t for t, e in tm.items()}
+    c = np.asarray(atoms.cell.array, float)
+    if abs(c[0, 1]) > 1e-9 or abs(c[0, 2]) > 1e-9 or abs(c[1, 2]) > 1e-9:
+        raise ConfigError("LAMMPS data file: the cell is not in LAMMPS' lower-triangular form (a along x, b in xy)")
+    symbols = atoms.get_chemical_symbols()
+    missing = sorted(set(symbols) - set(inv))
+    if missing:
+        raise UnknownElementError(f"elements {missing} have no LAMMPS type (type map {tm})")
+    b = box_digits
+    lines = [title or f"bondml data file ({len(atoms)} atoms)", "", f"{len(atoms)} atoms", f"{len(tm)} atom types", ""]
+    lines += [f"0.0 {c[0, 0]:.{b}f} xlo xhi", f"0.0 {c[1, 1]:.{b}f} ylo yhi", f"0.0 {c[2, 2]:.{b}f} zlo zhi"]
+    if abs(c[1, 0]) + abs(c[2, 0]) + abs(c[2, 1]) > 0:
+        lines.append(f"{c[1, 0]:.{b}f} {c[2, 0]:.{b}f} {c[2, 1]:.{b}f} xy xz yz")
+    if masses:
+        lines += ["", "Masses", ""] + [f"{t} {ATOMIC_MASSES[e]} # {e}" for t, e in sorted(tm.items())]
+    lines += ["", "Atoms # atomic", ""]
+    d = digits
+    for k, (s, p) in enumerate(zip(symbols, atoms.positions, strict=True), start=1):
+        lines.append(f"{k} {inv[s]} {p[0]:.{d}f} {p[1]:.{d}f} {p[2]:.{d}f}")
+    return "\n".join(lines) + "\n"
+
+
+def write_lammps_data(path: str | Path, atoms: Atoms, type_map: Mapping[int, str] | None = None,
+                      **kw: object) -> Path:
+    """Write :func:`format_lammps_data` to ``path`` atomically; returns the path."""
+    from ..util import atomic_write_text
+
+    atomic_write_text(path, format_lammps_data(atoms, type_map, **kw))  # type: ignore[arg-type]
+    return Path(path)
+
 
 #: Per-atom stress columns written by :mod:`bondml.deploy.md`, already in GPa (Voigt order).
 STRESS_GPA_COLUMNS: tuple[str, ...] = ("v_sxx", "v_syy", "v_szz", "v_sxy", "v_sxz", "v_syz")
@@ -244,7 +309,7 @@ def iter_dump(
     path = Path(path)
     if not path.is_file():
         raise InputFileError(path, "file not found")
-    tm = parse_type_map(type_map) if type_map is not None else {1: "Zr", 2: "Cu", 3: "Al"}
+    tm = parse_type_map(type_map) if type_map is not None else dict(STUDY_TYPE_MAP)
     with open(path, encoding="utf-8", errors="replace") as fh:
         frame_no = 0
         while True:
@@ -375,7 +440,7 @@ def format_dump_frame(
     Types default to the order of ``type_map`` (default 1 Zr, 2 Cu, 3 Al).
     """
     n = len(atoms)
-    tm = dict(type_map) if type_map is not None else {1: "Zr", 2: "Cu", 3: "Al"}
+    tm = dict(type_map) if type_map is not None else dict(STUDY_TYPE_MAP)
     inv = {e: t for t, e in tm.items()}
     sym = atoms.get_chemical_symbols()
     if types is None:
