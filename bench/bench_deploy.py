@@ -95,7 +95,10 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from bondml.deploy.demo_model import train_demo_model
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from _demo_model import train_demo_model  # test helper (tests/_demo_model.py)
     from bondml.deploy.infer import PredictConfig, predict_trajectory
     from bondml.io.lammps import iter_dump
 

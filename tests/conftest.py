@@ -43,7 +43,7 @@ def mini_tree(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real model: GPs on 300 bonds per type of run 21 (seeded), Al-Al by the distance fallback."""
-    from bondml.deploy.demo_model import train_demo_model
+    from _demo_model import train_demo_model
 
     return train_demo_model(tmp_path_factory.mktemp("model") / "m", max_per_type=300, seed=0)
 

@@ -221,10 +221,11 @@ def _prepare_out(out: Path, run_key: str, overwrite: bool) -> dict[str, Any] | N
         if not overwrite:
             raise BondmlError(
                 f"{out} holds another run (input {old.get('input', {}).get('path', '?')}, other input/model/settings); "
-                "use --overwrite or another --out"
+                "pass overwrite=True to replace them, or choose another output folder"
             )
     elif (out / "bonds").exists() and not overwrite:
-        raise BondmlError(f"{out} holds bond tables without a manifest; use --overwrite or another --out")
+        raise BondmlError(f"{out} holds bond tables without a manifest; pass overwrite=True to replace them, "
+                          "or choose another output folder")
     if overwrite:
         for part in _OUTPUT_PARTS:
             p = out / part

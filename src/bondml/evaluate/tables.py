@@ -12,12 +12,14 @@ Distances in Angstrom, ``y`` = -ICOHP in eV (the tables store -ICOHP, positive =
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
 from ..constants import BOND_TYPES, STUDY_COMPOSITIONS
+from ..core.table import BondColumns
 from ..errors import InputFileError
 from ..io.bnd import load_bnd_rows, read_bnd  # noqa: F401 - load_bnd_rows re-exported (moved to io.bnd)
 
@@ -25,7 +27,7 @@ _DB_RE = re.compile(r"^(DB\d+)_([A-Z][a-z]?-[A-Z][a-z]?)\.bnd$")
 
 
 @dataclass(frozen=True)
-class LabelTable:
+class LabelTable(BondColumns):
     """Label-only bonds as columns: bond_type, nc (composition name), run, sub_run, i, j,
     distance (Angstrom), y (-ICOHP, eV), source (table name)."""
 
@@ -39,25 +41,8 @@ class LabelTable:
     y: np.ndarray
     source: np.ndarray
 
-    def __len__(self) -> int:
-        return int(self.distance.size)
-
-    def select(self, mask: np.ndarray) -> LabelTable:
-        return replace(self, **{k: getattr(self, k)[mask] for k in _COLS})
-
-    def of_type(self, bond_type: str) -> LabelTable:
-        return self.select(self.bond_type == bond_type)
-
-    def groups(self, level: str = "run") -> np.ndarray:
-        """Group label per bond: ``cell``, ``run`` or ``nc`` (as BondDataset.groups)."""
-        if level == "nc":
-            return self.nc.astype(str)
-        g = np.char.add(np.char.add(self.nc.astype(str), "/"), self.run.astype(str))
-        if level == "run":
-            return g
-        if level == "cell":
-            return np.char.add(np.char.add(g, "/"), self.sub_run.astype(str))
-        raise ValueError(f"unknown group level {level!r}; use cell, run or nc")
+    _columns: ClassVar[tuple[str, ...]] = ("bond_type", "nc", "run", "sub_run", "i", "j", "distance", "y", "source")
+    # select / of_type / counts / groups: bondml.core.table.BondColumns (shared by every container)
 
     def keys(self) -> np.ndarray:
         """One string per bond identifying it across tables (nc/run/sub/i/j)."""
@@ -74,7 +59,7 @@ class LabelTable:
         return t
 
 
-_COLS = ("bond_type", "nc", "run", "sub_run", "i", "j", "distance", "y", "source")
+_COLS = LabelTable._columns
 
 
 def _table(bt: str, c: dict[str, np.ndarray], source: str) -> LabelTable:

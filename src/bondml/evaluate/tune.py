@@ -21,7 +21,7 @@ from ..model.bondmodel import cv_std_scale
 from ..model.distance import DistanceModel, al_fraction
 from ..model.gpr import BondGPR
 from ..model.presets import TUNED_HYPERPARAMETERS  # noqa: F401 - re-exported (moved to model.presets)
-from ..store.dataset import BondDataset
+from ..core.dataset import BondDataset
 from .metrics import regression_metrics
 from .splits import Split, bond_level_split, group_holdout, group_kfold, leave_one_group_out
 from .tables import LabelTable, read_all_tables

@@ -9,86 +9,15 @@ computed once per (cell, atom); bonds index into the per-atom matrix.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 from ase import Atoms
 
-from ..constants import ATOMIC_NUMBERS, PAPER_SOAP
-from ..errors import FeatureMismatchError, UnknownElementError
-from ..util import sha256_json
-
-BACKENDS = ("quippy", "featomic")
-
-
-@dataclass(frozen=True)
-class FeatureSettings:
-    """SOAP settings (Angstrom for ``cutoff`` and ``atom_sigma``) plus the backend computing them.
-
-    Frozen and hashable: it travels with every feature table, dataset and model, and two
-    feature sets are only comparable when their settings are equal.
-    """
-
-    cutoff: float = PAPER_SOAP["cutoff"]
-    l_max: int = PAPER_SOAP["l_max"]
-    n_max: int = PAPER_SOAP["n_max"]
-    atom_sigma: float = PAPER_SOAP["atom_sigma"]
-    species_z: tuple[int, ...] = PAPER_SOAP["species_z"]
-    backend: str = "quippy"
-    normalise: bool = True
-    extra: tuple[tuple[str, Any], ...] = field(default=())
-
-    def __post_init__(self) -> None:
-        if self.backend not in BACKENDS:
-            raise ValueError(f"unknown SOAP backend {self.backend!r}; choose one of {', '.join(BACKENDS)}")
-        object.__setattr__(self, "species_z", tuple(sorted(int(z) for z in self.species_z)))
-        object.__setattr__(self, "extra", tuple(tuple(x) for x in self.extra))
-
-    def quip_string(self) -> str:
-        """The QUIP descriptor string, e.g. the paper's."""
-        z = " ".join(str(v) for v in self.species_z)
-        n = len(self.species_z)
-        return (
-            f"soap cutoff={self.cutoff:g} l_max={self.l_max} n_max={self.n_max} "
-            f"atom_sigma={self.atom_sigma:g} n_Z={n} Z={{{z}}} n_species={n} species_Z={{{z}}}"
-            + ("" if self.normalise else " normalise=F")
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["species_z"] = list(self.species_z)
-        d["extra"] = [list(x) for x in self.extra]
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> FeatureSettings:
-        d = dict(d)
-        d["species_z"] = tuple(d.get("species_z", PAPER_SOAP["species_z"]))
-        d["extra"] = tuple(tuple(x) for x in d.get("extra", ()))
-        return cls(**d)
-
-    @property
-    def digest(self) -> str:
-        """Short content hash of the settings (12 hex characters)."""
-        return sha256_json(self.to_dict())[:12]
-
-    @property
-    def elements(self) -> tuple[str, ...]:
-        inv = {z: e for e, z in ATOMIC_NUMBERS.items()}
-        return tuple(inv[z] for z in self.species_z)
-
-    def require_same(self, other: FeatureSettings, what: str = "features") -> None:
-        """Raise :class:`FeatureMismatchError` (one line, naming the differing fields) if unequal."""
-        if self != other:
-            a, b = self.to_dict(), other.to_dict()
-            diff = ", ".join(f"{k}={b[k]!r} (expected {a[k]!r})" for k in a if a[k] != b[k])
-            raise FeatureMismatchError(f"{what} were computed with other SOAP settings: {diff}")
-
-
-#: The paper's settings through QUIP.
-PAPER_SETTINGS = FeatureSettings()
+# FeatureSettings lives in the core layer (every stage and the model use it); re-exported here.
+from ..core.settings import BACKENDS, PAPER_SETTINGS, FeatureSettings  # noqa: F401
+from ..errors import UnknownElementError
 
 
 @lru_cache(maxsize=8)

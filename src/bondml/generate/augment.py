@@ -39,7 +39,7 @@ from ..errors import BondmlError, InputFileError
 from ..util import atomic_write_text
 
 _AXES = {"x": 0, "y": 1, "z": 2}
-_EXISTS = "exists with different content; pass overwrite=True (--overwrite) to replace it"
+_EXISTS = "exists with different content; pass overwrite=True to replace it"
 
 
 @dataclass(frozen=True)

@@ -72,7 +72,7 @@ class GrowOptions:
         if bad:
             raise ConfigError(f"sub-runs {bad} out of range 0..{N_SUBRUNS - 1}")
         if self.labeler == "xtb" and self.executor.kind != "local":
-            raise ConfigError("the xTB labeler runs locally; use --executor local (or --labeler dft)")
+            raise ConfigError("the xTB labeler runs locally; use the local executor (or the dft labeler)")
         self.executor.validate()
         return self
 
@@ -168,7 +168,7 @@ def dft_step(opts: GrowOptions, cells: Sequence[CellId], report: GrowReport,
     """Write DFT inputs, then submit the jobs not done (or, with ``dry_run``, write the scripts)."""
     pseudo = opts.pseudo_dir or default_pseudo_dir()
     if pseudo is None:
-        raise ConfigError("no pseudopotential folder: pass --pseudo-dir or set ESPRESSO_PSEUDO")
+        raise ConfigError("no pseudopotential folder: set pseudo_dir or ESPRESSO_PSEUDO")
     for cell in cells:
         written = prepare_inputs(subrun_path(opts.root, cell), cell.nc, pseudo, opts.qe_settings)
         report.count("dft-inputs", bool(written))
@@ -203,7 +203,7 @@ def grow(opts: GrowOptions, progress: Progress | None = None) -> GrowReport:
 
         if shutil.which(opts.pw_command.split()[0]) is None:
             raise JobError(f"executable {opts.pw_command.split()[0]!r} not found on PATH "
-                           "(install Quantum ESPRESSO or use --dry-run)")
+                           "(install Quantum ESPRESSO or write the inputs only with dry_run)")
     Path(opts.root).mkdir(parents=True, exist_ok=True)
     report = GrowReport(cells=_cells(opts))
     runs = list(range(opts.first_run, opts.first_run + opts.runs))

@@ -337,7 +337,7 @@ def melt_quench(
     result_path = out / "result.json"
     if result_path.exists() and not overwrite:
         raise InputFileError(
-            result_path, "a finished melt-quench is already there; pass overwrite=True (--overwrite)"
+            result_path, "a finished melt-quench is already there; pass overwrite=True to replace it"
         )
     out.mkdir(parents=True, exist_ok=True)
     vseed = int(np.random.default_rng([seed, 1]).integers(1, 2**31 - 1))

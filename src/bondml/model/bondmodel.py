@@ -19,8 +19,8 @@ import numpy as np
 
 from ..constants import BOND_TYPES, INFERENCE_WINDOWS
 from ..errors import ModelError
-from ..features.soap import FeatureSettings
-from ..store.dataset import BondDataset, BondFeatures
+from ..core.settings import FeatureSettings
+from ..core.dataset import BondDataset, BondFeatures
 from ..util import atomic_write_bytes, atomic_write_json, code_version, sha256_bytes, sha256_file
 from .distance import DistanceModel
 from .gpr import BondGPR

@@ -1,6 +1,6 @@
 """``BondGPR``: the paper's per-bond-type Gaussian Process, exact, batched, with uncertainty.
 
-Input is either :class:`bondml.store.dataset.BondFeatures` (distance + per-atom SOAP + atom
+Input is either :class:`bondml.core.BondFeatures` (distance + per-atom SOAP + atom
 indices; the SOAP of a bond is never copied into an (n, 2, p) array) or a plain 2-D array
 ``[d | pA | pB]`` (n, 1 + 2p) for scikit-learn tools. Target: -ICOHP in eV.
 
@@ -21,7 +21,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 
 from ..constants import PAPER_HYPERPARAMETERS
 from ..errors import ModelError
-from ..store.dataset import BondFeatures
+from ..core.dataset import BondFeatures
 from .kernel import _power, bond_kernel, distance_term, mean_soap
 
 MEANS = ("zero", "mean")

@@ -39,7 +39,7 @@ from ..features.soap import PAPER_SETTINGS, FeatureSettings
 from ..io.getl import SubRunFiles, tree_root, discover, subrun_path
 from ..types import CellId
 from ..util import atomic_write_bytes, atomic_write_json, code_version, pid_lock, sha256_file, sha256_json
-from .dataset import BondDataset
+from ..core.dataset import BondDataset
 from .extract import CellExtract, extract_cell
 
 STORE_FORMAT = 1

@@ -19,7 +19,7 @@ from ..io.lobster import read_icohplist
 from ..structure.bonds import Bonds, find_bonds, match_pairs
 from ..types import CellId, check_element
 from ..util import sha256_file
-from .dataset import BondDataset
+from ..core.dataset import BondDataset
 
 #: Largest accepted difference between LOBSTER's and our distance for a matched pair (Angstrom).
 DISTANCE_TOLERANCE = 1e-4

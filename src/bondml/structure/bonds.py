@@ -10,17 +10,19 @@ LOBSTER's ``translation`` column is ``-shift``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 from ase import Atoms
 
-from ..constants import ATOMIC_NUMBERS, BOND_TYPES, LOBSTER_WINDOW
+from ..constants import ATOMIC_NUMBERS, LOBSTER_WINDOW
+from ..core.table import BondColumns
 from ..errors import BondmlError
 from ..types import bond_type, check_element
 
 
 @dataclass(frozen=True)
-class Bonds:
+class Bonds(BondColumns):
     """Bonds of one structure as arrays of equal length (Angstrom for ``distance``)."""
 
     i: np.ndarray
@@ -29,18 +31,9 @@ class Bonds:
     distance: np.ndarray
     type: np.ndarray
 
-    def __len__(self) -> int:
-        return int(self.i.size)
-
-    def select(self, mask: np.ndarray) -> Bonds:
-        """Subset of bonds by boolean mask or index array."""
-        return Bonds(self.i[mask], self.j[mask], self.shift[mask], self.distance[mask], self.type[mask])
-
-    def counts(self) -> dict[str, int]:
-        """Number of bonds per type, for every type of the paper (zeros included)."""
-        u, c = np.unique(self.type.astype(str), return_counts=True)
-        d = dict(zip(u.tolist(), c.tolist(), strict=True))
-        return {t: int(d.get(t, 0)) for t in BOND_TYPES}
+    _columns: ClassVar[tuple[str, ...]] = ("i", "j", "shift", "distance", "type")
+    _type_column: ClassVar[str] = "type"
+    # select / of_type / counts: bondml.core.table.BondColumns (shared by every container)
 
     def keys(self) -> np.ndarray:
         """Structured keys (i, j, sx, sy, sz) as an (n, 5) int64 array, for matching."""

@@ -1,4 +1,5 @@
-"""A small real model for demos, tests and benchmarks (trained on the shipped reference data).
+"""Test/benchmark helper (moved out of ``src/``): a small real model trained on the shipped
+reference data.
 
 GPs on run 21 of Zr49Cu49Al2 (``max_per_type`` bonds per type, seeded draw), plus the
 distance-only model fitted on those bonds and the original's PBSSDB Al-Al table (run 21 has no
@@ -12,7 +13,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from ..data import reference_root
+from bondml.data import reference_root
 
 _PBSSDB = "ML/big-data-full/Zr49Cu49Al2-PBSSDB"
 
@@ -23,7 +24,7 @@ def _label_rows(ds: object, root: Path) -> SimpleNamespace:
     nc = [np.asarray(ds.nc).astype(str)]  # type: ignore[attr-defined]
     d = [np.asarray(ds.distance, float)]  # type: ignore[attr-defined]
     y = [np.asarray(ds.y, float)]  # type: ignore[attr-defined]
-    from ..evaluate.tables import read_pbssdb
+    from bondml.evaluate.tables import read_pbssdb
 
     table = read_pbssdb(root / _PBSSDB).of_type("Al-Al")
     bt.append(table.bond_type)
@@ -37,9 +38,9 @@ def train_demo_model(out_dir: str | Path, max_per_type: int = 300, seed: int = 0
                      settings: object | None = None) -> Path:
     """Train and save the demo model into ``out_dir``; returns the folder. ``settings``: SOAP
     settings (default: the paper's, QUIP)."""
-    from ..model.bondmodel import BondModel
-    from ..model.distance import DistanceModel
-    from ..store.extract import dataset_from_getl
+    from bondml.model.bondmodel import BondModel
+    from bondml.model.distance import DistanceModel
+    from bondml.store.extract import dataset_from_getl
 
     root = reference_root()
     ds = dataset_from_getl(root) if settings is None else dataset_from_getl(root, settings)  # type: ignore[arg-type]

@@ -1,0 +1,102 @@
+"""In-memory bond datasets (the core layer's dataset type; :mod:`bondml.store.dataset` re-exports): labelled bonds as columns plus the per-atom SOAP they index into.
+
+``BondDataset`` is what training, validation and active learning consume. Per-atom SOAP is
+stored once per (cell, atom) in ``atom_soap``; ``atom_i``/``atom_j`` are row indices into it, so a
+bond never copies a SOAP vector. ``BondFeatures`` is the model input (distance + the two atoms'
+SOAP through the same indirection).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .settings import FeatureSettings
+from .table import BondColumns
+
+
+@dataclass(frozen=True)
+class BondFeatures:
+    """Model input for n bonds: ``distance`` (n,) Angstrom, ``atom_soap`` (m, p) per-atom SOAP,
+    ``atom_i``/``atom_j`` (n,) rows of ``atom_soap`` for the two atoms of each bond."""
+
+    distance: np.ndarray
+    atom_soap: np.ndarray
+    atom_i: np.ndarray
+    atom_j: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.distance.size)
+
+    def take(self, idx: np.ndarray) -> BondFeatures:
+        """Subset of bonds (the per-atom SOAP matrix is shared, not copied)."""
+        return BondFeatures(self.distance[idx], self.atom_soap, self.atom_i[idx], self.atom_j[idx])
+
+    @property
+    def soap_i(self) -> np.ndarray:
+        return self.atom_soap[self.atom_i]
+
+    @property
+    def soap_j(self) -> np.ndarray:
+        return self.atom_soap[self.atom_j]
+
+
+@dataclass(frozen=True)
+class BondDataset(BondColumns):
+    """Labelled bonds of many cells, as columns of equal length n.
+
+    Columns: ``bond_type`` (paper names), ``distance`` (Angstrom), ``y`` (-ICOHP, eV),
+    ``nc``/``run``/``sub_run`` (where the cell sits), ``i``/``j`` (0-based atom indices in the
+    cell), ``shift`` (n, 3) lattice shift, ``label_source`` (``lobster``, ``xtb-gfn1``...),
+    ``atom_i``/``atom_j`` (rows of ``atom_soap``). ``atom_soap`` (m, p) holds every atom's SOAP
+    once. ``settings`` are the SOAP settings; ``lineage`` says where the data came from.
+    """
+
+    bond_type: np.ndarray
+    distance: np.ndarray
+    y: np.ndarray
+    nc: np.ndarray
+    run: np.ndarray
+    sub_run: np.ndarray
+    i: np.ndarray
+    j: np.ndarray
+    shift: np.ndarray
+    label_source: np.ndarray
+    atom_i: np.ndarray
+    atom_j: np.ndarray
+    atom_soap: np.ndarray
+    settings: FeatureSettings
+    lineage: dict[str, Any] = field(default_factory=dict)
+
+    _columns: ClassVar[tuple[str, ...]] = (
+        "bond_type", "distance", "y", "nc", "run", "sub_run", "i", "j", "shift", "label_source",
+        "atom_i", "atom_j",
+    )
+
+    # select / of_type / counts / groups: bondml.core.table.BondColumns (shared by every container)
+
+    def features(self) -> BondFeatures:
+        """The model input of these bonds (distance + per-atom SOAP rows)."""
+        return BondFeatures(self.distance, self.atom_soap, self.atom_i, self.atom_j)
+
+    @staticmethod
+    def concatenate(parts: list[BondDataset]) -> BondDataset:
+        """Join datasets computed with the same SOAP settings (atom rows re-indexed)."""
+        if not parts:
+            raise ValueError("nothing to concatenate")
+        s = parts[0].settings
+        for p in parts[1:]:
+            s.require_same(p.settings, "datasets to join")
+        offs = np.cumsum([0] + [p.atom_soap.shape[0] for p in parts[:-1]])
+        cols = {k: np.concatenate([getattr(p, k) for p in parts]) for k in _BOND_COLUMNS
+                if k not in ("atom_i", "atom_j")}
+        cols["atom_i"] = np.concatenate([p.atom_i + o for p, o in zip(parts, offs, strict=True)])
+        cols["atom_j"] = np.concatenate([p.atom_j + o for p, o in zip(parts, offs, strict=True)])
+        soap = np.concatenate([p.atom_soap for p in parts], axis=0)
+        lineage = {"parts": [p.lineage for p in parts]}
+        return BondDataset(**cols, atom_soap=soap, settings=s, lineage=lineage)
+
+
+_BOND_COLUMNS = BondDataset._columns
