@@ -55,10 +55,9 @@ def _tables_root(tables: Path | None) -> Path:
 
 def _distance_model(ds: Any, tables: Path | None, composition: bool = True) -> Any:
     """Distance model from the label tables without any run present in ``ds`` (keeps tests unseen)."""
-    from ..evaluate.tune import distance_model_from_tables
+    from ..evaluate.tune import distance_model_for
 
-    runs = {(str(a), int(b)) for a, b in zip(ds.nc, ds.run, strict=True)}
-    return distance_model_from_tables(_tables_root(tables), exclude=sorted(runs), composition=composition)
+    return distance_model_for(ds, _tables_root(tables), composition=composition)
 
 
 def _print_metrics(title: str, rows: dict[str, dict[str, float]], extra: dict[str, dict[str, float]] | None = None,

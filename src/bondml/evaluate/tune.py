@@ -40,6 +40,16 @@ def distance_model_from_tables(root: str | Path, exclude: Iterable[tuple[str, in
     return DistanceModel(composition=composition).fit(t.select(keep))
 
 
+def distance_model_for(ds: BondDataset, root: str | Path | None = None, composition: bool = True) -> DistanceModel:
+    """The fallback/prior distance model for training on ``ds``: fitted on the label tables under
+    ``root`` (default: the bundled reference data) without any (nc, run) present in ``ds``, so
+    that cells of those runs stay unseen by it (``bondml train`` and :class:`bondml.BondModel`)."""
+    from ..data import reference_root
+
+    runs = {(str(a), int(b)) for a, b in zip(ds.nc, ds.run, strict=True)}
+    return distance_model_from_tables(root or reference_root(), exclude=sorted(runs), composition=composition)
+
+
 def _prior(dm: DistanceModel | None, bt: str, ds: BondDataset) -> np.ndarray:
     if dm is None or bt not in dm.fits:
         return np.zeros(len(ds))
