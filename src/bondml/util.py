@@ -101,7 +101,7 @@ def sha256_arrays(arrays: Iterable[np.ndarray]) -> str:
 
 def code_version() -> dict[str, str]:
     """bondml version and, when run from a git checkout, the commit."""
-    from . import __version__
+    from ._version import __version__
 
     info = {"bondml": __version__}
     try:

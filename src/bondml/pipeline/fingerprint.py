@@ -36,9 +36,7 @@ DATA_MODULE = "bondml.resources"
 
 def package_root() -> Path:
     """The folder holding the installed/imported ``bondml`` package (``src`` in a checkout)."""
-    import bondml
-
-    return Path(bondml.__file__).resolve().parent.parent
+    return Path(__file__).resolve().parents[2]
 
 
 def module_file(name: str, root: Path) -> Path | None:
