@@ -2,7 +2,7 @@
 
 A stage's code version is the SHA-256 of the source files of every ``bondml`` module the stage
 can execute: the transitive closure of the static imports (``import``/``from ... import``, at
-module level *and* inside functions, ``TYPE_CHECKING`` blocks included) starting from its entry
+module level *and* inside functions; ``if TYPE_CHECKING:`` blocks never run and are skipped) starting from its entry
 points, found with :mod:`ast` (nothing is imported). Importing ``bondml.a.b`` runs
 ``bondml/__init__.py`` and ``bondml/a/__init__.py`` too, so package ``__init__`` files of every
 module reached are part of the closure. When ``bondml.resources`` (the package data) is reached,
@@ -63,12 +63,30 @@ def _resolve_from(module: str, node: ast.ImportFrom, root: Path) -> str:
     return ".".join([*pkg, node.module] if node.module else pkg)
 
 
+def _is_type_checking(node: ast.AST) -> bool:
+    t = node.test if isinstance(node, ast.If) else None
+    return (isinstance(t, ast.Name) and t.id == "TYPE_CHECKING") or (
+        isinstance(t, ast.Attribute) and t.attr == "TYPE_CHECKING")
+
+
+def _walk(node: ast.AST) -> Iterable[ast.AST]:
+    """``ast.walk`` without the bodies of ``if TYPE_CHECKING:`` blocks (their ``else`` runs)."""
+    todo = [node]
+    while todo:
+        n = todo.pop()
+        yield n
+        if _is_type_checking(n):
+            todo.extend(n.orelse)  # type: ignore[attr-defined]
+            continue
+        todo.extend(ast.iter_child_nodes(n))
+
+
 def _imports_of(module: str, nodes: Iterable[ast.AST], root: Path) -> tuple[set[str], dict[str, str]]:
     """bondml modules imported by ``nodes`` (walked recursively), and name -> module bindings."""
     found: set[str] = set()
     names: dict[str, str] = {}
     for top in nodes:
-        for node in ast.walk(top):
+        for node in _walk(top):
             if isinstance(node, ast.Import):
                 for a in node.names:
                     if a.name == PACKAGE or a.name.startswith(PACKAGE + "."):
@@ -152,6 +170,9 @@ def _top_level(tree: ast.Module) -> list[ast.AST]:
             continue
         if isinstance(n, ast.ClassDef):
             todo += n.body
+            continue
+        if _is_type_checking(n):
+            todo += n.orelse  # type: ignore[attr-defined]
             continue
         out.append(n)
     return out
