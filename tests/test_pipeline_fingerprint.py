@@ -86,3 +86,10 @@ def test_unrelated_module_edit_changes_nothing(pkg: Path) -> None:
     before = _keys(pkg)
     (pkg / "bondml/cli/main.py").write_text((pkg / "bondml/cli/main.py").read_text() + "\n_X = 1\n")
     assert _changed(pkg, before) == set()
+
+
+def test_package_data_edit_reruns_md(pkg: Path) -> None:
+    before = _keys(pkg)
+    eam = pkg / "bondml/data/ZrCuAl-2011.lammps.eam"
+    eam.write_bytes(eam.read_bytes() + b"\n")
+    assert {"deploy", "generate"} <= _changed(pkg, before)

@@ -24,7 +24,7 @@ SubOpt = Annotated[Optional[list[int]], typer.Option("--sub-run", help="sub-run(
 VersionOpt = Annotated[Optional[str], typer.Option("--version", help="store version (default current)")]
 SelOpt = Annotated[Optional[str], typer.Option("--selection", help="named store selection")]
 TablesOpt = Annotated[Optional[Path], typer.Option("--tables", help="root holding ML/big-data-full label tables "
-                                                   "(default: the reference data)")]
+                                                   "(default: the tables shipped with bondml)")]
 PriorOpt = Annotated[bool, typer.Option("--prior/--no-prior", help="distance+composition prior mean from the "
                                         "label tables, SOAP GP on the residual")]
 
@@ -48,9 +48,9 @@ def load_dataset(store: Path | None, getl: Path | None, nc: list[str] | None = N
 
 
 def _tables_root(tables: Path | None) -> Path:
-    from ..data import reference_root
+    from ..data import label_tables_root
 
-    return tables or reference_root()
+    return tables or label_tables_root()
 
 
 def _distance_model(ds: Any, tables: Path | None, composition: bool = True) -> Any:

@@ -42,12 +42,12 @@ def distance_model_from_tables(root: str | Path, exclude: Iterable[tuple[str, in
 
 def distance_model_for(ds: BondDataset, root: str | Path | None = None, composition: bool = True) -> DistanceModel:
     """The fallback/prior distance model for training on ``ds``: fitted on the label tables under
-    ``root`` (default: the bundled reference data) without any (nc, run) present in ``ds``, so
-    that cells of those runs stay unseen by it (``bondml train`` and :class:`bondml.BondModel`)."""
-    from ..data import reference_root
+    ``root`` (default: the tables shipped as package data) without any (nc, run) present in
+    ``ds``, so that cells of those runs stay unseen by it (``bondml train``, :class:`bondml.BondModel`)."""
+    from ..data import label_tables_root
 
     runs = {(str(a), int(b)) for a, b in zip(ds.nc, ds.run, strict=True)}
-    return distance_model_from_tables(root or reference_root(), exclude=sorted(runs), composition=composition)
+    return distance_model_from_tables(root or label_tables_root(), exclude=sorted(runs), composition=composition)
 
 
 def _prior(dm: DistanceModel | None, bt: str, ds: BondDataset) -> np.ndarray:

@@ -5,8 +5,8 @@ can execute: the transitive closure of the static imports (``import``/``from ...
 module level *and* inside functions; ``if TYPE_CHECKING:`` blocks never run and are skipped) starting from its entry
 points, found with :mod:`ast` (nothing is imported). Importing ``bondml.a.b`` runs
 ``bondml/__init__.py`` and ``bondml/a/__init__.py`` too, so package ``__init__`` files of every
-module reached are part of the closure. When ``bondml.resources`` (the package data) is reached,
-the bundled data files are hashed too.
+module reached are part of the closure. When ``bondml.data`` (the package data) is reached, the
+bundled data files are hashed too.
 
 An entry point is a module (``"bondml.pipeline.report"``: the whole file and its imports) or a
 function of a module (``"bondml.pipeline.stages:train_stage"``): then only that function, the
@@ -30,8 +30,8 @@ from pathlib import Path
 from ..errors import ConfigError
 
 PACKAGE = "bondml"
-#: Module whose use means "reads the bundled package data" (its files are then hashed too).
-DATA_MODULE = "bondml.resources"
+#: Package whose use means "reads the bundled package data" (its files are then hashed too).
+DATA_MODULE = "bondml.data"
 
 
 def package_root() -> Path:
@@ -125,6 +125,11 @@ class _Parsed:
 def _parse(path: Path, mtime_ns: int, size: int) -> _Parsed:
     src = path.read_text(encoding="utf-8")
     return _Parsed(ast.parse(src, filename=str(path)), tuple(src.splitlines(keepends=True)))
+
+
+@lru_cache(maxsize=4096)
+def _file_digest(path: Path, mtime_ns: int, size: int) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _parsed(path: Path) -> _Parsed:
@@ -240,9 +245,10 @@ def code_fingerprint(entries: tuple[str, ...], root: Path | None = None) -> str:
     if DATA_MODULE in whole:
         data = root / PACKAGE / "data"
         for p in sorted(data.rglob("*")) if data.is_dir() else []:
-            if p.is_file() and "__pycache__" not in p.parts:
+            if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".py":
+                st = p.stat()
                 h.update(f"\0data {p.relative_to(data).as_posix()}\0".encode())
-                h.update(p.read_bytes())
+                h.update(_file_digest(p, st.st_mtime_ns, st.st_size).encode())
     return h.hexdigest()
 
 
