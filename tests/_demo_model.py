@@ -31,7 +31,8 @@ def _label_rows(ds: object, root: Path) -> SimpleNamespace:
     nc.append(table.nc)
     d.append(table.distance)
     y.append(table.y)
-    return SimpleNamespace(bond_type=np.concatenate(bt), nc=np.concatenate(nc), distance=np.concatenate(d), y=np.concatenate(y))
+    return SimpleNamespace(bond_type=np.concatenate(bt), nc=np.concatenate(nc), distance=np.concatenate(d),
+                           y=np.concatenate(y))
 
 
 def train_demo_model(out_dir: str | Path, max_per_type: int = 300, seed: int = 0,

@@ -17,12 +17,12 @@ from bondml.core import BOND_SCHEMA, BondColumns, BondDataset, BondFeatures, Bon
 
 def test_containers_share_one_implementation() -> None:
     from bondml.evaluate.tables import LabelTable
-    from bondml.features.soap import FeatureSettings as FS2
-    from bondml.store.dataset import BondDataset as BD2
-    from bondml.store.dataset import BondFeatures as BF2
+    from bondml.features import soap
+    from bondml.store import dataset
     from bondml.structure.bonds import Bonds
 
-    assert BD2 is BondDataset and BF2 is BondFeatures and FS2 is FeatureSettings  # old names kept
+    assert dataset.BondDataset is BondDataset and dataset.BondFeatures is BondFeatures  # old names kept
+    assert soap.FeatureSettings is FeatureSettings
     for cls in (BondDataset, LabelTable, Bonds, BondTable):
         assert issubclass(cls, BondColumns)
         assert "counts" not in vars(cls) and "of_type" not in vars(cls)

@@ -11,9 +11,8 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
-
 from conftest import copy_subruns
+from typer.testing import CliRunner
 
 
 class _Runner:

@@ -44,7 +44,11 @@ _LAZY: dict[str, str] = {
     "BondmlError": "bondml.errors",
 }
 
-__all__ = ["__version__", *sorted(_LAZY)]
+__all__ = [
+    "BondDataset", "BondFeatures", "BondModel", "BondPredictions", "BondStore", "BondTable", "BondmlError", "CellId",
+    "FeatureSettings", "__version__", "annotate", "compute_soap", "find_bonds", "ingest", "load_model", "predict",
+    "predict_trajectory",
+]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .api import BondModel, BondPredictions, annotate, ingest, load_model, predict, predict_trajectory
@@ -59,6 +63,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
 
 
 def __getattr__(name: str) -> Any:
+    """Import a public name on first use (keeps ``import bondml`` fast)."""
     mod = _LAZY.get(name)
     if mod is None:
         raise AttributeError(f"module 'bondml' has no attribute {name!r}")
@@ -68,4 +73,5 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
+    """Public names, including the ones not imported yet."""
     return sorted({*globals(), *_LAZY})

@@ -52,11 +52,14 @@ _PANDAS_COLUMNS = ("i", "j", "bond_type", "distance", "minus_icohp", "std", "fla
 
 @dataclass(frozen=True)
 class BondPredictions(BondTable):
-    """Predicted bonds of one structure: a :class:`~bondml.core.BondTable` with columns ``i``,
+    """Predicted bonds of one structure.
+
+    A :class:`~bondml.core.BondTable` with columns ``i``,
     ``j`` (0-based atoms), ``bond_type``, ``distance`` (Angstrom), ``minus_icohp`` and ``std``
     (eV), ``flags`` (``""``, ``"fallback"``, ``"out_of_domain"`` or both, comma-separated),
     ``shift`` (n, 3) lattice shift, plus the boolean ``fallback``/``out_of_domain`` columns
-    behind ``flags``. ``to_pandas()``/``to_arrow()`` give the first seven then shift_x/y/z."""
+    behind ``flags``. ``to_pandas()``/``to_arrow()`` give the first seven then shift_x/y/z.
+    """
 
     def _flat(self) -> dict[str, np.ndarray]:
         full = BondTable({k: self.columns[k] for k in _PANDAS_COLUMNS if k in self.columns})._flat()
@@ -111,9 +114,10 @@ def predict(model: Any, atoms: Any, precision: str | None = None, return_std: bo
 
 
 def annotate(model: Any, atoms: Any, predictions: BondPredictions | None = None) -> Any:
-    """Write per-atom sums of -ICOHP (eV, ``atoms.arrays["sum_minus_icohp"]``) and coordination
-    (``atoms.arrays["coordination"]``) over each atom's predicted bonds; returns ``atoms``.
+    """Write per-atom sums of -ICOHP and coordination into ``atoms.arrays``; returns ``atoms``.
 
+    ``atoms.arrays["sum_minus_icohp"]`` (eV) and ``atoms.arrays["coordination"]`` over each
+    atom's predicted bonds.
     Each bond counts for both of its atoms (as in ``bondml predict``'s per-atom tables); a
     self-image bond counts twice for its atom. ``predictions`` reuses a :func:`predict` result.
     """
@@ -261,8 +265,10 @@ def load_model(folder: str | Path) -> BondModel:
 
 
 def ingest(root: str | Path, store: str | Path = "bondml-store", settings: Any = None) -> Any:
-    """Ingest a GETL tree into a bond store (created when missing); returns the
-    :class:`~bondml.store.db.BondStore`. Idempotent: unchanged cells are skipped."""
+    """Ingest a GETL tree into a bond store (created when missing).
+
+    Returns the :class:`~bondml.store.db.BondStore`. Idempotent: unchanged cells are skipped.
+    """
     from .store.db import BondStore
 
     s = BondStore(store, create=True, settings=settings) if settings is not None else BondStore(store, create=True)
@@ -271,8 +277,10 @@ def ingest(root: str | Path, store: str | Path = "bondml-store", settings: Any =
 
 
 def predict_trajectory(model: Any, path: str | Path, out: str | Path, **options: Any) -> dict[str, Any]:
-    """Per-frame inference over a trajectory (LAMMPS dump/data, ext-xyz, any ASE format) into
-    the run folder ``out`` (Parquet bond and per-atom tables, manifest; resumable).
+    """Per-frame inference over a trajectory into the run folder ``out``.
+
+    Input: LAMMPS dump/data, ext-xyz or any ASE format; output: Parquet bond and per-atom
+    tables and a manifest (resumable).
 
     ``model``: a :class:`BondModel` (saved to ``<out>/model`` first when it has no folder yet)
     or a model folder. ``options``: fields of :class:`bondml.deploy.infer.PredictConfig`

@@ -1,4 +1,6 @@
-"""In-memory bond datasets (the core layer's dataset type; :mod:`bondml.store.dataset` re-exports): labelled bonds as columns plus the per-atom SOAP they index into.
+"""In-memory bond datasets: labelled bonds as columns plus the per-atom SOAP they index into.
+
+The core layer's dataset type (:mod:`bondml.store.dataset` re-exports it).
 
 ``BondDataset`` is what training, validation and active learning consume. Per-atom SOAP is
 stored once per (cell, atom) in ``atom_soap``; ``atom_i``/``atom_j`` are row indices into it, so a
@@ -19,8 +21,11 @@ from .table import BondColumns
 
 @dataclass(frozen=True)
 class BondFeatures:
-    """Model input for n bonds: ``distance`` (n,) Angstrom, ``atom_soap`` (m, p) per-atom SOAP,
-    ``atom_i``/``atom_j`` (n,) rows of ``atom_soap`` for the two atoms of each bond."""
+    """Model input for n bonds.
+
+    ``distance`` (n,) Angstrom, ``atom_soap`` (m, p) per-atom SOAP,
+    ``atom_i``/``atom_j`` (n,) rows of ``atom_soap`` for the two atoms of each bond.
+    """
 
     distance: np.ndarray
     atom_soap: np.ndarray
@@ -36,10 +41,12 @@ class BondFeatures:
 
     @property
     def soap_i(self) -> np.ndarray:
+        """(n, p) SOAP of each bond's first atom (a copy)."""
         return self.atom_soap[self.atom_i]
 
     @property
     def soap_j(self) -> np.ndarray:
+        """(n, p) SOAP of each bond's second atom (a copy)."""
         return self.atom_soap[self.atom_j]
 
 

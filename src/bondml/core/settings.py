@@ -1,5 +1,8 @@
-"""SOAP feature settings: a frozen value object that travels with every feature table, dataset
-and model (moved here from :mod:`bondml.features.soap`, which re-exports it)."""
+"""SOAP feature settings.
+
+A frozen value object that travels with every feature table, dataset and model (moved here from
+:mod:`bondml.features.soap`, which re-exports it).
+"""
 
 from __future__ import annotations
 
@@ -47,6 +50,7 @@ class FeatureSettings:
         )
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (lists for tuples)."""
         d = asdict(self)
         d["species_z"] = list(self.species_z)
         d["extra"] = [list(x) for x in self.extra]
@@ -54,6 +58,7 @@ class FeatureSettings:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FeatureSettings:
+        """Inverse of :meth:`to_dict`."""
         d = dict(d)
         d["species_z"] = tuple(d.get("species_z", PAPER_SOAP["species_z"]))
         d["extra"] = tuple(tuple(x) for x in d.get("extra", ()))
@@ -66,6 +71,7 @@ class FeatureSettings:
 
     @property
     def elements(self) -> tuple[str, ...]:
+        """Element symbols of ``species_z``, in Z order."""
         inv = {z: e for e, z in ATOMIC_NUMBERS.items()}
         return tuple(inv[z] for z in self.species_z)
 

@@ -1,6 +1,8 @@
-"""One columnar bond table with units in its schema, and the one implementation of the
-bond-container operations (``select``, ``of_type``, ``counts``, ``groups``) that every bond
-container of bondml shares (:class:`BondDataset`, :class:`~bondml.evaluate.tables.LabelTable`,
+"""One columnar bond table with units in its schema.
+
+Also the one implementation of the bond-container operations (``select``, ``of_type``,
+``counts``, ``groups``) that every bond container of bondml shares (:class:`BondDataset`,
+:class:`~bondml.evaluate.tables.LabelTable`,
 :class:`~bondml.structure.bonds.Bonds`, the API's :class:`BondPredictions`).
 
 Columns are numpy arrays of equal length n (``shift`` is (n, 3)). Units live in
@@ -59,8 +61,11 @@ def unit_of(column: str) -> str:
 
 
 class BondColumns:
-    """Mixin: the shared operations of a frozen dataclass whose bond columns are listed in
-    ``_columns`` (arrays of equal length); ``_type_column`` names the bond-type column."""
+    """Mixin: the shared operations of a bond container.
+
+    A frozen dataclass whose bond columns are listed in ``_columns`` (arrays of equal length);
+    ``_type_column`` names the bond-type column.
+    """
 
     _columns: ClassVar[tuple[str, ...]] = ()
     _type_column: ClassVar[str] = "bond_type"
@@ -84,21 +89,23 @@ class BondColumns:
 
     def groups(self, level: str = "cell") -> np.ndarray:
         """Group label per bond for grouped splits: ``cell`` (nc/run/sub-run), ``run`` or ``nc``."""
-        nc = np.asarray(getattr(self, "nc")).astype(str)
+        nc = np.asarray(self.nc).astype(str)
         if level == "nc":
             return nc
-        g = np.char.add(np.char.add(nc, "/"), np.asarray(getattr(self, "run")).astype(str))
+        g = np.char.add(np.char.add(nc, "/"), np.asarray(self.run).astype(str))
         if level == "run":
             return g
         if level == "cell":
-            return np.char.add(np.char.add(g, "/"), np.asarray(getattr(self, "sub_run")).astype(str))
+            return np.char.add(np.char.add(g, "/"), np.asarray(self.sub_run).astype(str))
         raise ValueError(f"unknown group level {level!r}; use cell, run or nc")
 
 
 @dataclass(frozen=True)
 class BondTable(BondColumns):
-    """A generic columnar bond table: ``columns`` {name: array (n,) or (n, 3)}; units from
-    :data:`BOND_SCHEMA`. Columns are also attributes (``table.distance``).
+    """A generic columnar bond table.
+
+    ``columns`` {name: array (n,) or (n, 3)}; units from :data:`BOND_SCHEMA`. Columns are also
+    attributes (``table.distance``).
 
     >>> import numpy as np
     >>> t = BondTable({"i": np.array([0, 1]), "j": np.array([1, 2]), "bond_type": np.array(["Zr-Cu", "Cu-Cu"]),

@@ -5,13 +5,14 @@ the config sections it reads, and the code it runs. Its cache key is
 
     sha256(stage name, its config sections, code fingerprint, input keys + output hashes, extra)
 
-The code fingerprint is computed, not listed: the source of every bondml module reachable
-from the stage's functions through static imports (:mod:`.fingerprint`), so editing a constant,
-the bond finder or the kernel re-runs exactly the stages that can execute it. Its outputs live in ``<out>/stages/<stage>/<key>/`` with ``manifest.json`` (config, code
-version, inputs, per-file SHA-256, seconds). A stage runs in a temporary folder renamed into
-place when complete, so a killed run leaves no half result: the next run resumes at the first
-stage without a complete folder. Nothing changed -> nothing runs; one changed setting re-runs
-only the stages whose key it enters, and those downstream of them.
+The code fingerprint is computed, not listed: the source of every bondml module reachable from the
+stage's functions through static imports (:mod:`.fingerprint`), so editing a constant, the bond
+finder or the kernel re-runs exactly the stages that can execute it. Its outputs live in
+``<out>/stages/<stage>/<key>/`` with ``manifest.json`` (config, code version, inputs, per-file
+SHA-256, seconds). A stage runs in a temporary folder renamed into place when complete, so a
+killed run leaves no half result: the next run resumes at the first stage without a complete
+folder. Nothing changed -> nothing runs; one changed setting re-runs only the stages whose key it
+enters, and those downstream of them.
 
 Files whose name contains ``.volatile.`` (timings, tracking run ids) are kept but left out of
 the output hash, so that equal inputs give equal output hashes.
@@ -19,11 +20,11 @@ the output hash, so that equal inputs give equal output hashes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import time
 from collections.abc import Callable, Iterable
-import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any

@@ -173,12 +173,15 @@ def train_stage(ctx: StageContext) -> dict[str, Any]:
     if isinstance(model.lineage.get("data"), dict) and "store" in model.lineage["data"]:
         model.lineage["data"]["store"] = _rel(Path(model.lineage["data"]["store"]), ctx.out)
     model.lineage["pipeline"] = {"data_version": ctx.inputs["ingest"].summary["version"],
-                                 "cells": sorted({f"{a}-{r}-{s}" for a, r, s in zip(ds.nc, ds.run, ds.sub_run, strict=True)})}
+                                 "cells": sorted({f"{a}-{r}-{s}"
+                                                  for a, r, s in zip(ds.nc, ds.run, ds.sub_run, strict=True)})}
     model.save(ctx.dir / "model")
     types = {t: {k: v for k, v in d.items() if k != "params"} for t, d in model.lineage.get("types", {}).items()}
     summary = {"data_version": ctx.inputs["ingest"].summary["version"], "n_bonds": len(ds), "counts": ds.counts(),
-               "cells": model.lineage["pipeline"]["cells"], "hyperparameters": {t: est.get_params() for t, est in model.estimators.items()},
-               "searched": searched, "types": types, "fallback_types": [t for t, d in types.items() if d.get("kind") == "fallback"],
+               "cells": model.lineage["pipeline"]["cells"],
+               "hyperparameters": {t: est.get_params() for t, est in model.estimators.items()},
+               "searched": searched, "types": types,
+               "fallback_types": [t for t, d in types.items() if d.get("kind") == "fallback"],
                "label_source": sorted(set(ds.label_source.tolist()))}
     atomic_write_json(ctx.dir / "train.json", summary)
     return {k: summary[k] for k in ("data_version", "n_bonds", "counts", "fallback_types", "label_source")}
@@ -355,8 +358,8 @@ def _dft_for_generated(ctx: StageContext, root: Path, exc: Any) -> dict[str, Any
 
 
 def _generated_cells(root: Path) -> list[dict[str, Any]]:
-    from ..io.getl import discover, subrun_path
     from ..generate.xtb import has_xtb_labels
+    from ..io.getl import discover, subrun_path
 
     out = []
     try:
@@ -386,8 +389,9 @@ def xtb_check_stage(ctx: StageContext) -> dict[str, Any]:
     root = gen.path("getl")
     from ..io.getl import subrun_path
 
-    exs = [extract_cell(subrun_path(root, CellId(c["nc"], c["run"], c["sub_run"])), CellId(c["nc"], c["run"], c["sub_run"]),
-                        model.settings, icohp_file="ICOHPLIST.xtb", label_source="xtb-gfn1") for c in cells]
+    ids = [CellId(c["nc"], c["run"], c["sub_run"]) for c in cells]
+    exs = [extract_cell(subrun_path(root, cid), cid, model.settings, icohp_file="ICOHPLIST.xtb",
+                        label_source="xtb-gfn1") for cid in ids]
     ds = extracts_to_dataset(exs, model.settings)
     rows = {}
     for t in BOND_TYPES:
@@ -418,7 +422,10 @@ def deploy_stage(ctx: StageContext) -> dict[str, Any]:
     if d.cut_side > 0:
         cell = cut_cell(ctx.dir / "cell.data", side=d.cut_side, source=cell)
     threads = d.threads or None
-    p = scaled_protocol(str(cell), threads=threads) if d.protocol == "scaled" else CompressionProtocol(cell_file=str(cell), threads=threads)
+    if d.protocol == "scaled":
+        p = scaled_protocol(str(cell), threads=threads)
+    else:
+        p = CompressionProtocol(cell_file=str(cell), threads=threads)
     over = {k: getattr(d, k) for k in ("strain_rate_per_s", "final_strain", "frame_ps") if getattr(d, k)}
     over.update({k: getattr(d, k) for k in ("nvt_ps", "nve_ps") if getattr(d, k) >= 0})
     p = replace(p, seed=d.seed, **over)
@@ -502,8 +509,9 @@ def al_propose_stage(ctx: StageContext) -> dict[str, Any]:
             for name in al.augmentations:
                 p = cand_dir / f"aug-{key}-{name}" / f"{c['nc']}.xyz"
                 write_xyz(parse_augmentation(name)(atoms), p)
-                cands.append(Candidate(f"aug-{key}-{name}", EXPLOIT, {"kind": "augmentation", "nc": c["nc"], "transform": name,
-                                                                       "source_cell": key, "source_xyz": str(xyz)}, str(p)))
+                origin = {"kind": "augmentation", "nc": c["nc"], "transform": name, "source_cell": key,
+                          "source_xyz": str(xyz)}
+                cands.append(Candidate(f"aug-{key}-{name}", EXPLOIT, origin, str(p)))
     gen = ctx.inputs["generate"]
     if not gen.skipped:
         for c in _read(gen, "generate.json")["cells"]:
@@ -516,7 +524,8 @@ def al_propose_stage(ctx: StageContext) -> dict[str, Any]:
             md.append((nc, str(cand_dir / f"md-{nc}-{run}"), cfg.pipeline.seed * 7919 + run, al.explore_md_scale, run))
     xyzs = ctx.runner.map(_md_task, [m[:4] for m in md], label=lambda a: f"melt-quench {a[0]}")
     for (nc, _, seed, _, run), x in zip(md, xyzs, strict=True):
-        cands.append(Candidate(f"new-run-{nc}-{run}", EXPLORE, {"kind": "new-run", "nc": nc, "run": run, "seed": seed}, x))
+        cands.append(Candidate(f"new-run-{nc}-{run}", EXPLORE,
+                               {"kind": "new-run", "nc": nc, "run": run, "seed": seed}, x))
     done_ids = set(approved_ids(ctx))
     cands = [c for c in cands if c.id not in done_ids]  # already approved: being labelled
     model_dir = str(ctx.inputs["train"].path("model"))
@@ -527,7 +536,8 @@ def al_propose_stage(ctx: StageContext) -> dict[str, Any]:
     rel = lambda p: str(Path(p).relative_to(ctx.dir)) if str(p).startswith(str(ctx.dir)) else str(p)  # noqa: E731
     rows = [{"id": c.id, "kind": c.kind, "origin": c.origin, "xyz": rel(c.xyz), "uncertainty_eV": c.score,
              "n_bonds": c.n_bonds, "per_type_std_eV": c.per_type_std, "picked": c in picked} for c in cands]
-    res = {"n_candidates": len(cands), "picked": [c.id for c in picked], "candidates": sorted(rows, key=lambda r: -np.nan_to_num(r["uncertainty_eV"], nan=-1)),
+    res = {"n_candidates": len(cands), "picked": [c.id for c in picked],
+           "candidates": sorted(rows, key=lambda r: -np.nan_to_num(r["uncertainty_eV"], nan=-1)),
            "batch_size": al.batch_size, "explore_fraction": al.explore_fraction, "criterion":
            "mean predictive std (eV) of the cell's bonds; greedy max-min mean-SOAP distance among the top "
            f"{al.top_fraction:.0%}"}

@@ -1,6 +1,9 @@
-"""The original's label-only tables in the store (readers in :mod:`bondml.io.bnd`): ``.bnd`` (PBSSDB ``run sub i j d -ICOHP``; DB4/DB8
-``nc run sub i j d -ICOHP``), ``.info`` counts, ``ND.info`` (non-done sub-runs) and ``DUB.info``
-(unmatched bonds). Atoms are 1-based in these files; -ICOHP in eV, distances in Angstrom."""
+"""The original's label-only tables in the store (readers in :mod:`bondml.io.bnd`).
+
+``.bnd`` (PBSSDB ``run sub i j d -ICOHP``; DB4/DB8 ``nc run sub i j d -ICOHP``), ``.info``
+counts, ``ND.info`` (non-done sub-runs) and ``DUB.info`` (unmatched bonds). Atoms are 1-based in
+these files; -ICOHP in eV, distances in Angstrom.
+"""
 
 from __future__ import annotations
 
