@@ -42,13 +42,15 @@ def register(app: typer.Typer) -> None:
         quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
         recycle_every: Annotated[int, typer.Option(help="frames per worker process (bounds QUIP's SOAP leak)")] = 20,
         precision: Annotated[str, typer.Option(help="float32 (fast, < 1e-4 eV change) or float64")] = "float32",
+        exact_std: Annotated[bool, typer.Option("--exact-std", help="exact GP std (slow: grows as n_train^2) "
+                                                "instead of the low-rank one (~1 % p95 error)")] = False,
     ) -> None:
         """-ICOHP (eV) + std of every bond of every frame; Parquet, per-atom ext-xyz, summary.json."""
         from ..deploy.infer import PredictConfig, default_workers, predict_trajectory
 
         cfg = PredictConfig(workers=workers or default_workers(), icohplist=icohplist, overwrite=overwrite,
                             type_map=type_map, max_frames=max_frames, progress=not quiet,
-                            recycle_every=recycle_every, precision=precision)
+                            recycle_every=recycle_every, precision=precision, exact_std=exact_std)
         s = predict_trajectory(model, structure, out, cfg)
         _print_summary(s)
         console.print(f"wrote {out / 'summary.json'}")

@@ -185,12 +185,15 @@ class BondModel:
         return_std: bool = True,
         batch_size: int = 4096,
         precision: str | None = None,
+        exact_std: bool = False,
     ) -> dict[str, np.ndarray]:
         """Predict -ICOHP (eV) for n bonds given per-atom SOAP (m, p) and atom rows (n,).
 
-        ``precision`` ("float32" or "float64", default: as trained) sets the arithmetic of the
-        SOAP dot products and the variance solve; float32 is ~1.5x faster and changes -ICOHP by
-        < 1e-4 eV and the std by < 0.2 % (measured on a 66k-bond frame, bench/bench_gpr.py).
+        The mean comes from each GP's tabulated distance term (within 1e-9 eV of the exact GP
+        mean for zeta = 1) and the std from its low-rank projected-process form (p95 error about
+        1 % of the exact std on the 10k frame, bench/bench_frame.py); ``exact_std`` solves the
+        exact variance instead (cost grows as n_train^2 per bond). ``precision`` ("float32" or
+        "float64", default: as trained) sets the arithmetic of the exact paths only.
 
         Returns ``minus_icohp`` (eV), ``std`` (eV; NaN when ``return_std`` is False),
         ``fallback`` (bool, distance-only model used) and ``out_of_domain`` (bool: distance
@@ -218,19 +221,20 @@ class BondModel:
         fast = None if precision is None else precision == "float32"
         for t in np.unique(bt):
             m = np.flatnonzero(bt == t)
-            self._predict_type(str(t), m, d, soap, ai, aj, return_std, batch_size, out, fast)
+            self._predict_type(str(t), m, d, soap, ai, aj, return_std, batch_size, out, fast, exact_std)
         return out
 
     def _predict_type(self, t: str, m: np.ndarray, d: np.ndarray, soap: np.ndarray, ai: np.ndarray,
                       aj: np.ndarray, return_std: bool, batch_size: int, out: dict[str, np.ndarray],
-                      fast: bool | None = None) -> None:
+                      fast: bool | None = None, exact_std: bool = False) -> None:
         dm = d[m]
         if t in self.estimators:
             est = self.estimators[t]
             if soap.shape[1] != est.pbar_train_.shape[1]:
                 raise ModelError(f"{t}: SOAP length {soap.shape[1]} but the model was trained on {est.pbar_train_.shape[1]}")
             feats = BondFeatures(dm, soap, ai[m], aj[m])
-            res = est.predict(feats, return_std=return_std, batch_size=batch_size, fast_soap=fast)
+            res = est.predict(feats, return_std=return_std, batch_size=batch_size, fast_soap=fast,
+                              exact_std=exact_std or None)
             mu, sd = res if return_std else (res, None)
             if sd is not None:
                 sd = sd * self.std_scale.get(t, 1.0)

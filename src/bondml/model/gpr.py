@@ -1,28 +1,62 @@
-"""``BondGPR``: the paper's per-bond-type Gaussian Process, exact, batched, with uncertainty.
+"""``BondGPR``: the paper's per-bond-type Gaussian Process, batched, with uncertainty, at a
+prediction cost that does not grow with the training set.
 
 Input is either :class:`bondml.core.BondFeatures` (distance + per-atom SOAP + atom
 indices; the SOAP of a bond is never copied into an (n, 2, p) array) or a plain 2-D array
-``[d | pA | pB]`` (n, 1 + 2p) for scikit-learn tools. Target: -ICOHP in eV.
+``[d | pA | pB]`` (n, 1 + 2p) for scikit-learn tools. Target: -ICOHP in eV. A bond-centred
+descriptor q goes through the same interface as ``atom_soap = Q``, ``atom_i = atom_j = arange(n)``
+(then x = pbar = q).
 
-Model (DOMAIN.md, Train): alpha = (K + lam I)^-1 y with lam = gamma * std(y) (the paper's
-regularisation) or a plain noise variance ``noise`` in kernel units; prediction = k(x, X) alpha.
-The kernel has unit amplitude; for the predictive std the signal variance is profiled out by
-maximum likelihood, s2 = y^T (K + lam I)^-1 y / n, so that var(x) = s2 (k(x,x) - k^T (K+lam I)^-1 k)
-(+ s2 lam when ``std_includes_noise``). Solved by Cholesky (scipy cho_factor / cho_solve).
+Model (DOMAIN.md, Train): kernel k = exp(-(d - d')^2 / 2 sigma^2) (x . x')^zeta with x = pbar;
+alpha = (K + lam I)^-1 y with lam = gamma * std(y) (the paper's regularisation) or a plain noise
+variance ``noise`` in kernel units; prediction = k(x, X) alpha. The kernel has unit amplitude; the
+signal variance is profiled out by maximum likelihood, s2 = y^T (K + lam I)^-1 y / n, so that
+var(x) = s2 (k(x,x) - k^T (K+lam I)^-1 k) (+ s2 lam when ``std_includes_noise``).
+
+Fast prediction (default; the exact paths stay behind ``exact_mean`` / ``exact_std``):
+
+* **Mean** (zeta = 1): sum_j alpha_j k(b, b_j) = x_b . W(d_b) with
+  W(d) = sum_j alpha_j exp(-(d - d_j)^2 / 2 sigma^2) x_j, a vector function of the bond length only.
+  W is tabulated once per model as a Chebyshev interpolant on the type's distance window
+  (degree chosen at fit so that max_d |W_cheb(d) - W(d)| <= ``MEAN_TOL`` eV on a dense check grid:
+  the mean is then within that of the exact mean for any |x| <= 1, i.e. normalised SOAP). One
+  (atoms x p) x (p x N) product per frame and type, independent of n_train. Bonds outside the
+  window use the exact sum.
+* **Std**: projected-process (DTC) variance with m = ``std_inducing`` inducing training bonds
+  (a seeded uniform draw; greedy pivoted Cholesky picks outliers and was 3x worse here). With
+  K_mm = L_p L_p^T, L = K_nm L_p^-T (n x m), A = L^T L and z = L_p^-1 k_m:
+  var = k(x,x) - |z|^2 + lam z^T (lam I + A)^-1 z, stored as B (m x m) so that
+  var = k(x,x) - |B k_m|^2: one (bonds x m) x (m x m) float64 product per batch (float32 cancels).
+  It equals the exact variance when m = n; n <= m keeps the exact solve.
+* **Sparse fit** (n > ``max_exact``): projected process (subset of regressors mean) with m =
+  ``sparse_inducing`` seeded-random inducing bonds: alpha_m = L_p^-T (lam I + A)^-1 L^T y, the same
+  B form for the std. Memory O(m^2 + batch m), time O(n m p + n m^2).
 """
 
 from __future__ import annotations
 
+import inspect
+import logging
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg import LinAlgError, cho_factor, cho_solve, solve_triangular
-from sklearn.base import BaseEstimator, RegressorMixin
 
 from ..constants import PAPER_HYPERPARAMETERS
 from ..errors import ModelError
 from ..core.dataset import BondFeatures
 from .kernel import _power, bond_kernel, distance_term, mean_soap
+
+log = logging.getLogger(__name__)
+
+#: Bound (eV, for |x| <= 1) on the Chebyshev interpolation error of the mean.
+MEAN_TOL = 1e-9
+#: Inducing bonds of the std per effective degree of freedom tr(K (K + lam I)^-1) (at least
+#: ``std_inducing``): measured on run 21, 3x the dof gives p95 std errors below ~1.5 %.
+STD_DOF_FACTOR = 3.5
+#: dtype of the SOAP products with the inducing bonds (the m x m quadratic form is always float64)
+_IND_DTYPE = np.float32
+#: Chebyshev node counts tried, in order, for the tabulated mean.
+_CHEB_SIZES = (16, 24, 32, 40, 48, 64, 80, 96, 128)
 
 MEANS = ("zero", "mean")
 
@@ -39,6 +73,19 @@ class _Bonds:
 
     def __len__(self) -> int:
         return int(self.distance.size)
+
+    @property
+    def n_features(self) -> int:
+        """Length p of the per-bond vector x."""
+        if self.dense is not None:
+            return (self.dense.shape[1] - 1) // 2
+        return int(self.atom_soap.shape[1])
+
+    def take(self, idx: np.ndarray) -> _Bonds:
+        """The bonds ``idx`` (per-atom rows shared, not copied)."""
+        if self.dense is not None:
+            return _Bonds(self.distance[idx], None, None, None, self.dense[idx])
+        return _Bonds(self.distance[idx], self.atom_soap, self.atom_i[idx], self.atom_j[idx], None)
 
     def pbar(self, sl: slice | np.ndarray) -> np.ndarray:
         """Mean SOAP of the bonds ``sl``, shape (k, p)."""
@@ -69,7 +116,10 @@ def as_bonds(X: BondFeatures | np.ndarray) -> _Bonds:
         aj = np.asarray(X.atom_j, dtype=np.int64).ravel()
         if not (d.size == ai.size == aj.size):
             raise ModelError(f"bond features of unequal length: distance {d.size}, atom_i {ai.size}, atom_j {aj.size}")
-        return _Bonds(d, np.asarray(X.atom_soap, dtype=float), ai, aj, None)
+        soap = np.asarray(X.atom_soap)
+        if soap.ndim != 2 or soap.dtype.kind != "f":
+            soap = np.atleast_2d(np.asarray(soap, dtype=float))
+        return _Bonds(d, soap, ai, aj, None)
     a = np.asarray(X, dtype=float)
     if a.ndim != 2 or a.shape[1] < 3 or (a.shape[1] - 1) % 2:
         raise ModelError(f"expected BondFeatures or a 2-D array [d | pA | pB] with 1 + 2p columns, got shape {a.shape}")
@@ -81,16 +131,172 @@ def pack_features(X: BondFeatures) -> np.ndarray:
     return np.column_stack([X.distance, X.soap_i, X.soap_j])
 
 
-class BondGPR(RegressorMixin, BaseEstimator):
+
+# --------------------------------------------------------------------------- linear algebra
+def _linalg():  # scipy only where a factorisation is needed (fit, exact paths): keeps imports light
+    import scipy.linalg as sl
+
+    return sl
+
+
+def _chol_jitter(Kmm: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factor of an inducing kernel matrix with a small relative jitter (1e-8)."""
+    jitter = 1e-8 * float(np.mean(np.diag(Kmm)))
+    try:
+        return np.linalg.cholesky(Kmm + jitter * np.eye(Kmm.shape[0]))
+    except np.linalg.LinAlgError:
+        raise ModelError(f"inducing kernel matrix ({Kmm.shape[0]} bonds) not positive definite; drop duplicate bonds") from None
+
+
+def _pp_factor(Lp: np.ndarray, A: np.ndarray, lam: float) -> np.ndarray:
+    """B (m, m) of the projected-process variance: with z = Lp^-1 k_m,
+    k(x,x) - |z|^2 + lam z^T (lam I + A)^-1 z = k(x,x) - |B k_m|^2, A = L^T L (m, m).
+    B^T B = Lp^-T (I - lam (lam I + A)^-1) Lp^-1; the middle matrix has eigenvalues in [0, 1)."""
+    sl = _linalg()
+    m = Lp.shape[0]
+    e, V = np.linalg.eigh(0.5 * (A + A.T))
+    e = np.clip(e, 0.0, None)
+    w = np.sqrt(e / (lam + e))  # eigenvalues of I - lam (lam I + A)^-1, square-rooted
+    Linv = sl.solve_triangular(Lp, np.eye(m), lower=True, check_finite=False)
+    return np.ascontiguousarray(w[:, None] * (V.T @ Linv))
+
+
+def _cheb_basis(t: np.ndarray, N: int) -> np.ndarray:
+    """Chebyshev polynomials T_0..T_{N-1} at t in [-1, 1], shape (len(t), N)."""
+    T = np.empty((t.size, N))
+    T[:, 0] = 1.0
+    if N > 1:
+        T[:, 1] = t
+    for k in range(2, N):
+        T[:, k] = 2.0 * t * T[:, k - 1] - T[:, k - 2]
+    return T
+
+
+def _cheb_nodes(N: int) -> np.ndarray:
+    return np.cos(np.pi * (np.arange(N) + 0.5) / N)
+
+
+def _tabulate_mean(d: np.ndarray, X: np.ndarray, alpha: np.ndarray, sigma: float, lo: float, hi: float,
+                   tol: float = MEAN_TOL, batch: int = 2048) -> tuple[np.ndarray | None, float]:
+    """Chebyshev coefficients C (N, p) of W(d) = sum_j alpha_j g(d, d_j) x_j on [lo, hi] and the
+    measured max |W_cheb - W| (eV) on a 1,025-point grid; C is None if 128 nodes do not reach ``tol``."""
+    def W(dd: np.ndarray) -> np.ndarray:
+        out = np.zeros((dd.size, X.shape[1]))
+        for s in range(0, d.size, batch):
+            g = distance_term(dd, d[s:s + batch], sigma) * alpha[None, s:s + batch]
+            out += g @ np.asarray(X[s:s + batch], dtype=float)
+        return out
+
+    grid = np.linspace(lo, hi, 1025)
+    tg = (2.0 * grid - (lo + hi)) / (hi - lo)
+    Wg = W(grid)
+    err = np.inf
+    for N in _CHEB_SIZES:
+        x = _cheb_nodes(N)
+        Wn = W(0.5 * (lo + hi) + 0.5 * (hi - lo) * x)
+        T = _cheb_basis(x, N)
+        C = (2.0 / N) * (T.T @ Wn)
+        C[0] *= 0.5
+        err = float(np.max(np.linalg.norm(_cheb_basis(tg, N) @ C - Wg, axis=1)))
+        if err <= tol:
+            return C, err
+    return None, err
+
+
+# --------------------------------------------------------------------------- estimator base
+class _EstimatorBase:
+    """The scikit-learn estimator protocol (get_params / set_params / clone / score / tags)
+    without importing scikit-learn (it costs ~1.4 s of start-up)."""
+
+    _estimator_type = "regressor"
+
+    @classmethod
+    def _get_param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return sorted(p.name for p in sig.parameters.values()
+                      if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL))
+
+    def get_params(self, deep: bool = True) -> dict[str, object]:
+        """Constructor parameters of this estimator."""
+        return {k: getattr(self, k) for k in self._get_param_names()}
+
+    def set_params(self, **params: object):
+        """Set constructor parameters; ValueError (ModelError) for an unknown name."""
+        valid = self._get_param_names()
+        for k, v in params.items():
+            if k not in valid:
+                raise ModelError(f"invalid parameter {k!r} for {type(self).__name__} (valid: {', '.join(valid)})")
+            setattr(self, k, v)
+        return self
+
+    def __repr__(self) -> str:
+        init = inspect.signature(type(self).__init__).parameters
+        changed = [f"{k}={v!r}" for k, v in self.get_params().items()
+                   if init[k].default is inspect.Parameter.empty or init[k].default != v]
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """Coefficient of determination R^2 of the prediction (scikit-learn's regressor score)."""
+        y = np.asarray(y, dtype=float).ravel()
+        w = np.ones_like(y) if sample_weight is None else np.asarray(sample_weight, dtype=float).ravel()
+        e = y - np.asarray(self.predict(X), dtype=float).ravel()
+        ybar = np.average(y, weights=w)
+        den = float(np.sum(w * (y - ybar) ** 2))
+        num = float(np.sum(w * e * e))
+        if den == 0.0:
+            return 1.0 if num == 0.0 else 0.0
+        return 1.0 - num / den
+
+    def __sklearn_tags__(self):  # only called by scikit-learn, which is then imported anyway
+        from sklearn.utils import InputTags, RegressorTags, Tags, TargetTags
+
+        return Tags(estimator_type="regressor", target_tags=TargetTags(required=True),
+                    transformer_tags=None, classifier_tags=None, regressor_tags=RegressorTags(),
+                    input_tags=InputTags())
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """Per-atom rows U (u, p) of the bonds (dtype as given) with bond -> row maps, or None when
+    per-bond rows are cheaper (then pbar rows are gathered per batch)."""
+
+    U: np.ndarray
+    inv_a: np.ndarray
+    inv_b: np.ndarray
+
+
+class BondGPR(_EstimatorBase):
     """Gaussian Process for one bond type with the paper's kernel.
 
-    Parameters: ``sigma`` (Angstrom) distance length scale; ``zeta`` SOAP exponent; ``gamma``
-    regularisation as a fraction of std(y) (paper); ``noise`` plain diagonal term in kernel
-    units that replaces gamma * std(y) when given; ``mean`` ``"zero"`` (paper) or ``"mean"``
-    (subtract the training mean); ``std_includes_noise`` adds the diagonal term to the predictive
-    variance; ``batch_size`` bonds per kernel block at prediction (memory linear in n);
-    ``fast_soap`` evaluates the SOAP dot products and the variance solve of *prediction* in
-    float32 (~1e-6 relative error in the kernel, ~1e-4 in the std; training stays float64).
+    Parameters
+    ----------
+    sigma : float
+        Distance length scale (Angstrom).
+    gamma : float
+        Regularisation as a fraction of std(y) (paper).
+    zeta : float
+        SOAP exponent.
+    noise : float or None
+        Plain diagonal term in kernel units that replaces gamma * std(y) when given.
+    mean : {"zero", "mean"}
+        Prior mean: zero (paper) or the training mean.
+    std_includes_noise : bool
+        Add the diagonal term to the predictive variance.
+    batch_size : int
+        Bonds per block at prediction (memory linear in n).
+    fast_soap : bool
+        Exact paths only: SOAP dot products and variance solve in float32.
+    std_inducing : int
+        Inducing training bonds of the low-rank predictive std (m; cost per bond O(m^2)).
+    exact_std : bool
+        Predict the std by the exact O(n_train^2)-per-bond solve (``predict(exact_std=...)``
+        overrides per call).
+    max_exact : int
+        Largest training set fitted exactly; above it the sparse (projected-process) GP.
+    sparse_inducing : int
+        Inducing bonds of the sparse fit.
+    seed : int
+        Seed of the candidate draw of a sparse fit (exact fits are deterministic).
     """
 
     def __init__(
@@ -103,6 +309,11 @@ class BondGPR(RegressorMixin, BaseEstimator):
         std_includes_noise: bool = False,
         batch_size: int = 4096,
         fast_soap: bool = False,
+        std_inducing: int = 500,
+        exact_std: bool = False,
+        max_exact: int = 10_000,
+        sparse_inducing: int = 1000,
+        seed: int = 0,
     ) -> None:
         self.sigma = sigma
         self.gamma = gamma
@@ -112,6 +323,11 @@ class BondGPR(RegressorMixin, BaseEstimator):
         self.std_includes_noise = std_includes_noise
         self.batch_size = batch_size
         self.fast_soap = fast_soap
+        self.std_inducing = std_inducing
+        self.exact_std = exact_std
+        self.max_exact = max_exact
+        self.sparse_inducing = sparse_inducing
+        self.seed = seed
 
     @classmethod
     def paper(cls, bond_type: str, **overrides: object) -> BondGPR:
@@ -130,9 +346,12 @@ class BondGPR(RegressorMixin, BaseEstimator):
             raise ModelError(f"noise must be positive (noise={self.noise})")
         if self.mean not in MEANS:
             raise ModelError(f"mean must be one of {MEANS}, got {self.mean!r}")
+        if int(self.std_inducing) < 1 or int(self.sparse_inducing) < 1:
+            raise ModelError(f"std_inducing and sparse_inducing must be >= 1 ({self.std_inducing}, {self.sparse_inducing})")
 
     def fit(self, X: BondFeatures | np.ndarray, y: np.ndarray) -> BondGPR:
-        """Fit on n bonds; ``y`` is -ICOHP (eV). Raises ModelError for NaN labels or n < 2."""
+        """Fit on n bonds; ``y`` is -ICOHP (eV). Exact for n <= ``max_exact``, sparse above.
+        Raises ModelError for NaN labels or n < 2."""
         self._check_params()
         b = as_bonds(X)
         y = np.asarray(y, dtype=float).ravel()
@@ -143,31 +362,135 @@ class BondGPR(RegressorMixin, BaseEstimator):
         if not np.all(np.isfinite(y)) or not np.all(np.isfinite(b.distance)):
             bad = int(np.sum(~np.isfinite(y)) + np.sum(~np.isfinite(b.distance)))
             raise ModelError(f"{bad} NaN/inf labels or distances in the training data; drop them first")
-        self.d_train_ = b.distance.copy()
-        self.pbar_train_ = b.pbar(slice(None))
+        for a in ("_pbar32", "_chol32", "chol_"):
+            self.__dict__.pop(a, None)
         self.y_offset_ = float(y.mean()) if self.mean == "mean" else 0.0
         self.y_std_ = float(y.std())
         self.lam_ = float(self.noise) if self.noise is not None else float(self.gamma) * max(self.y_std_, 1e-12)
+        self.n_train_ = int(y.size)
+        self.distance_range_ = (float(b.distance.min()), float(b.distance.max()))
         yc = y - self.y_offset_
+        if len(b) <= int(self.max_exact):
+            self._fit_exact(b, yc)
+        else:
+            self._fit_sparse(b, yc)
+        self.n_features_in_ = int(self.pbar_train_.shape[1])
+        self._tabulate()
+        return self
+
+    def _fit_exact(self, b: _Bonds, yc: np.ndarray) -> None:
+        sl = _linalg()
+        self.sparse_ = False
+        self.d_train_ = b.distance.copy()
+        self.pbar_train_ = b.pbar(slice(None))
         K = bond_kernel(self.d_train_, self.pbar_train_, self.d_train_, self.pbar_train_, self.sigma, self.zeta)
-        K[np.diag_indices_from(K)] += self.lam_
+        Kl = K.copy()
+        Kl[np.diag_indices_from(Kl)] += self.lam_
         try:
-            self.chol_ = cho_factor(K, lower=True, check_finite=False)
-        except LinAlgError:
+            self.chol_ = sl.cho_factor(Kl, lower=True, overwrite_a=True, check_finite=False)
+        except sl.LinAlgError:
             raise ModelError(
                 f"kernel matrix not positive definite (n={len(b)}, gamma={self.gamma}, noise={self.noise}); "
                 "increase gamma/noise or drop duplicate bonds") from None
-        self.alpha_ = cho_solve(self.chol_, yc, check_finite=False)
+        self.alpha_ = sl.cho_solve(self.chol_, yc, check_finite=False)
         n = yc.size
         self.s2_ = max(float(yc @ self.alpha_) / n, 1e-300)
         logdet = 2.0 * float(np.sum(np.log(np.diag(self.chol_[0]))))
         self.lml_ = -0.5 * n * np.log(2 * np.pi * self.s2_) - 0.5 * logdet - 0.5 * n
-        self.n_train_ = n
-        self.distance_range_ = (float(self.d_train_.min()), float(self.d_train_.max()))
-        return self
+        # low-rank std: projected process on m seeded-random inducing training bonds
+        self._set_lowrank(K)
+
+    def _set_lowrank(self, K: np.ndarray) -> None:
+        """Inducing bonds (seeded uniform draw of m training bonds) and the projected-process
+        std factor B from the training kernel K (n, n, without the diagonal term).
+        m = max(``std_inducing``, STD_DOF_FACTOR x the effective degrees of freedom); with
+        n <= m the std stays exact (no factor: the exact solve is then no dearer)."""
+        n = K.shape[0]
+        m = int(self.std_inducing)
+        if n > m and hasattr(self, "chol_"):
+            # effective degrees of freedom tr(K (K + lam I)^-1) = n - lam tr((K + lam I)^-1)
+            Linv = _linalg().solve_triangular(self.chol_[0], np.eye(n), lower=True, check_finite=False)
+            self.dof_ = float(n - self.lam_ * np.einsum("ij,ij->", Linv, Linv))
+            del Linv
+            m = max(m, int(np.ceil(STD_DOF_FACTOR * self.dof_)))
+        if n <= m:
+            self.ind_index_ = np.arange(0)
+            self.ind_d_ = np.zeros(0)
+            self.ind_x_ = np.zeros((0, self.pbar_train_.shape[1]))
+            self.std_B_ = None
+            return
+        piv = np.sort(np.random.default_rng(self.seed).choice(n, m, replace=False))
+        Lp = _chol_jitter(K[np.ix_(piv, piv)])
+        L = _linalg().solve_triangular(Lp, K[piv], lower=True, check_finite=False)  # (m, n) = L^T
+        self.ind_index_ = piv
+        self.ind_d_ = self.d_train_[piv].copy()
+        self.ind_x_ = np.asarray(self.pbar_train_[piv], dtype=float).copy()
+        self.std_B_ = _pp_factor(Lp, L @ L.T, self.lam_)
+
+    def _kernel_rows(self, b: _Bonds, d_m: np.ndarray, x_m: np.ndarray, sl: slice, rows: _Rows | None,
+                     S: np.ndarray | None) -> np.ndarray:
+        """k(bonds sl, inducing) (k, m) from per-atom products S (u, m) or per-bond rows."""
+        if rows is not None and S is not None:
+            dots = 0.5 * (S[rows.inv_a[sl]] + S[rows.inv_b[sl]])
+        else:
+            dots = b.pbar(sl) @ x_m.T
+        return distance_term(b.distance[sl], d_m, self.sigma) * _power(dots, self.zeta)
+
+    def _fit_sparse(self, b: _Bonds, yc: np.ndarray) -> None:
+        """Projected-process GP with m seeded-random inducing bonds, kernel rows in batches."""
+        sl = _linalg()
+        n = yc.size
+        m = min(int(self.sparse_inducing), n)
+        piv = np.sort(np.random.default_rng(self.seed).choice(n, m, replace=False))
+        d_m, x_m = b.distance[piv].copy(), b.pbar(piv)
+        Lp = _chol_jitter(bond_kernel(d_m, x_m, d_m, x_m, self.sigma, self.zeta))
+        rows = _atom_rows(b)
+        S = None
+        if rows is not None:
+            S = np.asarray(rows.U, dtype=float) @ x_m.T
+        A = np.zeros((m, m))
+        Ly = np.zeros(m)
+        yy = float(yc @ yc)
+        bs = max(int(self.batch_size), 1)
+        for s in range(0, n, bs):
+            sli = slice(s, min(s + bs, n))
+            Knm = self._kernel_rows(b, d_m, x_m, sli, rows, S)
+            Lb = sl.solve_triangular(Lp, Knm.T, lower=True, check_finite=False)  # (m, k) = L^T block
+            A += Lb @ Lb.T
+            Ly += Lb @ yc[sli]
+        lam = self.lam_
+        Cb = sl.cho_factor(lam * np.eye(m) + A, lower=True, check_finite=False)
+        beta = sl.cho_solve(Cb, Ly, check_finite=False)  # (lam I + L^T L)^-1 L^T y
+        self.sparse_ = True
+        self.d_train_ = d_m
+        self.pbar_train_ = x_m
+        self.alpha_ = sl.solve_triangular(Lp, beta, lower=True, trans="T", check_finite=False)
+        # amplitude and evidence of the projected process: (L L^T + lam I)^-1 y by Woodbury
+        quad = (yy - float(Ly @ beta)) / lam
+        self.s2_ = max(quad / n, 1e-300)
+        logdet = (n - m) * np.log(lam) + 2.0 * float(np.sum(np.log(np.diag(Cb[0]))))
+        self.lml_ = -0.5 * n * np.log(2 * np.pi * self.s2_) - 0.5 * logdet - 0.5 * n
+        self.ind_index_ = piv
+        self.ind_d_ = d_m
+        self.ind_x_ = x_m
+        self.std_B_ = _pp_factor(Lp, A, lam)
+
+    def _tabulate(self) -> None:
+        """Chebyshev table of the mean (zeta = 1) on the training window widened by sigma."""
+        lo = max(self.distance_range_[0] - self.sigma, 0.0)
+        hi = self.distance_range_[1] + self.sigma
+        self.cheb_window_ = np.array([lo, hi])
+        self.cheb_ = None
+        self.cheb_error_ = float("nan")
+        if self.zeta == 1.0 and hi > lo:
+            C, err = _tabulate_mean(self.d_train_, self.pbar_train_, self.alpha_, self.sigma, lo, hi)
+            self.cheb_, self.cheb_error_ = C, err
+            if C is None:
+                log.info("mean table did not reach %.0e eV (%.1e); exact mean is used", MEAN_TOL, err)
 
     def log_marginal_likelihood(self) -> float:
-        """Log marginal likelihood of the training labels with the amplitude profiled out."""
+        """Log marginal likelihood of the training labels with the amplitude profiled out
+        (of the projected process for a sparse fit)."""
         self._require_fitted()
         return float(self.lml_)
 
@@ -175,75 +498,126 @@ class BondGPR(RegressorMixin, BaseEstimator):
         if not hasattr(self, "alpha_"):
             raise ModelError("BondGPR is not fitted; call fit first")
 
+    @property
+    def inducing_index(self) -> np.ndarray:
+        """Training-bond indices (m,) of the inducing bonds of the std (and the sparse mean)."""
+        self._require_fitted()
+        return self.ind_index_
+
     # ------------------------------------------------------------ predict
-    def _soap_dots_atomlevel(self, b: _Bonds, bs: int, fast: bool) -> _AtomLevel | None:
-        """Per-atom products S = atom_soap[u] @ pbar_train.T (when cheaper than per bond), the
-        squared norms of those atoms, and (``fast_soap``) their float32 SOAP for the diagonal."""
-        if b.atom_soap is None:
-            return None
-        u, inv = np.unique(np.concatenate([b.atom_i, b.atom_j]), return_inverse=True)
-        if u.size >= 0.8 * len(b):
-            return None
-        S = np.empty((u.size, self.n_train_))
-        norm2 = np.empty(u.size)
-        P = self._train_soap(fast)
-        rows32 = np.empty((u.size, P.shape[1]), np.float32) if fast else None
-        for s in range(0, u.size, bs):
-            rows = b.atom_soap[u[s:s + bs]]
-            norm2[s:s + bs] = np.einsum("ij,ij->i", rows, rows)
-            rows = rows.astype(P.dtype, copy=False)
-            if rows32 is not None:
-                rows32[s:s + bs] = rows
-            S[s:s + bs] = rows @ P.T
-        return _AtomLevel(S, inv[: len(b)], inv[len(b):], norm2, rows32)
-
-    def _train_soap(self, fast: bool) -> np.ndarray:
-        """Training mean SOAP in the dtype used for prediction dot products."""
-        if not fast:
-            return self.pbar_train_
-        if getattr(self, "_pbar32", None) is None or self._pbar32.shape != self.pbar_train_.shape:
-            self._pbar32 = self.pbar_train_.astype(np.float32)
-        return self._pbar32
-
-    def _chol_for_predict(self, fast: bool) -> np.ndarray:
-        """Cholesky factor for the variance solve: float64, or float32 with ``fast_soap``
-        (~1e-4 relative error in the std; the mean never uses it)."""
-        if not fast:
-            return self.chol_[0]
-        if getattr(self, "_chol32", None) is None or self._chol32.shape != self.chol_[0].shape:
-            self._chol32 = np.tril(self.chol_[0]).astype(np.float32)
-        return self._chol32
-
-    def _pair_diag(self, b: _Bonds, sl: slice, atom: _AtomLevel | None) -> np.ndarray:
-        """k(b, b) = (pbar . pbar)^zeta = (|pA|^2 + |pB|^2 + 2 pA.pB)^zeta / 4^zeta for bonds ``sl``."""
-        if atom is None:
-            pb = b.pbar(sl)
-            return _power(np.einsum("ij,ij->i", pb, pb), self.zeta)
-        ia, ib = atom.inv_a[sl], atom.inv_b[sl]
-        if atom.rows32 is not None:
-            dot = np.einsum("ij,ij->i", atom.rows32[ia], atom.rows32[ib]).astype(float)
-        else:
-            dot = np.einsum("ij,ij->i", b.atom_soap[b.atom_i[sl]], b.atom_soap[b.atom_j[sl]])
-        return _power(0.25 * (atom.norm2[ia] + atom.norm2[ib] + 2.0 * dot), self.zeta)
-
     def predict(
         self, X: BondFeatures | np.ndarray, return_std: bool = False, batch_size: int | None = None,
-        fast_soap: bool | None = None,
+        fast_soap: bool | None = None, exact_std: bool | None = None, exact_mean: bool = False,
     ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-        """Predicted -ICOHP (eV), and the predictive std (eV) when ``return_std``.
+        """Predicted -ICOHP (eV) of n bonds, shape (n,), and the predictive std (eV, (n,)) when
+        ``return_std``.
 
-        ``fast_soap`` overrides the estimator's float32 setting for this call only (thread-safe:
-        the estimator is not modified).
-
-        Kernel rows are built ``batch_size`` bonds at a time: memory O(batch_size * n_train).
+        By default the mean comes from the Chebyshev table (zeta = 1; within ``MEAN_TOL`` eV of
+        the exact GP mean) and the std from the low-rank (inducing-bond) form; both cost O(n)
+        whatever n_train. ``exact_std`` (default: the estimator's) solves the exact variance
+        (O(n n_train^2); not for a sparse fit, whose projected-process std is already its own);
+        ``exact_mean`` sums over the training bonds. ``fast_soap`` sets float32 for the exact
+        paths of this call only (thread-safe: the estimator is not modified).
         """
         self._require_fitted()
         b = as_bonds(X)
+        p = b.n_features
+        if p != self.pbar_train_.shape[1]:
+            raise ModelError(f"feature length {p} but the model was trained on {self.pbar_train_.shape[1]}")
+        n = len(b)
+        bs = max(int(batch_size or self.batch_size), 1)
+        fast = self.fast_soap if fast_soap is None else bool(fast_soap)
+        ex_std = (self.exact_std if exact_std is None else bool(exact_std)) and not self.sparse_
+        ex_std = ex_std or self.std_B_ is None  # n_train <= std_inducing: exact is no dearer
+        table = None if exact_mean else self.cheb_
+        if table is None and (not return_std or ex_std):
+            return self._predict_exact(b, return_std, bs, fast)
+        if ex_std and return_std:
+            mean_ex, std = self._predict_exact(b, True, bs, fast)
+        else:
+            mean_ex, std = None, None
+        if table is None and mean_ex is None:
+            mean_ex = self._predict_exact(b, False, bs, fast)
+        mean = mean_ex if mean_ex is not None else np.empty(n)
+        want_lr = return_std and std is None
+        if mean_ex is not None and not want_lr:
+            return (mean, std) if return_std else mean
+        if n == 0:
+            return (mean, np.empty(0)) if return_std else mean
+        rows = _atom_rows(b)
+        N = table.shape[0] if mean_ex is None else 0
+        Xi = self._ind_rows() if want_lr else None
+        St = Si = None
+        if rows is not None:
+            if N:
+                St = np.asarray(rows.U, dtype=float) @ table.T
+            if want_lr:
+                Si = np.asarray(rows.U, dtype=Xi.dtype) @ Xi.T
+        if want_lr:
+            std = np.empty(n)
+            kss = self._pair_diag_rows(b, rows, bs)
+        lo, hi = (float(v) for v in self.cheb_window_)
+        for s in range(0, n, bs):
+            sl = slice(s, min(s + bs, n))
+            pb = b.pbar(sl) if rows is None else None
+            if N:
+                Pt = pb @ table.T if St is None else 0.5 * (St[rows.inv_a[sl]] + St[rows.inv_b[sl]])
+                t = (2.0 * b.distance[sl] - (lo + hi)) / (hi - lo)
+                mean[sl] = np.einsum("ij,ij->i", Pt, _cheb_basis(np.clip(t, -1.0, 1.0), N)) + self.y_offset_
+            if want_lr:
+                if Si is None:
+                    Pi = pb.astype(Xi.dtype, copy=False) @ Xi.T
+                else:
+                    Pi = 0.5 * (Si[rows.inv_a[sl]] + Si[rows.inv_b[sl]])
+                k = distance_term(b.distance[sl], self.ind_d_, self.sigma) * _power(Pi.astype(float, copy=False), self.zeta)
+                v = k @ self.std_B_.T
+                var = kss[sl] - np.einsum("ij,ij->i", v, v)
+                if self.std_includes_noise:
+                    var += self.lam_
+                std[sl] = np.sqrt(np.clip(var, 0.0, None) * self.s2_)
+        if N:
+            out = np.flatnonzero((b.distance < lo) | (b.distance > hi))
+            if out.size:  # outside the table: the exact sum for these few bonds
+                mean[out] = self._predict_exact(b.take(out), False, bs, fast)
+        return (mean, std) if return_std else mean
+
+    def _ind_rows(self) -> np.ndarray:
+        """Inducing-bond vectors in the dtype of the std's SOAP products (``_IND_DTYPE``)."""
+        if _IND_DTYPE == np.float64:
+            return self.ind_x_
+        c = self.__dict__.get("_ind32")
+        if c is None or c.shape != self.ind_x_.shape:
+            c = self.__dict__["_ind32"] = np.asarray(self.ind_x_, dtype=_IND_DTYPE)
+        return c
+
+    def _pair_diag_rows(self, b: _Bonds, rows: _Rows | None, bs: int) -> np.ndarray:
+        """k(b, b) = (pbar . pbar)^zeta for every bond, (n,), float64."""
+        n = len(b)
+        out = np.empty(n)
+        if rows is None:
+            for s in range(0, n, bs):
+                pb = b.pbar(slice(s, min(s + bs, n)))
+                out[s:s + bs] = np.einsum("ij,ij->i", pb, pb)
+            return _power(out, self.zeta)
+        U = rows.U
+        norm2 = np.einsum("ij,ij->i", U, U, dtype=float)
+        same = np.array_equal(rows.inv_a, rows.inv_b)
+        if same:
+            return _power(norm2[rows.inv_a], self.zeta)
+        for s in range(0, n, bs):
+            ia, ib = rows.inv_a[s:s + bs], rows.inv_b[s:s + bs]
+            dot = np.einsum("ij,ij->i", U[ia], U[ib], dtype=float)
+            out[s:s + bs] = 0.25 * (norm2[ia] + norm2[ib] + 2.0 * dot)
+        return _power(out, self.zeta)
+
+    # ------------------------------------------------------- exact paths
+    def _predict_exact(self, b: _Bonds, return_std: bool, bs: int, fast: bool):
+        """Exact GP mean (and std through the Cholesky factor): O(n n_train) / O(n n_train^2)."""
+        if return_std and not hasattr(self, "chol_"):
+            raise ModelError("the exact std needs the Cholesky factor, which this (sparse) model does not have")
         n = len(b)
         mean = np.empty(n)
         std = np.empty(n) if return_std else None
-        bs = max(int(batch_size or self.batch_size), 1)
-        fast = self.fast_soap if fast_soap is None else bool(fast_soap)
         atom = self._soap_dots_atomlevel(b, bs, fast)
         for s in range(0, n, bs):
             sl = slice(s, min(s + bs, n))
@@ -257,35 +631,102 @@ class BondGPR(RegressorMixin, BaseEstimator):
             mean[sl] = k @ self.alpha_ + self.y_offset_
             if std is not None:
                 L = self._chol_for_predict(fast)
-                v = solve_triangular(L, k.T.astype(L.dtype, copy=False), lower=True, check_finite=False)
+                v = _linalg().solve_triangular(L, k.T.astype(L.dtype, copy=False), lower=True, check_finite=False)
                 var = self._pair_diag(b, sl, atom) - np.einsum("ij,ij->j", v, v).astype(float)
                 if self.std_includes_noise:
                     var += self.lam_
                 std[sl] = np.sqrt(np.clip(var, 0.0, None) * self.s2_)
         return (mean, std) if return_std else mean
 
+    def _soap_dots_atomlevel(self, b: _Bonds, bs: int, fast: bool) -> _AtomLevel | None:
+        """Per-atom products S = atom_soap[u] @ pbar_train.T (when cheaper than per bond), the
+        squared norms of those atoms, and (``fast_soap``) their float32 SOAP for the diagonal."""
+        if b.atom_soap is None:
+            return None
+        u, inv = np.unique(np.concatenate([b.atom_i, b.atom_j]), return_inverse=True)
+        if u.size >= 0.8 * len(b):
+            return None
+        S = np.empty((u.size, self.pbar_train_.shape[0]))
+        norm2 = np.empty(u.size)
+        P = self._train_soap(fast)
+        rows32 = np.empty((u.size, P.shape[1]), np.float32) if fast else None
+        for s in range(0, u.size, bs):
+            rows = np.asarray(b.atom_soap[u[s:s + bs]], dtype=float)
+            norm2[s:s + bs] = np.einsum("ij,ij->i", rows, rows)
+            rows = rows.astype(P.dtype, copy=False)
+            if rows32 is not None:
+                rows32[s:s + bs] = rows
+            S[s:s + bs] = rows @ P.T
+        return _AtomLevel(S, inv[: len(b)], inv[len(b):], norm2, rows32)
+
+    def _train_soap(self, fast: bool) -> np.ndarray:
+        """Training mean SOAP in the dtype used for prediction dot products."""
+        if not fast:
+            return np.asarray(self.pbar_train_, dtype=float)
+        if getattr(self, "_pbar32", None) is None or self._pbar32.shape != self.pbar_train_.shape:
+            self._pbar32 = np.asarray(self.pbar_train_, dtype=np.float32)
+        return self._pbar32
+
+    def _chol_for_predict(self, fast: bool) -> np.ndarray:
+        """Cholesky factor for the exact variance solve: float64, or float32 with ``fast_soap``."""
+        if not fast:
+            return np.asarray(self.chol_[0])
+        if getattr(self, "_chol32", None) is None or self._chol32.shape != self.chol_[0].shape:
+            self._chol32 = np.tril(self.chol_[0]).astype(np.float32)
+        return self._chol32
+
+    def _pair_diag(self, b: _Bonds, sl: slice, atom: _AtomLevel | None) -> np.ndarray:
+        """k(b, b) = (pbar . pbar)^zeta = (|pA|^2 + |pB|^2 + 2 pA.pB)^zeta / 4^zeta for bonds ``sl``."""
+        if atom is None:
+            pb = b.pbar(sl)
+            return _power(np.einsum("ij,ij->i", pb, pb), self.zeta)
+        ia, ib = atom.inv_a[sl], atom.inv_b[sl]
+        if atom.rows32 is not None:
+            dot = np.einsum("ij,ij->i", atom.rows32[ia], atom.rows32[ib]).astype(float)
+        else:
+            dot = np.einsum("ij,ij->i", np.asarray(b.atom_soap[b.atom_i[sl]], dtype=float),
+                            np.asarray(b.atom_soap[b.atom_j[sl]], dtype=float))
+        return _power(0.25 * (atom.norm2[ia] + atom.norm2[ib] + 2.0 * dot), self.zeta)
+
     # --------------------------------------------------------- persistence
+    #: Arrays of a fitted estimator (``state``); the exact fit adds ``chol``.
+    ARRAYS = ("d_train", "pbar_train", "alpha", "ind_index", "ind_d", "ind_x", "std_B", "cheb", "cheb_window")
+
     def state(self) -> tuple[dict[str, object], dict[str, np.ndarray]]:
         """(JSON-able metadata, arrays) describing the fitted estimator."""
         self._require_fitted()
         meta = {
             "params": self.get_params(), "y_offset": self.y_offset_, "y_std": self.y_std_, "lam": self.lam_,
             "s2": self.s2_, "lml": self.lml_, "n_train": self.n_train_, "distance_range": list(self.distance_range_),
+            "sparse": bool(self.sparse_), "cheb_error": self.cheb_error_,
         }
         arrays = {"d_train": self.d_train_, "pbar_train": self.pbar_train_, "alpha": self.alpha_,
-                  "chol": self.chol_[0]}
+                  "ind_index": self.ind_index_, "ind_d": self.ind_d_, "ind_x": self.ind_x_,
+                  "cheb_window": self.cheb_window_}
+        if self.std_B_ is not None:
+            arrays["std_B"] = self.std_B_
+        if self.cheb_ is not None:
+            arrays["cheb"] = self.cheb_
+        if hasattr(self, "chol_"):
+            arrays["chol"] = self.chol_[0]
         return meta, arrays
 
     @classmethod
     def from_state(cls, meta: dict, arrays: dict[str, np.ndarray]) -> BondGPR:
-        """Rebuild a fitted estimator from :meth:`state` output (no refit)."""
-        est = cls(**meta["params"])
+        """Rebuild a fitted estimator from :meth:`state` output (no refit). Arrays may be
+        read-only memory maps (they are used as they are, not copied). A state without the
+        fast-prediction arrays (format 1) gets them computed here (one kernel matrix)."""
+        params = dict(meta["params"])
+        est = cls(**params)
         est.d_train_ = np.asarray(arrays["d_train"], dtype=float)
         est.pbar_train_ = np.asarray(arrays["pbar_train"], dtype=float)
         est.alpha_ = np.asarray(arrays["alpha"], dtype=float)
-        est.chol_ = (np.asarray(arrays["chol"], dtype=float), True)
         n = est.d_train_.size
-        if not (est.pbar_train_.shape[0] == est.alpha_.size == n and est.chol_[0].shape == (n, n)):
+        if "chol" in arrays:
+            est.chol_ = (np.asarray(arrays["chol"], dtype=float), True)
+            if est.chol_[0].shape != (n, n):
+                raise ModelError("model arrays have inconsistent shapes")
+        if not (est.pbar_train_.shape[0] == est.alpha_.size == n):
             raise ModelError("model arrays have inconsistent shapes")
         est.y_offset_ = float(meta["y_offset"])
         est.y_std_ = float(meta["y_std"])
@@ -294,4 +735,41 @@ class BondGPR(RegressorMixin, BaseEstimator):
         est.lml_ = float(meta["lml"])
         est.n_train_ = int(meta["n_train"])
         est.distance_range_ = tuple(meta["distance_range"])
+        est.sparse_ = bool(meta.get("sparse", False))
+        est.n_features_in_ = int(est.pbar_train_.shape[1])
+        if "ind_d" in arrays:
+            est.ind_index_ = np.asarray(arrays["ind_index"])
+            est.ind_d_ = np.asarray(arrays["ind_d"], dtype=float)
+            est.ind_x_ = np.asarray(arrays["ind_x"], dtype=float)
+            est.std_B_ = np.asarray(arrays["std_B"], dtype=float) if "std_B" in arrays else None
+            est.cheb_window_ = np.asarray(arrays["cheb_window"], dtype=float)
+            est.cheb_ = np.asarray(arrays["cheb"], dtype=float) if "cheb" in arrays else None
+            est.cheb_error_ = float(meta.get("cheb_error", float("nan")))
+        else:  # format 1: derive the fast-prediction arrays from the exact fit
+            if not hasattr(est, "chol_"):
+                raise ModelError("model has neither the Cholesky factor nor the low-rank std arrays")
+            est._derive_fast()
         return est
+
+    def _derive_fast(self) -> None:
+        """Inducing bonds, std factor and mean table of an exact fit loaded without them."""
+        sl = _linalg()
+        K = bond_kernel(self.d_train_, self.pbar_train_, self.d_train_, self.pbar_train_, self.sigma, self.zeta)
+        self._set_lowrank(K)
+        del K
+        self._tabulate()
+
+
+def _atom_rows(b: _Bonds) -> _Rows | None:
+    """Unique atom rows of the bonds when there are no more of them than bonds (per-atom
+    products then cost no more than per-bond ones); None for dense input."""
+    if b.atom_soap is None or len(b) == 0:
+        return None
+    n = len(b)
+    if np.array_equal(b.atom_i, b.atom_j):  # one row per bond (bond-centred descriptor)
+        u, inv = np.unique(b.atom_i, return_inverse=True)
+        return _Rows(b.atom_soap[u], inv, inv)
+    u, inv = np.unique(np.concatenate([b.atom_i, b.atom_j]), return_inverse=True)
+    if u.size > n:
+        return None
+    return _Rows(b.atom_soap[u], inv[:n], inv[n:])
