@@ -309,7 +309,7 @@ def iter_dump(
     path = Path(path)
     if not path.is_file():
         raise InputFileError(path, "file not found")
-    tm = parse_type_map(type_map) if type_map is not None else dict(STUDY_TYPE_MAP)
+    tm = (parse_type_map(type_map) if type_map is not None else None) or dict(STUDY_TYPE_MAP)
     with open(path, encoding="utf-8", errors="replace") as fh:
         frame_no = 0
         while True:
@@ -479,7 +479,7 @@ def write_dump(path: str | Path, frames: Sequence[Atoms] | Iterator[Atoms], appe
     names = kw.pop("column_names", ()) or ()
     with open(path, "a" if append else "w", encoding="utf-8") as fh:
         for step, a in enumerate(frames):
-            cols = {c: a.arrays[c] for c in names}  # type: ignore[union-attr]
+            cols = {c: a.arrays[c] for c in names}  # type: ignore[attr-defined]
             fh.write(format_dump_frame(a, timestep=int(a.info.get("timestep", step)), columns=cols, **kw))  # type: ignore[arg-type]
 
 
