@@ -84,6 +84,15 @@ class BondColumns:
     def _col(self, name: str) -> np.ndarray:
         return np.asarray(getattr(self, name))
 
+    def to_table(self) -> BondTable:
+        """The bond columns as a :class:`BondTable`, e.g. ``ds.to_table().to_pandas()``.
+
+        Units come with its schema; ``type`` is renamed ``bond_type`` and the label ``y``
+        ``minus_icohp``.
+        """
+        rename = {"type": "bond_type", "y": "minus_icohp"}
+        return BondTable({rename.get(k, k): self._col(k) for k in self._columns})
+
     def counts(self) -> dict[str, int]:
         """Number of bonds per type, for every type of the paper (zeros included)."""
         u, c = np.unique(self._col(self._type_column).astype(str), return_counts=True)
