@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up bondml on a fresh machine: a virtual environment in .venv with the pinned dependencies,
+# Set up bondml on a fresh machine: a virtual environment in .venv with the tested dependency set,
 # plus the system packages used by the DFT tests (Quantum ESPRESSO's pw.x) when we can install them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -7,7 +7,8 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
-if ! .venv/bin/python -m pip install --quiet -e ".[dev]" > .venv/pip-install.log 2>&1; then
+# the tested dependency set (constraints.txt); pyproject.toml only gives lower bounds
+if ! .venv/bin/python -m pip install --quiet -c constraints.txt -e ".[dev]" > .venv/pip-install.log 2>&1; then
     grep -v "^WARNING: Location" .venv/pip-install.log | tail -30 >&2
     echo "setup: pip install failed (full log in .venv/pip-install.log)" >&2
     exit 1

@@ -66,3 +66,19 @@ def test_layer_contract() -> None:
                        timeout=300, env=env)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     assert "broken" in r.stdout and "0 broken" in r.stdout
+
+
+def test_every_container_converts_to_the_bond_table(ref_root: Path, run21: Path) -> None:
+    from ase.io import read
+
+    from bondml.evaluate.tables import read_pbssdb
+    from bondml.structure.bonds import find_bonds
+
+    b = find_bonds(read(run21 / "2000" / "0" / "Zr49Cu49Al2.xyz"))
+    t = b.to_table()
+    assert isinstance(t, BondTable) and len(t) == len(b) and t.counts() == b.counts()
+    assert t.columns["shift"].shape == (len(b), 3)
+    df = t.to_pandas()
+    assert {"bond_type", "distance", "shift_x", "shift_y", "shift_z"} <= set(df.columns)
+    lab = read_pbssdb(ref_root / "ML/big-data-full/Zr49Cu49Al2-PBSSDB").to_table()
+    assert lab.unit("minus_icohp") == "eV" and len(lab.of_type("Al-Al")) == 27

@@ -14,6 +14,7 @@ from ..errors import FeatureMismatchError
 from ..util import sha256_json
 
 BACKENDS = ("quippy", "featomic")
+_PAPER: dict[str, Any] = dict(PAPER_SOAP)
 
 
 @dataclass(frozen=True)
@@ -24,11 +25,11 @@ class FeatureSettings:
     feature sets are only comparable when their settings are equal.
     """
 
-    cutoff: float = PAPER_SOAP["cutoff"]
-    l_max: int = PAPER_SOAP["l_max"]
-    n_max: int = PAPER_SOAP["n_max"]
-    atom_sigma: float = PAPER_SOAP["atom_sigma"]
-    species_z: tuple[int, ...] = PAPER_SOAP["species_z"]
+    cutoff: float = _PAPER["cutoff"]
+    l_max: int = _PAPER["l_max"]
+    n_max: int = _PAPER["n_max"]
+    atom_sigma: float = _PAPER["atom_sigma"]
+    species_z: tuple[int, ...] = _PAPER["species_z"]
     backend: str = "quippy"
     normalise: bool = True
     extra: tuple[tuple[str, Any], ...] = field(default=())

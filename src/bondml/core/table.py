@@ -81,22 +81,34 @@ class BondColumns:
         """The bonds of one type (e.g. ``"Zr-Cu"``)."""
         return self.select(np.asarray(getattr(self, self._type_column)) == bond_type)
 
+    def _col(self, name: str) -> np.ndarray:
+        return np.asarray(getattr(self, name))
+
+    def to_table(self) -> BondTable:
+        """The bond columns as a :class:`BondTable`, e.g. ``ds.to_table().to_pandas()``.
+
+        Units come with its schema; ``type`` is renamed ``bond_type`` and the label ``y``
+        ``minus_icohp``.
+        """
+        rename = {"type": "bond_type", "y": "minus_icohp"}
+        return BondTable({rename.get(k, k): self._col(k) for k in self._columns})
+
     def counts(self) -> dict[str, int]:
         """Number of bonds per type, for every type of the paper (zeros included)."""
-        u, c = np.unique(np.asarray(getattr(self, self._type_column)).astype(str), return_counts=True)
+        u, c = np.unique(self._col(self._type_column).astype(str), return_counts=True)
         d = dict(zip(u.tolist(), c.tolist(), strict=True))
         return {t: int(d.get(t, 0)) for t in BOND_TYPES}
 
     def groups(self, level: str = "cell") -> np.ndarray:
         """Group label per bond for grouped splits: ``cell`` (nc/run/sub-run), ``run`` or ``nc``."""
-        nc = np.asarray(self.nc).astype(str)
+        nc = self._col("nc").astype(str)
         if level == "nc":
             return nc
-        g = np.char.add(np.char.add(nc, "/"), np.asarray(self.run).astype(str))
+        g = np.char.add(np.char.add(nc, "/"), self._col("run").astype(str))
         if level == "run":
             return g
         if level == "cell":
-            return np.char.add(np.char.add(g, "/"), np.asarray(self.sub_run).astype(str))
+            return np.char.add(np.char.add(g, "/"), self._col("sub_run").astype(str))
         raise ValueError(f"unknown group level {level!r}; use cell, run or nc")
 
 

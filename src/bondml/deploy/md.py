@@ -27,7 +27,6 @@ Outputs in ``out_dir``:
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -307,13 +306,6 @@ def read_thermo(path: str | Path) -> dict[str, np.ndarray]:
 def protocol_from_json(path: str | Path) -> CompressionProtocol:
     """Load a protocol saved by :func:`run_compression`."""
     return CompressionProtocol(**json.loads(Path(path).read_text()))
-
-
-def estimate_hours(p: CompressionProtocol, n_atoms: int = 10000, s_per_katom_kstep: float = 0.7) -> float:
-    """Rough wall time (h) of a protocol: ~0.7 s per 1000 atoms per 1000 steps on 2 threads here."""
-    steps = p.steps(p.nvt_ps) + p.steps(p.nve_ps) + p.steps(p.compression_ps)
-    return steps / 1000 * n_atoms / 1000 * s_per_katom_kstep / 3600.0 if math.isfinite(steps) else math.inf
-
 
 
 def _main(argv: list[str]) -> int:

@@ -19,7 +19,6 @@ Conventions
 from __future__ import annotations
 
 import io
-import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -309,7 +308,7 @@ def iter_dump(
     path = Path(path)
     if not path.is_file():
         raise InputFileError(path, "file not found")
-    tm = parse_type_map(type_map) if type_map is not None else dict(STUDY_TYPE_MAP)
+    tm = (parse_type_map(type_map) if type_map is not None else None) or dict(STUDY_TYPE_MAP)
     with open(path, encoding="utf-8", errors="replace") as fh:
         frame_no = 0
         while True:
@@ -471,18 +470,6 @@ def format_dump_frame(
     return out.getvalue()
 
 
-def write_dump(path: str | Path, frames: Sequence[Atoms] | Iterator[Atoms], append: bool = False, **kw: object) -> None:
-    """Write (or append) frames to a LAMMPS custom dump; ``kw`` as in :func:`format_dump_frame`.
-
-    Per-frame columns come from ``atoms.arrays`` keys listed in ``kw['column_names']`` if given.
-    """
-    names = kw.pop("column_names", ()) or ()
-    with open(path, "a" if append else "w", encoding="utf-8") as fh:
-        for step, a in enumerate(frames):
-            cols = {c: a.arrays[c] for c in names}  # type: ignore[union-attr]
-            fh.write(format_dump_frame(a, timestep=int(a.info.get("timestep", step)), columns=cols, **kw))  # type: ignore[arg-type]
-
-
 # --------------------------------------------------------------------------------------------
 # any structure or trajectory file
 # --------------------------------------------------------------------------------------------
@@ -563,8 +550,3 @@ def per_atom_stress_gpa(frame: Frame) -> np.ndarray | None:
             v_atom = frame.atoms.cell.volume / len(frame)
             return np.column_stack([c[k] for k in keys]) / v_atom / BAR_PER_GPA
     return None
-
-
-def file_size(path: str | Path) -> int:
-    """Size of a file in bytes (for progress estimates)."""
-    return os.path.getsize(path)
