@@ -174,6 +174,7 @@ def infer_frame(job: FrameJob) -> FrameMeta:
     t0 = time.perf_counter()
     model = _load_model(job.model_dir)  # shared by threads: prediction does not modify it
     atoms = job.frame.atoms
+    model.check_elements(atoms.get_chemical_symbols(), f"frame {job.index}")
     t1 = time.perf_counter()
     bonds = find_bonds(atoms, windows=job.windows)
     t2 = time.perf_counter()

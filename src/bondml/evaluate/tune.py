@@ -116,7 +116,7 @@ def cross_validate_type(ds: BondDataset, bt: str, splits: Iterable[Split], param
 
 def types_with_data(ds: BondDataset, min_bonds: int = 30) -> list[str]:
     c = ds.counts()
-    return [t for t in BOND_TYPES if c[t] >= min_bonds]
+    return [t for t in c if c[t] >= min_bonds]
 
 
 def loco(ds: BondDataset, params: dict[str, dict[str, Any]] | None = None, prior: DistanceModel | None = None,

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
-from ..constants import ATOMIC_NUMBERS, PAPER_SOAP
+from ..constants import PAPER_SOAP
 from ..errors import FeatureMismatchError, UnknownElementError
 from ..util import sha256_json
 
@@ -76,8 +76,9 @@ class FeatureSettings:
 
     @property
     def elements(self) -> tuple[str, ...]:
-        inv = {z: e for e, z in ATOMIC_NUMBERS.items()}
-        return tuple(inv[z] for z in self.species_z)
+        from ..chemistry import symbol_of
+
+        return tuple(symbol_of(z) for z in self.species_z)
 
     def require_same(self, other: FeatureSettings, what: str = "features") -> None:
         """Raise :class:`FeatureMismatchError` (one line, naming the differing fields) if unequal."""

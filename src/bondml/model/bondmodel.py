@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from ..constants import BOND_TYPES, INFERENCE_WINDOWS
+from ..chemistry import Chemistry, types_in_order
+from ..constants import INFERENCE_WINDOWS
 from ..errors import ModelError
 from ..features.soap import FeatureSettings
 from ..store.dataset import BondDataset, BondFeatures
@@ -115,10 +116,14 @@ class BondModel:
         comp = str(ncs[np.argmax(nc_counts)]) if ncs.size else "Zr49Cu49Al2"
         model = cls(settings=dataset.settings, distance_model=distance_model, use_prior=use_prior,
                     composition=comp)
+        chem = Chemistry.from_species_z(dataset.settings.species_z)
+        if not chem.is_study:
+            model.windows = dict(chem.windows)
+            hyperparameters = {**{t: dict(h) for t, h in chem.hyperparameters.items()}, **(hyperparameters or {})}
         rng = np.random.default_rng(seed)
         counts = dataset.counts()
         trained: dict[str, Any] = {}
-        for bt in BOND_TYPES:
+        for bt in types_in_order(np.unique(dataset.bond_type.astype(str)).tolist()):
             sub = dataset.of_type(bt)
             if len(sub) < min_bonds:
                 if distance_model is not None and bt in distance_model.fits:
@@ -158,13 +163,23 @@ class BondModel:
     def bond_types(self) -> tuple[str, ...]:
         """Bond types this model answers (GP or fallback)."""
         fb = self.distance_model.bond_types if self.distance_model else ()
-        return tuple(t for t in BOND_TYPES if t in self.estimators or t in fb)
+        return tuple(t for t in types_in_order([*self.estimators, *fb]) if t in self.estimators or t in fb)
+
+    @property
+    def chemistry(self) -> Chemistry:
+        """The element set the model was trained on (from its SOAP species)."""
+        return Chemistry.from_species_z(self.settings.species_z)
+
+    def check_elements(self, symbols: Any, what: str = "structure") -> None:
+        """One-line :class:`UnknownElementError` when ``symbols`` hold an element the model was
+        not trained on."""
+        self.chemistry.check(np.asarray(symbols).astype(str).tolist(), what)
 
     def for_composition(self, nc: str) -> BondModel:
         """Same model with its distance prior / fallback evaluated at composition ``nc``."""
         from ..types import parse_composition
 
-        parse_composition(nc)
+        parse_composition(nc, any_element=True)
         return BondModel(self.settings, self.estimators, self.distance_model, self.use_prior, nc,
                          dict(self.std_threshold), dict(self.std_scale), dict(self.windows), self.lineage)
 

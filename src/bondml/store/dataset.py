@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 
-from ..constants import BOND_TYPES
 from ..features.soap import FeatureSettings
 
 
@@ -98,7 +97,9 @@ class BondDataset:
     def counts(self) -> dict[str, int]:
         u, c = np.unique(self.bond_type.astype(str), return_counts=True)
         d = dict(zip(u.tolist(), c.tolist(), strict=True))
-        return {t: int(d.get(t, 0)) for t in BOND_TYPES}
+        from ..chemistry import types_in_order
+
+        return {t: int(d.get(t, 0)) for t in types_in_order(d)}
 
     @staticmethod
     def concatenate(parts: list[BondDataset]) -> BondDataset:

@@ -33,10 +33,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..constants import BOND_TYPES, LABEL_WINDOW, STUDY_COMPOSITIONS
+from ..chemistry import Chemistry
+from ..constants import LABEL_WINDOW, STUDY_COMPOSITIONS
 from ..errors import InputFileError, StoreError
 from ..features.soap import PAPER_SETTINGS, FeatureSettings
-from ..io.getl import SubRunFiles, tree_root, discover, subrun_path
+from ..io.getl import SubRunFiles
+from ..io.runs import Run, find_runs
 from ..types import CellId
 from ..util import atomic_write_bytes, atomic_write_json, code_version, pid_lock, sha256_file, sha256_json
 from .dataset import BondDataset
@@ -92,19 +94,33 @@ class BondStore:
         else:
             raise StoreError(f"{self.path}: not a bondml store (no store.json); run 'bondml ingest' first")
 
+    @property
+    def chemistry(self) -> Chemistry:
+        """Element set of the store (from its SOAP species; the study preset for Zr, Cu, Al)."""
+        return Chemistry.from_species_z(self.settings.species_z)
+
     # ------------------------------------------------------------------ locking
     def _lock(self) -> contextlib.AbstractContextManager[None]:
         return pid_lock(self.path / ".lock", lambda pid: StoreError(
             f"{self.path}: store is in use by process {pid}"))
 
     # ------------------------------------------------------------------ ingest
-    def fingerprint(self, folder: Path, cell: CellId) -> str:
-        """Content fingerprint of a sub-run's inputs plus the store's SOAP settings."""
-        f = SubRunFiles(folder, cell.nc)
+    def fingerprint(self, folder: Path, cell: CellId, run: Run | None = None) -> str:
+        """Content fingerprint of a sub-run's inputs plus the store's SOAP settings (the study
+        layout's file names, else the run's files)."""
         parts: dict[str, Any] = {"cell": str(cell), "settings": self.settings.to_dict(),
                                  "format": STORE_FORMAT}
-        for p in (f.xyz, f.icohplist, f.scf_out, f.lobsterout):
-            parts[p.name] = sha256_file(p) if p.is_file() else None
+        if run is None or run.layout == "study":
+            f = SubRunFiles(folder, cell.nc)
+            for p in (f.xyz, f.icohplist, f.scf_out, f.lobsterout):
+                parts[p.name] = sha256_file(p) if p.is_file() else None
+            gz = folder / "ICOHPLIST.lobster.gz"
+            if gz.is_file():
+                parts[gz.name] = sha256_file(gz)
+        else:
+            parts["layout"] = run.layout
+            for p in run.files.fingerprint_files():
+                parts[p.name] = sha256_file(p)
         return sha256_json(parts)[:16]
 
     def _object_dir(self, cell: CellId, fp: str) -> Path:
@@ -137,6 +153,7 @@ class BondStore:
             }))
         meta = {
             "cell": {"nc": ex.cell.nc, "run": ex.cell.run, "sub_run": ex.cell.sub_run},
+            "folder": str(ex.folder),
             "fingerprint": fp,
             "status": ex.status.status, "reason": ex.status.reason,
             "labelled": ex.status.labelled and ex.error is None,
@@ -157,20 +174,23 @@ class BondStore:
         t0 = time.perf_counter()
         rep = IngestReport()
         with self._lock():
-            top = tree_root(root)
             entries: dict[str, dict[str, Any]] = {}
             cur = self.current_version(required=False)
             if cur is not None:
                 entries = {e["key"]: e for e in self.read_version(cur)["cells"]}
-            for cell in discover(root):
-                folder = subrun_path(top, cell)
-                fp = self.fingerprint(folder, cell)
+            for run in find_runs(root):
+                cell = run.cell
+                folder = run.files.folder
+                fp = self.fingerprint(folder, cell, run)
                 obj = self._object_dir(cell, fp)
                 if (obj / "cell.json").is_file():
                     rep.unchanged.append(str(cell))
                     meta = json.loads((obj / "cell.json").read_text())
                 else:
-                    ex = extract_cell(folder, cell, self.settings)
+                    if run.layout == "study":
+                        ex = extract_cell(folder, cell, self.settings)
+                    else:
+                        ex = extract_cell(folder, cell, self.settings, window=None, files=run.files)
                     self._write_object(ex, fp)
                     meta = json.loads((obj / "cell.json").read_text())
                     rep.added.append(str(cell))
@@ -179,7 +199,8 @@ class BondStore:
                 entries[cell.key] = {"key": cell.key, "nc": cell.nc, "run": cell.run, "sub_run": cell.sub_run,
                                      "fingerprint": fp, "status": meta["status"], "reason": meta["reason"],
                                      "labelled": meta["labelled"], "error": meta.get("error"),
-                                     "source_root": str(Path(root).resolve())}
+                                     "source_root": str(Path(root).resolve()), "path": run.relpath,
+                                     "layout": run.layout}
                 if progress:
                     progress(cell, meta["status"])
             rep.version, rep.version_changed = self._commit_version(list(entries.values()))
@@ -208,7 +229,7 @@ class BondStore:
     def _write_tables(self, h: str, cells: list[dict[str, Any]]) -> None:
         """Materialise the per-type bond tables (the DBI) and the cell table of a version."""
         out = self.path / "tables" / h
-        per_type: dict[str, list[pa.Table]] = {t: [] for t in BOND_TYPES}
+        per_type: dict[str, list[pa.Table]] = {t: [] for t in self.chemistry.bond_types}
         for e in cells:
             obj = self._object_dir(CellId(e["nc"], e["run"], e["sub_run"]), e["fingerprint"])
             bp = obj / "bonds.parquet"
@@ -221,7 +242,7 @@ class BondStore:
                 "sub_run", pa.array(np.full(n, e["sub_run"], np.int32))).append_column(
                 "status", pa.array([e["status"]] * n)).append_column(
                 "label_source", pa.array(["lobster" if e["labelled"] else "none"] * n))
-            for bt in BOND_TYPES:
+            for bt in self.chemistry.bond_types:
                 sub = t.filter(pa.compute.equal(t["type"], bt))
                 if sub.num_rows:
                     per_type[bt].append(sub)
@@ -282,7 +303,7 @@ class BondStore:
         v = self.read_version(version)["hash"]
         tdir = self.path / "tables" / v
         con = duckdb.connect()
-        files = [str(tdir / f"{t}.parquet") for t in BOND_TYPES if (tdir / f"{t}.parquet").is_file()]
+        files = [str(tdir / f"{t}.parquet") for t in self.chemistry.bond_types if (tdir / f"{t}.parquet").is_file()]
         if files:
             unions = " UNION ALL ".join(
                 f"SELECT *, '{Path(f).stem}' AS type FROM read_parquet('{f}')" for f in files)
@@ -297,7 +318,7 @@ class BondStore:
                   "reason": c.get("reason", ""), "error": c.get("error")} for c in ver["cells"]]
         bonds: dict[str, int] = {}
         stats: dict[str, dict[str, float]] = {}
-        for t in BOND_TYPES:
+        for t in self.chemistry.bond_types:
             tab = self.bond_table(t, ver["hash"])
             if tab.num_rows == 0:
                 bonds[t] = 0
@@ -410,7 +431,7 @@ class BondStore:
         keys = np.array([f"{a}-{r}-{s}" for a, r, s in zip(ds.nc, ds.run, ds.sub_run, strict=True)])
         chosen: list[int] = []
         counts: dict[str, dict[str, int]] = {}
-        for t in types or BOND_TYPES:
+        for t in types or self.chemistry.bond_types:
             idx = np.flatnonzero(ds.bond_type == t)
             if idx.size == 0:
                 continue
@@ -484,7 +505,7 @@ class BondStore:
         out = Path(out)
         written = {}
         elements = self._elements(ds)
-        for t in BOND_TYPES:
+        for t in self.chemistry.bond_types:
             sub = ds.of_type(t)
             if len(sub) == 0:
                 continue

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from ase import Atoms
 
-from ..constants import ATOMIC_NUMBERS, BOND_TYPES, LOBSTER_WINDOW
+from ..constants import ATOMIC_NUMBERS, LOBSTER_WINDOW
 from ..errors import BondmlError
 from ..types import bond_type, check_element
 
@@ -37,10 +37,13 @@ class Bonds:
         return Bonds(self.i[mask], self.j[mask], self.shift[mask], self.distance[mask], self.type[mask])
 
     def counts(self) -> dict[str, int]:
-        """Number of bonds per type, for every type of the paper (zeros included)."""
+        """Number of bonds per type, for every type of the paper (zeros included; the present
+        types of another chemistry)."""
+        from ..chemistry import types_in_order
+
         u, c = np.unique(self.type.astype(str), return_counts=True)
         d = dict(zip(u.tolist(), c.tolist(), strict=True))
-        return {t: int(d.get(t, 0)) for t in BOND_TYPES}
+        return {t: int(d.get(t, 0)) for t in types_in_order(d)}
 
     def keys(self) -> np.ndarray:
         """Structured keys (i, j, sx, sy, sz) as an (n, 5) int64 array, for matching."""
@@ -66,15 +69,19 @@ def _canonical(i: np.ndarray, j: np.ndarray, s: np.ndarray) -> tuple[np.ndarray,
 
 
 def bond_types_of(symbols: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    """Paper-style bond type (``'Zr-Cu'``...) for each pair, vectorised over a lookup table."""
-    els = sorted(ATOMIC_NUMBERS, key=lambda e: -ATOMIC_NUMBERS[e])
+    """Paper-style bond type (``'Zr-Cu'``...) for each pair, vectorised over a lookup table.
+
+    Any chemical elements (heavier first); unknown symbols raise :class:`UnknownElementError`."""
+    present = set(symbols.tolist())
+    for e in present:
+        if e not in ATOMIC_NUMBERS:
+            check_element(e, any_element=True)
+    els = sorted(set(ATOMIC_NUMBERS) | present)
     code = {e: k for k, e in enumerate(els)}
     table = np.empty((len(els), len(els)), dtype=object)
     for a in els:
         for b in els:
             table[code[a], code[b]] = bond_type(a, b)
-    for e in set(symbols.tolist()):
-        check_element(e)
     c = np.array([code[e] for e in symbols], dtype=np.int64)
     return table[c[i], c[j]]
 
@@ -172,3 +179,36 @@ def match_pairs(
         ok = index >= 0
         err = float(np.max(np.abs(bonds.distance[index[ok]] - np.asarray(distance)[ok])))
     return PairMatch(index=index, unmatched=unmatched, extra=extra, max_distance_error=err)
+
+
+def infer_shifts(bonds: Bonds, i: np.ndarray, j: np.ndarray, distance: np.ndarray, source: object = "pairs",
+                 tol: float = 1e-4) -> np.ndarray:
+    """Lattice shifts of pairs given without them (LOBSTER 2.x lists): for each ``(i, j, d)`` the
+    shift of the one structure bond between ``i`` and ``j`` whose length is ``d`` within ``tol``
+    (Angstrom; LOBSTER's distances differ from a recomputation by up to ~1e-5). Shape (n, 3), oriented ``r_j + shift @ cell - r_i``
+    for the pair as given. A pair with no such bond keeps a zero shift (it stays unmatched); a
+    pair with several (equal-length images) is ambiguous: :class:`InputFileError` naming ``source``.
+    """
+    from ..errors import InputFileError
+
+    i = np.asarray(i, np.int64)
+    j = np.asarray(j, np.int64)
+    d = np.asarray(distance, float)
+    by_pair: dict[tuple[int, int], list[int]] = {}
+    for n, (a, b) in enumerate(zip(bonds.i.tolist(), bonds.j.tolist(), strict=True)):
+        by_pair.setdefault((a, b), []).append(n)
+    out = np.zeros((i.size, 3), dtype=np.int64)
+    for k in range(i.size):
+        a, b = int(i[k]), int(j[k])
+        key, flip = ((a, b), 1) if a <= b else ((b, a), -1)
+        cand = [n for n in by_pair.get(key, []) if abs(bonds.distance[n] - d[k]) <= tol]
+        if len(cand) > 1:
+            raise InputFileError(source, f"pair {k + 1} (atoms {a + 1}-{b + 1}, {d[k]:.5f} A) matches "
+                                         f"{len(cand)} periodic images of equal length: the translation cannot be "
+                                         "inferred (use LOBSTER >= 3, which writes it)")
+        if cand:
+            s = bonds.shift[cand[0]] * flip
+            if a == b and flip == 1:
+                s = bonds.shift[cand[0]]
+            out[k] = s
+    return out

@@ -127,7 +127,7 @@ def main() -> None:
     e = np.linspace(-3.0, 3.0, 7)
     pairs = [("Cu1", "Zr2", 3.26048), ("Cu1", "Cu3", 2.47778)]
     lines = ["COHPCAR.lobster (hand-written, LOBSTER layout)\n",
-             f"       3       2       7     -3.00000      3.00000      0.00000\n", "Average\n"]
+             "       3       2       7     -3.00000      3.00000      0.00000\n", "Average\n"]
     lines += [f"No.{k + 1}:{a}->{b}({d})\n" for k, (a, b, d) in enumerate(pairs)]
     for k, x in enumerate(e):
         cols = [x]
