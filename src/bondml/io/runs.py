@@ -1,7 +1,8 @@
 """Discovery of LOBSTER runs in any folder layout, and the files of one run.
 
 A *run* is a folder holding a LOBSTER pair list (``ICOHPLIST.lobster``, or ``ICOOPLIST`` /
-``ICOBILIST`` for the other targets, plain or ``.gz``) or a ``lobsterin``/``lobsterout``, next to
+``ICOBILIST`` for the other targets, plain or ``.gz``), approximate xTB labels
+(``ICOHPLIST.xtb``) or a ``lobsterin``/``lobsterout``, next to
 the structure the run was made on:
 
 * **study** layout ``ML/big-data-full/<NC>/c/md/lammps/100/<run>/2000/<sub>/`` (``<NC>.xyz``,
@@ -128,7 +129,7 @@ class Run:
 
 
 def _is_run_folder(folder: Path, names: set[str]) -> bool:
-    if any(n in names or f"{n}.gz" in names for n in TARGET_FILES.values()):
+    if any(n in names or f"{n}.gz" in names for n in TARGET_FILES.values()) or "ICOHPLIST.xtb" in names:
         return True
     return "lobsterin" in names or "lobsterout" in names or "lobsterout.gz" in names
 

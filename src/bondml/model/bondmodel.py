@@ -110,6 +110,13 @@ class BondModel:
         """
         if use_prior and distance_model is None:
             raise ModelError("use_prior needs a distance_model")
+        sources = np.unique(np.asarray(dataset.label_source).astype(str))
+        if sources.size > 1:
+            raise ModelError(f"the training data mixes label sources {sources.tolist()}: train on one (they are "
+                             "different quantities)")
+        targets = _targets(dataset.lineage)
+        if len(targets) > 1:
+            raise ModelError(f"the training data mixes targets {sorted(targets)}: train on one")
         if len(dataset) and not np.all(np.isfinite(dataset.y)):
             raise ModelError(f"{int(np.sum(~np.isfinite(dataset.y)))} NaN/missing labels in the training dataset")
         ncs, nc_counts = np.unique(dataset.nc.astype(str), return_counts=True)
@@ -155,6 +162,8 @@ class BondModel:
                 model.std_threshold.setdefault(bt, 2.0 * float(np.max(f.bin_rmse)))
         model.lineage = {"data": dataset.lineage, "types": trained, "seed": seed,
                          "max_train_per_type": max_train_per_type, "use_prior": use_prior,
+                         "target": next(iter(targets), "icohp"),
+                         "label_source": str(sources[0]) if sources.size else "lobster",
                          "code": code_version(), "settings_digest": dataset.settings.digest}
         return model
 
@@ -164,6 +173,11 @@ class BondModel:
         """Bond types this model answers (GP or fallback)."""
         fb = self.distance_model.bond_types if self.distance_model else ()
         return tuple(t for t in types_in_order([*self.estimators, *fb]) if t in self.estimators or t in fb)
+
+    @property
+    def target(self) -> str:
+        """What the model predicts: ``icohp`` (-ICOHP, eV), ``icoop`` (ICOOP, e) or ``icobi``."""
+        return str(self.lineage.get("target", "icohp"))
 
     @property
     def chemistry(self) -> Chemistry:
@@ -323,6 +337,16 @@ class BondModel:
             raise
         except Exception as exc:  # noqa: BLE001 - any decoding problem is a corrupt model
             raise ModelError(f"{folder}: cannot load model ({type(exc).__name__}: {exc})") from None
+
+
+def _targets(lineage: dict[str, Any]) -> set[str]:
+    """Targets named in a dataset lineage (nested for joined datasets); icohp when unnamed."""
+    if "parts" in lineage:
+        out: set[str] = set()
+        for p in lineage["parts"]:
+            out |= _targets(p)
+        return out
+    return {str(lineage.get("target", "icohp"))}
 
 
 def _read_meta(path: Path) -> dict[str, Any]:
