@@ -54,8 +54,13 @@ def _tables_root(tables: Path | None) -> Path:
 
 
 def _distance_model(ds: Any, tables: Path | None, composition: bool = True) -> Any:
-    """Distance model from the label tables without any run present in ``ds`` (keeps tests unseen)."""
+    """Distance model from the label tables without any run present in ``ds`` (keeps tests unseen);
+    None for another chemistry than the study's (the tables are Zr-Cu-Al)."""
+    from ..chemistry import Chemistry
     from ..evaluate.tune import distance_model_from_tables
+
+    if not Chemistry.from_species_z(ds.settings.species_z).is_study:
+        return None
 
     runs = {(str(a), int(b)) for a, b in zip(ds.nc, ds.run, strict=True)}
     return distance_model_from_tables(_tables_root(tables), exclude=sorted(runs), composition=composition)
@@ -115,7 +120,9 @@ def register(app: typer.Typer) -> None:
         t = Table(title=f"model {out} (SOAP {model.settings.digest}, prior: {'yes' if prior else 'no'})")
         for c in ("type", "kind", "bonds used", "bonds available", "sigma", "gamma", "zeta"):
             t.add_column(c)
-        for bt in BOND_TYPES:
+        from ..chemistry import types_in_order
+
+        for bt in types_in_order(model.lineage["types"]):
             info = model.lineage["types"].get(bt)
             if info is None:
                 t.add_row(bt, "[red]none[/]", "0", "0", "", "", "")
@@ -145,6 +152,8 @@ def register(app: typer.Typer) -> None:
 
         ds = load_dataset(store, getl, nc, run, sub_run, version, selection)
         dm = _distance_model(ds, tables)
+        if prior and dm is None:
+            raise ConfigError("--prior needs the study's label tables: not available for this chemistry")
         pr = dm if prior else None
         if protocol == "paper":
             res = tn.paper_protocol(ds, seed=seed, prior=pr)
@@ -161,7 +170,7 @@ def register(app: typer.Typer) -> None:
             raise ConfigError(f"unknown protocol {protocol!r}; use loco, paper, cell-kfold or run-out")
         dist = {}
         for bt, r in res.items():
-            if bt in dm.fits:
+            if dm is not None and bt in dm.fits:
                 from ..model.distance import al_fraction
 
                 x = al_fraction(r.nc)
