@@ -76,6 +76,7 @@ class PredictConfig:
     settings: FeatureSettings | None = None
     workers: int = 1
     icohplist: bool = False
+    ovito: bool = False
     overwrite: bool = False
     return_std: bool = True
     batch_size: int = 4096
@@ -191,7 +192,7 @@ def infer_frame(job: FrameJob) -> FrameMeta:
     t4 = time.perf_counter()
     strain = strain_of(job.frame, job.l0, job.cfg.strain_axis)
     res = FrameResult(job.index, job.frame.timestep, strain, atoms, bonds, pred, per_atom_stress_gpa(job.frame))
-    counts = write_frame(Path(job.out_dir), res, icohplist=job.cfg.icohplist)
+    counts = write_frame(Path(job.out_dir), res, icohplist=job.cfg.icohplist, ovito=job.cfg.ovito)
     t5 = time.perf_counter()
     meta = FrameMeta(
         frame=job.index, timestep=job.frame.timestep, strain=strain, n_atoms=len(atoms), n_bonds=len(bonds),
