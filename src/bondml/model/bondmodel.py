@@ -280,6 +280,25 @@ class BondModel:
             ood |= sd > self.std_threshold.get(t, np.inf)
         out["out_of_domain"][m] = ood
 
+    def predict_structure(self, structure: Any, windows: dict[str, tuple[float, float]] | None = None,
+                          return_std: bool = True) -> tuple[Any, dict[str, np.ndarray]]:
+        """Bonds of one structure (``ase.Atoms`` or pymatgen ``Structure``) in the model's
+        per-type windows (Angstrom) and their predictions (:meth:`predict_bonds`).
+
+        Refuses (one-line :class:`UnknownElementError`) a structure with elements the model was
+        not trained on. Returns ``(bonds, predictions)``.
+        """
+        from ..features.soap import compute_soap
+        from ..interop import as_atoms
+        from ..structure.bonds import find_bonds
+
+        atoms = as_atoms(structure)
+        self.check_elements(atoms.get_chemical_symbols())
+        bonds = find_bonds(atoms, windows=windows or self.windows)
+        soap = compute_soap(atoms, self.settings)
+        return bonds, self.predict_bonds(bonds.type, bonds.distance, soap, bonds.i, bonds.j, self.settings,
+                                         return_std=return_std)
+
     def predict_dataset(self, ds: BondDataset, return_std: bool = True) -> dict[str, np.ndarray]:
         """:meth:`predict_bonds` on the bonds of a dataset."""
         return self.predict_bonds(ds.bond_type, ds.distance, ds.atom_soap, ds.atom_i, ds.atom_j,

@@ -101,6 +101,9 @@ def find_bonds(
     """
     from vesin import NeighborList
 
+    from ..interop import as_atoms
+
+    atoms = as_atoms(atoms)
     symbols = np.array(atoms.get_chemical_symbols(), dtype=object)
     cell = np.asarray(atoms.cell.array, dtype=float)
     if not all(atoms.pbc):
@@ -142,6 +145,9 @@ def find_bonds(
 
 def bond_vectors(atoms: Atoms, bonds: Bonds) -> np.ndarray:
     """Bond vectors ``r_j + shift @ cell - r_i`` (Angstrom), shape (n, 3)."""
+    from ..interop import as_atoms
+
+    atoms = as_atoms(atoms)
     pos = atoms.positions
     return pos[bonds.j] + bonds.shift @ atoms.cell.array - pos[bonds.i]
 
