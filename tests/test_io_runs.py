@@ -186,3 +186,24 @@ def _tree_with(dst: Path, subs: list[int]) -> Path:
     from conftest import copy_subruns
 
     return copy_subruns(dst, subs)
+
+
+def test_study_layout_cut_at_line_boundary_without_lobsterout(mini_tree: Path) -> None:
+    """Issue 11: with lobsterout missing, a list cut after a complete line was accepted; the
+    structure's pair search now refuses it (and a cut inside the last number is refused too)."""
+    from bondml.io.getl import subrun_path
+
+    d = subrun_path(mini_tree, CellId(NC, 21, 0))
+    (d / "lobsterout").unlink()
+    p = d / "ICOHPLIST.lobster"
+    full = p.read_text()
+    lines = full.splitlines(keepends=True)
+    p.write_text("".join(lines[:-1]))
+    ex = extract_cell(d, CellId(NC, 21, 0), settings=None)
+    assert ex.error is not None and "lacks 1 of the structure's pairs" in ex.error
+    p.write_text(full.rstrip().rstrip("0123456789") + "\n")  # '-1.62844' -> '-1.'
+    ex = extract_cell(d, CellId(NC, 21, 0), settings=None)
+    assert ex.status.status == "SCF_CONVERGED_BUT_NO_ICOHP" and "decimals" in ex.status.reason
+    p.write_text(full)
+    ex = extract_cell(d, CellId(NC, 21, 0), settings=None)
+    assert ex.error is None and np.isfinite(ex.minus_icohp).sum() == 738
