@@ -229,3 +229,12 @@ def test_cohpcar_truncated(tmp_path: Path) -> None:
     p.write_text("".join(lines)[:-10])
     with pytest.raises(InputFileError, match="incomplete"):
         read_cohpcar(p)
+
+
+def test_cohp_plot(tmp_path: Path) -> None:
+    from bondml.analysis.cohp import plot_cohp
+
+    p = plot_cohp(DATA / "COHPCAR.lobster.gz", [1, "Cu1->Cu3"], tmp_path / "cohp.png")
+    assert p.stat().st_size > 5000
+    with pytest.raises(InputFileError, match="no pair No.3"):
+        plot_cohp(DATA / "COHPCAR.lobster", [3], tmp_path / "x.png")
