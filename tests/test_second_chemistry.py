@@ -94,6 +94,21 @@ def test_cuni_ingest_train_validate_predict(cuni_runs: Path, tmp_path: Path) -> 
     m = BondModel.load(tmp_path / "model")
     assert m.bond_types == ("Cu-Cu", "Cu-Ni", "Ni-Ni") and m.lineage["label_source"] == "xtb-gfn1"
     assert m.windows == {"Cu-Cu": (2.0, 3.45), "Cu-Ni": (1.9, 3.35), "Ni-Ni": (1.85, 3.2)}
+    # validate on a cell the model has not seen (own xTB labels, VASP-style folder)
+    from bondml.chemistry import Chemistry
+    from bondml.generate.xtb import XtbSettings, write_xtb_labels, xtb_labels
+
+    new = tmp_path / "held-out cell"
+    new.mkdir()
+    atoms = _emt_cell(seed=50)
+    write(new / "POSCAR", atoms, format="vasp")
+    write_xtb_labels(new, atoms, xtb_labels(atoms, XtbSettings(threads=1, electronic_temperature_K=1000.0),
+                                            window=Chemistry.from_elements(["Cu", "Ni"]).lobster_window))
+    r = run(app, ["validate", "--model", str(tmp_path / "model"), "--cell", str(new), "--json", str(tmp_path / "v.json")])
+    assert r.exit_code == 0, r.output
+    v = json.loads((tmp_path / "v.json").read_text())
+    assert v["composition"] == "Cu50Ni50" and set(v["rmse"]) == {"Cu-Cu", "Cu-Ni", "Ni-Ni"}
+    assert v["n_total"] > 150 and v["overall_rmse"] < 0.3 * float(np.std(ds.y)), v
     big = _emt_cell(seed=99, repeat=3, steps=50)  # 108 atoms
     write(tmp_path / "big.xyz", big, format="extxyz")
     r = run(app, ["predict", "--model", str(tmp_path / "model"), "--structure", str(tmp_path / "big.xyz"),

@@ -290,7 +290,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def validate(
         model: Annotated[Path, typer.Option("--model", help="model folder (bondml train)")],
-        cell: Annotated[Path, typer.Option("--cell", help="sub-run folder in the original layout")],
+        cell: Annotated[Path, typer.Option("--cell", help="sub-run folder (study layout) or run folder of any layout")],
         json_path: Annotated[Path, typer.Option("--json", help="report JSON to write")],
         max_distance: Annotated[float, typer.Option(help="largest bond length predicted (Angstrom)")] = LABEL_WINDOW[1],
         out: Annotated[Optional[Path], typer.Option(help="folder for ML_ICOHPLIST.lobster and parity.png")] = None,
