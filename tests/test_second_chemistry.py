@@ -89,11 +89,20 @@ def test_cuni_ingest_train_validate_predict(cuni_runs: Path, tmp_path: Path) -> 
         # measured: 0.06-0.09 eV against label std 0.38-0.56 eV
         assert cv.metrics["rmse"] < 0.3 * float(np.std(cv.y)), (t, cv.metrics)
     # train from the store, then predict a 4x larger cell
-    r = run(app, ["train", "--store", str(tmp_path / "db"), "--out", str(tmp_path / "model")])
+    (tmp_path / "w.json").write_text('{"Ni-Ni": [1.9, 3.1]}')
+    r = run(app, ["train", "--store", str(tmp_path / "db"), "--out", str(tmp_path / "model"),
+                  "--windows", str(tmp_path / "w.json")])
     assert r.exit_code == 0, r.output
     m = BondModel.load(tmp_path / "model")
     assert m.bond_types == ("Cu-Cu", "Cu-Ni", "Ni-Ni") and m.lineage["label_source"] == "xtb-gfn1"
-    assert m.windows == {"Cu-Cu": (2.0, 3.45), "Cu-Ni": (1.9, 3.35), "Ni-Ni": (1.85, 3.2)}
+    # covalent-radius rule, one window overridden
+    assert m.windows == {"Cu-Cu": (2.0, 3.45), "Cu-Ni": (1.9, 3.35), "Ni-Ni": (1.9, 3.1)}
+    # the study's store refuses these cells with one line per cell
+    from bondml.store.db import BondStore as _S
+
+    rep = _S(tmp_path / "study-db", create=True).ingest(cuni_runs)
+    assert len(rep.errors) == 4 and all("Ni outside the SOAP species" in e and "\n" not in e
+                                        for e in rep.errors.values())
     # validate on a cell the model has not seen (own xTB labels, VASP-style folder)
     from bondml.chemistry import Chemistry
     from bondml.generate.xtb import XtbSettings, write_xtb_labels, xtb_labels

@@ -47,6 +47,28 @@ def load_dataset(store: Path | None, getl: Path | None, nc: list[str] | None = N
     return dataset_from_getl(getl, cells=cells)
 
 
+def _read_windows(path: Path) -> dict[str, tuple[float, float]]:
+    """``{type: [lo, hi]}`` from a JSON file, checked (0 <= lo < hi, Angstrom; known bond type form)."""
+    from ..errors import InputFileError
+    from ..types import bond_type
+
+    try:
+        d = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputFileError(path, f"cannot read windows JSON ({exc})") from None
+    out: dict[str, tuple[float, float]] = {}
+    for t, w in (d.items() if isinstance(d, dict) else []):
+        a, _, b = str(t).partition("-")
+        ok = isinstance(w, list) and len(w) == 2 and all(isinstance(x, (int, float)) for x in w)
+        if not b or not ok or not 0 <= w[0] < w[1] or bond_type(a, b) != t:
+            raise InputFileError(path, f"window {t!r}: {w!r} is not [lo, hi] with 0 <= lo < hi for a type A-B "
+                                       "written heavier element first")
+        out[str(t)] = (float(w[0]), float(w[1]))
+    if not isinstance(d, dict):
+        raise InputFileError(path, "expected a JSON object {type: [lo, hi]}")
+    return out
+
+
 def _tables_root(tables: Path | None) -> Path:
     from ..data import reference_root
 
@@ -98,6 +120,8 @@ def register(app: typer.Typer) -> None:
         min_bonds: Annotated[int, typer.Option(help="fewest bonds for a GP; fewer -> distance-only fallback")] = 30,
         hyper: Annotated[Optional[Path], typer.Option(help="JSON {type: {sigma, gamma, zeta}} overriding the preset")] = None,
         preset: Annotated[str, typer.Option(help="hyper-parameters: paper, or tuned (needs --prior)")] = "paper",
+        windows: Annotated[Optional[Path], typer.Option(help="JSON {type: [lo, hi]} (Angstrom) overriding the "
+                                                             "chemistry's per-type prediction windows")] = None,
     ) -> None:
         """Train one GP per bond type (paper kernel and hyper-parameters) and save the model folder."""
         from ..model.bondmodel import BondModel
@@ -116,6 +140,8 @@ def register(app: typer.Typer) -> None:
             hp.setdefault(k, {}).update(v)
         model = BondModel.fit(ds, hyperparameters=hp or None, distance_model=dm, use_prior=prior,
                               max_train_per_type=max_train, seed=seed, min_bonds=min_bonds)
+        if windows is not None:
+            model.windows.update(_read_windows(windows))
         model.save(out)
         t = Table(title=f"model {out} (SOAP {model.settings.digest}, prior: {'yes' if prior else 'no'})")
         for c in ("type", "kind", "bonds used", "bonds available", "sigma", "gamma", "zeta"):

@@ -160,6 +160,15 @@ def extract_cell(
         else:
             atoms = read_structure(files)
         assert files.structure is not None
+        if settings is not None:
+            from ..chemistry import Chemistry
+
+            chem = Chemistry.from_species_z(settings.species_z)
+            extra = sorted(set(atoms.get_chemical_symbols()) - set(chem.elements))
+            if extra:
+                raise InputFileError(files.structure, f"has element(s) {', '.join(extra)} outside the SOAP species "
+                                                      f"of these settings ({', '.join(chem.elements)}); a store "
+                                                      "holds one element set: use a new store")
         ex.atoms = atoms
         ex.sources[files.structure.name] = sha256_file(files.structure)
         if label_source == "lobster":
