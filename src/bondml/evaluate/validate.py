@@ -52,7 +52,7 @@ def _extract(model: BondModel, folder: str | Path) -> tuple[CellId, Any]:
         if not Path(folder).is_dir():
             raise
         files = folder_files(folder)
-        cell = CellId(composition_name(read_structure(files).get_chemical_symbols()), 0, 0)  # type: ignore[attr-defined]
+        cell = CellId(composition_name(read_structure(files).get_chemical_symbols()), 0, 0)
         return cell, extract_cell(folder, cell, model.settings, window=None, files=files, **kw)
     return cell, extract_cell(folder, cell, model.settings, **kw)
 

@@ -237,6 +237,7 @@ def read_icohplist(path: str | Path) -> IcohpList:
         idx = int(g[0])
         ai, oi, aj, oj = g[1], g[2], g[3], g[4]
         d = float(g[5])
+        vals: tuple[float, ...]
         if ncol == 6:
             t = (0, 0, 0)
             vals = (float(g[6]),)
@@ -257,8 +258,8 @@ def read_icohplist(path: str | Path) -> IcohpList:
         else:
             if not cur or cur[-1][0] != idx:
                 raise InputFileError(path, f"line {lineno}: orbital line of COHP# {idx} without its total line")
-            tot = cur[-1]
-            if (ai, aj) != (f"{tot[3]}{tot[1] + 1}", f"{tot[4]}{tot[2] + 1}") or d != tot[5] or t != tot[6]:
+            row = cur[-1]
+            if (ai, aj) != (f"{row[3]}{row[1] + 1}", f"{row[4]}{row[2] + 1}") or d != row[5] or t != row[6]:
                 raise InputFileError(path, f"line {lineno}: orbital line of COHP# {idx} names another pair than "
                                            f"its total line")
             cur_orb.append((idx, oi, oj, vals))
@@ -310,9 +311,9 @@ def read_icohplist(path: str | Path) -> IcohpList:
             tol = 0.5 * 10.0 ** -DECIMALS * (cnt + 1) + 1e-9
             bad = np.flatnonzero(np.abs(tot - spin[:, s_]) > tol)
             if bad.size:
-                b = int(bad[0])
-                raise InputFileError(path, f"orbital lines of COHP# {b + 1} add up to {tot[b]:.5f}, not the total "
-                                           f"{spin[b, s_]:.5f} (truncated or corrupt?)")
+                kb = int(bad[0])
+                raise InputFileError(path, f"orbital lines of COHP# {kb + 1} add up to {tot[kb]:.5f}, not the total "
+                                           f"{spin[kb, s_]:.5f} (truncated or corrupt?)")
         orbitals = {"index": oidx, "orbital_i": np.array([o[1] for o in orbs[0]], dtype=object),
                     "orbital_j": np.array([o[2] for o in orbs[0]], dtype=object), "value": oval}
     return IcohpList(

@@ -30,6 +30,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ase import Atoms
+
 from ..errors import InputFileError
 from ..types import CellId
 from .lobster import find_list
@@ -106,6 +108,8 @@ def folder_files(folder: str | Path) -> RunFiles:
     if scf_in or scf_out:
         stem = (scf_in or scf_out)[0].name.split(".")[0]
         same_xyz = [p for p in xyz if p.stem == stem]
+        struct: Path | None
+        fmt: str | None
         if same_xyz or xyz:
             struct, fmt = (same_xyz or xyz)[0], "extxyz"
         else:
@@ -241,8 +245,8 @@ def find_runs(root: str | Path, composition_of: object = None) -> list[Run]:
             nc = (entry.get("composition") or "").strip() or comp(files)  # type: ignore[operator]
             run = (entry.get("run") or "").strip()
             sub = (entry.get("sub_run") or "").strip()
-            run_i = int(run) if run else (p_ints[pk] if use_p_int else pk + 1)
-            sub_i = int(sub) if sub else (k_ints[kk] if use_k_int else kk)
+            run_i = int(run) if run else (int(p_ints[pk] or 0) if use_p_int else pk + 1)
+            sub_i = int(sub) if sub else (int(k_ints[kk] or 0) if use_k_int else kk)
             layout = files.code if files.code != "none" else ("extxyz" if files.structure else "none")
             runs.append(Run(CellId(str(nc), int(run_i), int(sub_i)), files, layout, rel))
     seen: dict[CellId, str] = {}
@@ -254,10 +258,9 @@ def find_runs(root: str | Path, composition_of: object = None) -> list[Run]:
     return sorted(runs, key=lambda r: r.cell)
 
 
-def read_structure(files: RunFiles) -> object:
+def read_structure(files: RunFiles) -> Atoms:
     """The structure of a run as ``ase.Atoms`` (ase.io: extxyz, VASP POSCAR, pw.x input), with
     one-line errors; positions exactly as in the file (LOBSTER's translations refer to them)."""
-    from ase import Atoms
     from ase.io import read
 
     p = files.structure
@@ -289,4 +292,4 @@ def _structure_composition(files: RunFiles) -> str:
         atoms = read_structure(files)
     except InputFileError:
         return "unknown"
-    return composition_name(atoms.get_chemical_symbols())  # type: ignore[attr-defined]
+    return composition_name(atoms.get_chemical_symbols())

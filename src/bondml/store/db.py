@@ -579,7 +579,7 @@ def settings_for_data(root: str | Path, base: FeatureSettings = PAPER_SETTINGS) 
     elements: set[str] = set()
     for r in runs:
         try:
-            elements.update(read_structure(r.files).get_chemical_symbols())  # type: ignore[attr-defined]
+            elements.update(read_structure(r.files).get_chemical_symbols())
         except InputFileError:
             continue  # the cell's own error is reported by the ingest
     chem = Chemistry.from_elements(elements) if elements else None

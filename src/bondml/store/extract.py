@@ -155,11 +155,8 @@ def extract_cell(
     status = classify_files(files, target)
     ex = CellExtract(cell, folder, status, None, None, None, [], None, label_source=label_source)
     try:
-        if study:
-            atoms = read_cell(files.structure)
-        else:
-            atoms = read_structure(files)
         assert files.structure is not None
+        atoms = read_cell(files.structure) if study else read_structure(files)
         if settings is not None:
             from ..chemistry import Chemistry
 
