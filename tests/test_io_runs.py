@@ -207,3 +207,23 @@ def test_study_layout_cut_at_line_boundary_without_lobsterout(mini_tree: Path) -
     p.write_text(full)
     ex = extract_cell(d, CellId(NC, 21, 0), settings=None)
     assert ex.error is None and np.isfinite(ex.minus_icohp).sum() == 738
+
+
+def test_cli_ingest_vasp_folder_any_names(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from bondml.cli.main import build_app
+
+    root = tmp_path / "Some group's data"
+    vasp_copy(root / "2024-05 glass" / "cell #7", 0, icohp="gz")
+    vasp_copy(root / "2024-05 glass" / "cell #8", 1, vasp_out="OUTCAR_unconverged")
+    r = CliRunner().invoke(build_app(), ["ingest", str(root), "--store", str(tmp_path / "db"), "--json"])
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.output[r.output.index("{"):])
+    assert sorted(rep["added"]) == [f"{NC}/1/7", f"{NC}/1/8"]
+    cells = {c["sub_run"]: c for c in BondStore(tmp_path / "db").cells()}
+    assert cells[7]["status"] == "DONE" and cells[7]["labelled"]
+    assert cells[8]["status"] == "SCF_NOT_CONVERGED" and not cells[8]["labelled"]
+    assert "EDIFF not reached" in cells[8]["reason"]
