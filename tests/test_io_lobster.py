@@ -13,7 +13,6 @@ from bondml.io.lobster import read_icohplist, read_lobsterin, read_lobsterout
 
 LABELLED = [k for k in range(15) if k != 13]
 HEADER8 = "  COHP#  atomMU  atomNU     distance     translation      ICOHP (at) eF   for spin  1"
-HEADER5 = "  COHP#  atomMU  atomNU     distance      ICOHP (at) eF   for spin  1"
 
 
 def sub(k: int) -> Path:
@@ -130,33 +129,7 @@ def lines8(rows=ROWS, scale: float = 1.0) -> list[str]:
     ]
 
 
-def test_older_five_column_layout(tmp_path: Path) -> None:
-    body = [f"{n:7d} {a:>7s} {b:>7s} {d:12.5f} {v:18.5f}" for n, a, b, d, _, v in ROWS]
-    ic = read_icohplist(write(tmp_path, "\n".join([HEADER5, *body]) + "\n"))
-    assert len(ic) == 3 and not ic.has_translation
-    assert ic.translation.tolist() == [[0, 0, 0]] * 3
-    assert ic.i.tolist() == [0, 0, 4] and ic.j.tolist() == [1, 6, 1]
-    np.testing.assert_allclose(ic.icohp, [-0.41728, -0.41301, -0.8])
-
-
-def test_lobster5_orbitalwise_lines_are_skipped(tmp_path: Path) -> None:
-    # LOBSTER >= 4 with orbitalwise: each pair's total line is followed by its orbital-pair lines
-    header = "  COHP#  atomMU  atomNU     distance     translation      ICOHP (eV) at eF   for spin  1"
-    out = [header]
-    orb = {"Cu": ["3s", "4s", "3d_xy"], "Zr": ["4s", "5s"], "Al": ["3s", "3p_x"]}
-    n_orb = 0
-    for (line, (n, a, b, d, t, v)) in zip(lines8(), ROWS, strict=True):
-        out.append(line)
-        ea, eb = a.rstrip("0123456789"), b.rstrip("0123456789")
-        for oa in orb[ea]:
-            for ob in orb[eb]:
-                out.append(f"{n:7d} {a + '[' + oa + ']':>12s} {b + '[' + ob + ']':>12s} {d:12.5f}"
-                           f" {t[0]:7d} {t[1]:3d} {t[2]:3d} {-0.00123:18.5f}")
-                n_orb += 1
-    ic = read_icohplist(write(tmp_path, "\n".join(out) + "\n"))
-    assert len(ic) == 3 and ic.orbital_lines_skipped == n_orb
-    np.testing.assert_allclose(ic.icohp, [-0.41728, -0.41301, -0.8])
-    assert ic.translation[2].tolist() == [-1, 0, 1]
+# the 2.x six-column and the orbital-resolved layouts: tests/test_io_lobster_layouts.py
 
 
 def test_spin_polarised_channels_are_summed(tmp_path: Path) -> None:

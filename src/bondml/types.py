@@ -26,8 +26,14 @@ class CellId:
         return f"{self.nc}-{self.run}-{self.sub_run}"
 
 
-def check_element(symbol: str) -> str:
-    """Return ``symbol`` if it belongs to the Zr-Cu-Al system, else raise a one-line error."""
+def check_element(symbol: str, any_element: bool = False) -> str:
+    """Return ``symbol`` if it belongs to the Zr-Cu-Al system (any chemical element with
+    ``any_element``), else raise a one-line error."""
+    if any_element:
+        from .chemistry import atomic_number
+
+        atomic_number(symbol)
+        return symbol
     if symbol not in ATOMIC_NUMBERS:
         raise UnknownElementError(
             f"unknown element {symbol!r}: bondml models the Zr-Cu-Al system ({', '.join(ELEMENTS)})"
@@ -36,12 +42,19 @@ def check_element(symbol: str) -> str:
 
 
 def bond_type(a: str, b: str) -> str:
-    """Bond type written as in the paper: heavier element first, e.g. ``bond_type('Al','Zr') == 'Zr-Al'``."""
-    za, zb = ATOMIC_NUMBERS[check_element(a)], ATOMIC_NUMBERS[check_element(b)]
-    return f"{a}-{b}" if za >= zb else f"{b}-{a}"
+    """Bond type written as in the paper: heavier element first, e.g. ``bond_type('Al','Zr') == 'Zr-Al'``.
+
+    Any chemical elements (``bond_type('Ni', 'Cu') == 'Cu-Ni'``); the element set a dataset or
+    model covers is checked by :class:`bondml.chemistry.Chemistry`."""
+    if a in ATOMIC_NUMBERS and b in ATOMIC_NUMBERS:
+        za, zb = ATOMIC_NUMBERS[a], ATOMIC_NUMBERS[b]
+        return f"{a}-{b}" if za >= zb else f"{b}-{a}"
+    from .chemistry import any_bond_type
+
+    return any_bond_type(a, b)
 
 
-def split_bond_type(t: str) -> tuple[str, str]:
+def split_bond_type(t: str) -> tuple[str, str]:  # noqa: D401
     """``'Zr-Cu' -> ('Zr', 'Cu')`` with validation."""
     parts = t.split("-")
     if len(parts) != 2:
@@ -55,14 +68,15 @@ def split_bond_type(t: str) -> tuple[str, str]:
 _NC_RE = re.compile(r"([A-Z][a-z]?)(\d+(?:\.\d+)?)")
 
 
-def parse_composition(nc: str) -> dict[str, float]:
-    """Parse a composition name such as ``Zr49Cu49Al2`` into atomic percents summing to 100."""
+def parse_composition(nc: str, any_element: bool = False) -> dict[str, float]:
+    """Parse a composition name such as ``Zr49Cu49Al2`` into atomic percents summing to 100
+    (elements of the study only, unless ``any_element``)."""
     pos = 0
     out: dict[str, float] = {}
     for m in _NC_RE.finditer(nc):
         if m.start() != pos:
             break
-        el = check_element(m.group(1))
+        el = check_element(m.group(1), any_element)
         if el in out:
             raise ConfigError(f"composition {nc!r} names {el} twice")
         out[el] = float(m.group(2))

@@ -35,6 +35,8 @@ def register(app: typer.Typer) -> None:
         structure: Annotated[Path, typer.Option(help="LAMMPS data file or dump, ext-xyz, any ASE format")],
         out: Annotated[Path, typer.Option(help="output folder (resumable)")],
         icohplist: Annotated[bool, typer.Option("--icohplist", help="also write LOBSTER ICOHPLIST per frame")] = False,
+        ovito: Annotated[bool, typer.Option("--ovito", help="also write OVITO files per frame: LAMMPS data with "
+                                                            "bonds + dump local with per-bond -ICOHP")] = False,
         workers: Annotated[Optional[int], typer.Option(help="processes (default: all cores)")] = None,
         overwrite: Annotated[bool, typer.Option("--overwrite", help="replace another run in --out")] = False,
         type_map: Annotated[Optional[str], typer.Option(help="LAMMPS types, e.g. 1=Zr,2=Cu,3=Al")] = None,
@@ -48,7 +50,7 @@ def register(app: typer.Typer) -> None:
         """-ICOHP (eV) + std of every bond of every frame; Parquet, per-atom ext-xyz, summary.json."""
         from ..deploy.infer import PredictConfig, default_workers, predict_trajectory
 
-        cfg = PredictConfig(workers=workers or default_workers(), icohplist=icohplist, overwrite=overwrite,
+        cfg = PredictConfig(workers=workers or default_workers(), icohplist=icohplist, ovito=ovito, overwrite=overwrite,
                             type_map=type_map, max_frames=max_frames, progress=not quiet,
                             recycle_every=recycle_every, precision=precision, exact_std=exact_std)
         s = predict_trajectory(model, structure, out, cfg)

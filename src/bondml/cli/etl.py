@@ -10,20 +10,24 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..constants import BOND_TYPES
-
 console = Console()
 
 
-def ingest_with_progress(root: Path, store_dir: Path, quiet: bool = False) -> object:
+def ingest_with_progress(root: Path, store_dir: Path, quiet: bool = False, target: str | None = None,
+                         labels: str | None = None) -> object:
     """Ingest a GETL tree with a rich progress bar; returns the IngestReport."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from ..io.getl import discover
-    from ..store.db import BondStore
+    from ..io.runs import find_runs
+    from ..store.db import BondStore, settings_for_data
 
-    store = BondStore(store_dir, create=True)
-    cells = discover(root)
+    source = {"xtb": "xtb-gfn1"}.get(labels or "", labels)
+    if (Path(store_dir) / "store.json").is_file():
+        store = BondStore(store_dir, target=target, label_source=source)
+    else:
+        store = BondStore(store_dir, create=True, settings=settings_for_data(root), target=target,
+                          label_source=source)
+    cells = find_runs(root)
     with Progress(TextColumn("[bold]ingest[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
                   TimeRemainingColumn(), console=console, disable=quiet, transient=True) as prog:
         task = prog.add_task("", total=len(cells))
@@ -50,7 +54,7 @@ def print_summary(info: dict) -> None:
     t = Table(title=f"labelled bonds {lo:.2f} <= d <= {hi:.2f} A and -ICOHP statistics (eV)")
     for col in ("type", "bonds", "mean", "std", "min", "max", "d range (A)"):
         t.add_column(col, justify="right" if col != "type" else "left")
-    for bt in BOND_TYPES:
+    for bt in info["bonds"]:
         s = info["label_stats"].get(bt)
         if s:
             t.add_row(bt, str(info["bonds"][bt]), f"{s['mean']:.3f}", f"{s['std']:.3f}", f"{s['min']:.3f}",
@@ -68,12 +72,19 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def ingest(
-        root: Annotated[Path, typer.Argument(help="GETL tree (folder holding ML/big-data-full)")],
+        root: Annotated[Path, typer.Argument(help="folder of LOBSTER runs: a GETL tree (ML/big-data-full) or any "
+                                                  "layout of VASP / Quantum ESPRESSO runs (docs/formats.md)")],
         store: Annotated[Path, typer.Option(help="store folder (created if missing)")],
         json_out: Annotated[bool, typer.Option("--json", help="print the ingest report as JSON")] = False,
+        target: Annotated[Optional[str], typer.Option(help="bond indicator: icohp (-ICOHP, default), icoop (ICOOP) "
+                                                           "or icobi (ICOBI); one per store")] = None,
+        labels: Annotated[Optional[str], typer.Option(help="label source: lobster (default) or xtb (approximate "
+                                                           "GFN1-xTB labels, ICOHPLIST.xtb); one per store")] = None,
     ) -> None:
-        """Add every sub-run found under ROOT to the store: idempotent, resumable, atomic."""
-        rep = ingest_with_progress(root, store, quiet=json_out)
+        """Add every LOBSTER run found under ROOT to the store: idempotent, resumable, atomic.
+
+        A new store takes its SOAP species from the elements found (the study's for Zr-Cu-Al)."""
+        rep = ingest_with_progress(root, store, quiet=json_out, target=target, labels=labels)
         if json_out:
             print(json.dumps({"added": rep.added, "unchanged": rep.unchanged, "errors": rep.errors,
                               "version": rep.version, "version_changed": rep.version_changed}, indent=2))

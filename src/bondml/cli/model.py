@@ -47,6 +47,28 @@ def load_dataset(store: Path | None, getl: Path | None, nc: list[str] | None = N
     return dataset_from_getl(getl, cells=cells)
 
 
+def _read_windows(path: Path) -> dict[str, tuple[float, float]]:
+    """``{type: [lo, hi]}`` from a JSON file, checked (0 <= lo < hi, Angstrom; known bond type form)."""
+    from ..errors import InputFileError
+    from ..types import bond_type
+
+    try:
+        d = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputFileError(path, f"cannot read windows JSON ({exc})") from None
+    out: dict[str, tuple[float, float]] = {}
+    for t, w in (d.items() if isinstance(d, dict) else []):
+        a, _, b = str(t).partition("-")
+        ok = isinstance(w, list) and len(w) == 2 and all(isinstance(x, (int, float)) for x in w)
+        if not b or not ok or not 0 <= w[0] < w[1] or bond_type(a, b) != t:
+            raise InputFileError(path, f"window {t!r}: {w!r} is not [lo, hi] with 0 <= lo < hi for a type A-B "
+                                       "written heavier element first")
+        out[str(t)] = (float(w[0]), float(w[1]))
+    if not isinstance(d, dict):
+        raise InputFileError(path, "expected a JSON object {type: [lo, hi]}")
+    return out
+
+
 def _tables_root(tables: Path | None) -> Path:
     from ..data import label_tables_root
 
@@ -54,9 +76,13 @@ def _tables_root(tables: Path | None) -> Path:
 
 
 def _distance_model(ds: Any, tables: Path | None, composition: bool = True) -> Any:
-    """Distance model from the label tables without any run present in ``ds`` (keeps tests unseen)."""
+    """Distance model from the label tables without any run present in ``ds`` (keeps tests unseen);
+    None for another chemistry than the study's (the tables are Zr-Cu-Al)."""
+    from ..chemistry import Chemistry
     from ..evaluate.tune import distance_model_for
 
+    if not Chemistry.from_species_z(ds.settings.species_z).is_study:
+        return None
     return distance_model_for(ds, _tables_root(tables), composition=composition)
 
 
@@ -92,6 +118,8 @@ def register(app: typer.Typer) -> None:
         min_bonds: Annotated[int, typer.Option(help="fewest bonds for a GP; fewer -> distance-only fallback")] = 30,
         hyper: Annotated[Optional[Path], typer.Option(help="JSON {type: {sigma, gamma, zeta}} overriding the preset")] = None,
         preset: Annotated[str, typer.Option(help="hyper-parameters: paper, or tuned (needs --prior)")] = "paper",
+        windows: Annotated[Optional[Path], typer.Option(help="JSON {type: [lo, hi]} (Angstrom) overriding the "
+                                                             "chemistry's per-type prediction windows")] = None,
     ) -> None:
         """Train one GP per bond type (paper kernel and hyper-parameters) and save the model folder."""
         from ..model.presets import train_bond_model
@@ -101,11 +129,15 @@ def register(app: typer.Typer) -> None:
         dm = _distance_model(ds, tables)
         model = train_bond_model(ds, preset, json.loads(hyper.read_text()) if hyper else None, distance_model=dm,
                                  use_prior=prior, max_train_per_type=max_train, seed=seed, min_bonds=min_bonds)
+        if windows is not None:
+            model.windows.update(_read_windows(windows))
         model.save(out)
         t = Table(title=f"model {out} (SOAP {model.settings.digest}, prior: {'yes' if prior else 'no'})")
         for c in ("type", "kind", "bonds used", "bonds available", "sigma", "gamma", "zeta"):
             t.add_column(c)
-        for bt in BOND_TYPES:
+        from ..chemistry import types_in_order
+
+        for bt in types_in_order(model.lineage["types"]):
             info = model.lineage["types"].get(bt)
             if info is None:
                 t.add_row(bt, "[red]none[/]", "0", "0", "", "", "")
@@ -133,11 +165,13 @@ def register(app: typer.Typer) -> None:
         from ..evaluate.plots import error_vs_distance_plot, parity_plot
         ds = load_dataset(store, getl, nc, run, sub_run, version, selection)
         dm = _distance_model(ds, tables)
+        if prior and dm is None:
+            raise ConfigError("--prior needs the study's label tables: not available for this chemistry")
         pr = dm if prior else None
         res = tn.grouped_validation(ds, protocol, prior=pr, max_train=max_train, seed=seed)
         dist = {}
         for bt, r in res.items():
-            if bt in dm.fits:
+            if dm is not None and bt in dm.fits:
                 from ..model.distance import al_fraction
 
                 x = al_fraction(r.nc)
@@ -257,7 +291,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def validate(
         model: Annotated[Path, typer.Option("--model", help="model folder (bondml train)")],
-        cell: Annotated[Path, typer.Option("--cell", help="sub-run folder in the original layout")],
+        cell: Annotated[Path, typer.Option("--cell", help="sub-run folder (study layout) or run folder of any layout")],
         json_path: Annotated[Path, typer.Option("--json", help="report JSON to write")],
         max_distance: Annotated[float, typer.Option(help="largest bond length predicted (Angstrom)")] = LABEL_WINDOW[1],
         out: Annotated[Optional[Path], typer.Option(help="folder for ML_ICOHPLIST.lobster and parity.png")] = None,

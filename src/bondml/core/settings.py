@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..constants import ATOMIC_NUMBERS, PAPER_SOAP
+from ..constants import PAPER_SOAP
 from ..errors import FeatureMismatchError
 from ..util import sha256_json
 
@@ -73,8 +73,9 @@ class FeatureSettings:
     @property
     def elements(self) -> tuple[str, ...]:
         """Element symbols of ``species_z``, in Z order."""
-        inv = {z: e for e, z in ATOMIC_NUMBERS.items()}
-        return tuple(inv[z] for z in self.species_z)
+        from ..chemistry import symbol_of
+
+        return tuple(symbol_of(z) for z in self.species_z)
 
     def require_same(self, other: FeatureSettings, what: str = "features") -> None:
         """Raise :class:`FeatureMismatchError` (one line, naming the differing fields) if unequal."""

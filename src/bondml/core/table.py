@@ -17,7 +17,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..constants import BOND_TYPES
 
 
 @dataclass(frozen=True)
@@ -94,10 +93,12 @@ class BondColumns:
         return BondTable({rename.get(k, k): self._col(k) for k in self._columns})
 
     def counts(self) -> dict[str, int]:
-        """Number of bonds per type, for every type of the paper (zeros included)."""
+        """Number of bonds per type: every type of the study (zeros included), then any other type present."""
         u, c = np.unique(self._col(self._type_column).astype(str), return_counts=True)
         d = dict(zip(u.tolist(), c.tolist(), strict=True))
-        return {t: int(d.get(t, 0)) for t in BOND_TYPES}
+        from ..chemistry import types_in_order
+
+        return {t: int(d.get(t, 0)) for t in types_in_order(d)}
 
     def groups(self, level: str = "cell") -> np.ndarray:
         """Group label per bond for grouped splits: ``cell`` (nc/run/sub-run), ``run`` or ``nc``."""

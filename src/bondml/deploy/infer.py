@@ -78,6 +78,7 @@ class PredictConfig:
     settings: FeatureSettings | None = None
     workers: int = 1
     icohplist: bool = False
+    ovito: bool = False
     overwrite: bool = False
     return_std: bool = True
     batch_size: int = 4096
@@ -178,6 +179,7 @@ def infer_frame(job: FrameJob) -> FrameMeta:
     t0 = time.perf_counter()
     model = _load_model(job.model_dir)  # shared by threads: prediction does not modify it
     atoms = job.frame.atoms
+    model.check_elements(atoms.get_chemical_symbols(), f"frame {job.index}")
     t1 = time.perf_counter()
     bonds = find_bonds(atoms, windows=job.windows)
     t2 = time.perf_counter()
@@ -195,7 +197,7 @@ def infer_frame(job: FrameJob) -> FrameMeta:
     t4 = time.perf_counter()
     strain = strain_of(job.frame, job.l0, job.cfg.strain_axis)
     res = FrameResult(job.index, job.frame.timestep, strain, atoms, bonds, pred, per_atom_stress_gpa(job.frame))
-    counts = write_frame(Path(job.out_dir), res, icohplist=job.cfg.icohplist)
+    counts = write_frame(Path(job.out_dir), res, icohplist=job.cfg.icohplist, ovito=job.cfg.ovito)
     t5 = time.perf_counter()
     meta = FrameMeta(
         frame=job.index, timestep=job.frame.timestep, strain=strain, n_atoms=len(atoms), n_bonds=len(bonds),

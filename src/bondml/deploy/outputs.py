@@ -11,7 +11,17 @@ Layout of a run folder ``<out>``:
   and ASE read): per atom ``sum_micohp`` (eV, sum of -ICOHP over its bonds), ``coordination``,
   ``stress`` (GPa, xx yy zz xy xz yz, LAMMPS sign) and ``pressure`` (GPa, -trace/3) when the
   input has per-atom stress.
+  In the ext-xyz the stress components are named columns ``sxx_gpa syy_gpa szz_gpa sxy_gpa
+  sxz_gpa syz_gpa`` (OVITO shows them by name).
 * ``icohplist/frame_<k>.ICOHPLIST.lobster`` on request (LOBSTER sign: ICOHP = -(-ICOHP)).
+* ``ovito/frame_<k>.data`` + ``ovito/frame_<k>.bonds.dump`` on request, for OVITO: a LAMMPS data
+  file (``atom_style bond``) with the bond topology (``Bonds``, bond types named by ``Bond Type
+  Labels`` such as ``Cu-Ni``) and a LAMMPS *dump local* file with one row per bond carrying the
+  per-bond values (``c_minus_icohp``, ``c_std``, ``c_distance``). LAMMPS data files have no
+  place for a per-bond float, and OVITO's extended-XYZ reader reads no bonds; OVITO reads bond
+  properties from dump local files through its *Load trajectory* modifier (see
+  docs/formats.md). Self-image bonds (an atom with its own periodic image) cannot be written as
+  LAMMPS topology and are left out of these two files.
 * ``manifest.json``: run key (input + model + settings hash), completed frames with metadata.
 * ``summary.json``: ``frames``, ``bonds`` (per-type counts in the first frame),
   ``seconds_per_frame`` and more.
@@ -115,7 +125,58 @@ def frame_dir(root: Path, kind: str, frame: int) -> Path:
     return root / kind / f"frame={frame}"
 
 
-def write_frame(out: Path, r: FrameResult, icohplist: bool = False) -> dict[str, int]:
+def ovito_files(r: FrameResult) -> tuple[str, str]:
+    """LAMMPS data file (topology, ``atom_style bond``) and LAMMPS dump local file (per-bond
+    ``minus_icohp``/``std`` in eV, ``distance`` in Angstrom) of one frame, as texts.
+
+    The cell is rotated to LAMMPS' convention (a along x, b in the xy plane) with ase's
+    ``Prism``, positions with it; atom ids are 1-based rows, bond ids 1-based rows of the kept
+    bonds (every bond except self-image ones), in the same order in both files.
+    """
+    from ase.calculators.lammps import Prism
+    from ase.data import atomic_masses, atomic_numbers
+
+    from ..chemistry import types_in_order
+
+    sym = np.array(r.atoms.get_chemical_symbols())
+    els = sorted(set(sym.tolist()), key=lambda e: -atomic_numbers[e])
+    etype = {e: k + 1 for k, e in enumerate(els)}
+    b = r.bonds
+    keep = np.flatnonzero(b.i != b.j)
+    btypes = list(types_in_order(np.unique(b.type.astype(str)).tolist()))
+    btype = {t: k + 1 for k, t in enumerate(btypes)}
+    prism = Prism(np.asarray(r.atoms.cell.array))
+    xhi, yhi, zhi, xy, xz, yz = prism.get_lammps_prism()
+    pos = prism.vector_to_lammps(np.asarray(r.atoms.positions), wrap=True)
+    head = [f"LAMMPS data file: bondml bonds of frame {r.frame} (timestep {r.timestep}; per-bond values in "
+            f"frame_{r.frame:05d}.bonds.dump)", "",
+            f"{len(sym)} atoms", f"{len(els)} atom types", f"{keep.size} bonds", f"{len(btypes)} bond types", "",
+            f"0.0 {xhi:.10f} xlo xhi", f"0.0 {yhi:.10f} ylo yhi", f"0.0 {zhi:.10f} zlo zhi"]
+    if prism.is_skewed():
+        head.append(f"{xy:.10f} {xz:.10f} {yz:.10f} xy xz yz")
+    head += ["", "Atom Type Labels", ""] + [f"{etype[e]} {e}" for e in els]
+    head += ["", "Bond Type Labels", ""] + [f"{btype[t]} {t}" for t in btypes]
+    head += ["", "Masses", ""] + [f"{etype[e]} {atomic_masses[atomic_numbers[e]]:.4f}  # {e}" for e in els]
+    head += ["", "Atoms  # bond", ""]
+    types = np.array([etype[e] for e in sym])
+    atoms_lines = [f"{k + 1} 1 {types[k]} {pos[k, 0]:.8f} {pos[k, 1]:.8f} {pos[k, 2]:.8f}" for k in range(len(sym))]
+    bt = b.type.astype(str)
+    bond_lines = [f"{n + 1} {btype[bt[k]]} {b.i[k] + 1} {b.j[k] + 1}" for n, k in enumerate(keep)]
+    data = "\n".join(head + atoms_lines + ["", "Bonds", ""] + bond_lines) + "\n"
+    y = np.asarray(r.pred["minus_icohp"], float)
+    sd = np.asarray(r.pred["std"], float)
+    bounds = [(min(0.0, xy, xz, xy + xz), xhi + max(0.0, xy, xz, xy + xz), xy),
+              (min(0.0, yz), yhi + max(0.0, yz), xz), (0.0, zhi, yz)]
+    dump = ["ITEM: TIMESTEP", str(r.timestep), "ITEM: NUMBER OF BONDS", str(keep.size),
+            "ITEM: BOX BOUNDS xy xz yz pp pp pp",
+            *[f"{a:.10f} {c:.10f} {t:.10f}" for a, c, t in bounds],
+            "ITEM: BONDS index c_batom1 c_batom2 c_btype c_minus_icohp c_std c_distance"]
+    dump += [f"{n + 1} {b.i[k] + 1} {b.j[k] + 1} {btype[bt[k]]} {y[k]:.6f} {sd[k]:.6f} {b.distance[k]:.6f}"
+             for n, k in enumerate(keep)]
+    return data, "\n".join(dump) + "\n"
+
+
+def write_frame(out: Path, r: FrameResult, icohplist: bool = False, ovito: bool = False) -> dict[str, int]:
     """Write every per-frame file atomically; returns per-type bond counts."""
     atomic_write_bytes(frame_dir(out, "bonds", r.frame) / "part-0.parquet", _parquet_bytes(bonds_table(r)))
     pa_t = peratom_table(r)
@@ -131,6 +192,10 @@ def write_frame(out: Path, r: FrameResult, icohplist: bool = False) -> dict[str,
             -r.bonds.shift,
             -np.nan_to_num(r.pred["minus_icohp"]),
         )
+    if ovito:
+        data, dump = ovito_files(r)
+        atomic_write_text(out / "ovito" / f"frame_{r.frame:05d}.data", data)
+        atomic_write_text(out / "ovito" / f"frame_{r.frame:05d}.bonds.dump", dump)
     return r.bonds.counts()
 
 
@@ -144,7 +209,8 @@ def peratom_extxyz(r: FrameResult, t: pa.Table) -> str:
     a.new_array("sum_micohp", t.column("sum_micohp").to_numpy())
     a.new_array("coordination", t.column("coordination").to_numpy().astype(np.int64))
     if r.stress is not None:
-        a.new_array("stress_gpa", np.ascontiguousarray(r.stress))
+        for k, name in enumerate(STRESS_NAMES):
+            a.new_array(f"{name}_gpa", np.ascontiguousarray(r.stress[:, k]))
         a.new_array("pressure_gpa", t.column("pressure").to_numpy())
     a.info.update({"frame": r.frame, "timestep": r.timestep, "strain": r.strain})
     buf = io.StringIO()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..constants import BOND_TYPES
 
 
 def regression_metrics(y: np.ndarray, pred: np.ndarray, std: np.ndarray | None = None) -> dict[str, float]:
@@ -31,7 +30,9 @@ def per_type_metrics(bond_type: np.ndarray, y: np.ndarray, pred: np.ndarray,
     """:func:`regression_metrics` per bond type present, plus ``"all"``."""
     bt = np.asarray(bond_type).astype(str)
     out = {}
-    for t in BOND_TYPES:
+    from ..chemistry import types_in_order
+
+    for t in types_in_order(np.unique(bt).tolist()):
         m = bt == t
         if m.any():
             out[t] = regression_metrics(y[m], pred[m], None if std is None else std[m])

@@ -185,7 +185,7 @@ def grouped_validation(ds: BondDataset, protocol: str = "loco", level: str = "ce
 
 def types_with_data(ds: BondDataset, min_bonds: int = 30) -> list[str]:
     c = ds.counts()
-    return [t for t in BOND_TYPES if c[t] >= min_bonds]
+    return [t for t in c if c[t] >= min_bonds]
 
 
 def loco(ds: BondDataset, params: dict[str, dict[str, Any]] | None = None, prior: DistanceModel | None = None,

@@ -36,15 +36,37 @@ def cell_id_of(folder: str | Path) -> CellId:
     return CellId(nc, run, sub)
 
 
+def _extract(model: BondModel, folder: str | Path) -> tuple[CellId, Any]:
+    """The cell's id and extract: the study layout when the folder has a ``<composition>.xyz``,
+    else any layout (:mod:`bondml.io.runs`), with the model's target and label source."""
+    from ..errors import BondmlError
+    from ..io.runs import composition_name, folder_files, read_structure
+
+    source = str(model.lineage.get("label_source", "lobster"))
+    kw: dict[str, Any] = {"target": model.target}
+    if source != "lobster":
+        kw.update(icohp_file="ICOHPLIST.xtb", label_source=source)
+    try:
+        cell = cell_id_of(folder)
+    except BondmlError:
+        if not Path(folder).is_dir():
+            raise
+        files = folder_files(folder)
+        cell = CellId(composition_name(read_structure(files).get_chemical_symbols()), 0, 0)
+        return cell, extract_cell(folder, cell, model.settings, window=None, files=files, **kw)
+    return cell, extract_cell(folder, cell, model.settings, **kw)
+
+
 def validate_cell(model: BondModel, folder: str | Path, max_distance: float = LABEL_WINDOW[1],
                   out: str | Path | None = None) -> dict[str, Any]:
-    """Predict the LOBSTER bonds (d <= ``max_distance`` Angstrom) of one cell and compare.
+    """Predict the labelled bonds (d <= ``max_distance`` Angstrom) of one cell and compare.
 
-    Returns the report dict (``rmse``/``n`` per type, ``overall_rmse``, ``n_total`` ...); with
-    ``out`` also writes ``ML_ICOHPLIST.lobster`` (LOBSTER sign) and ``parity.png`` there.
+    The cell may be a sub-run of the study layout or a run folder of any layout (VASP, pw.x,
+    ext-xyz); its labels are the model's target from the model's label source. Returns the
+    report dict (``rmse``/``n`` per type, ``overall_rmse``, ``n_total`` ...); with ``out`` also
+    writes ``ML_ICOHPLIST.lobster`` (LOBSTER sign) and ``parity.png`` there.
     """
-    cell = cell_id_of(folder)
-    ex = extract_cell(folder, cell, model.settings)
+    cell, ex = _extract(model, folder)
     if ex.error:
         raise InputFileError(folder, ex.error)
     if ex.minus_icohp is None or not np.isfinite(ex.minus_icohp).any():
@@ -53,6 +75,7 @@ def validate_cell(model: BondModel, folder: str | Path, max_distance: float = LA
     keep = np.isfinite(ex.minus_icohp) & (b.distance <= max_distance)
     b = b.select(keep)
     y = ex.minus_icohp[keep]
+    model.check_elements(ex.atoms.get_chemical_symbols(), str(folder))
     m = model.for_composition(cell.nc) if model.composition != cell.nc else model
     res = m.predict_bonds(b.type, b.distance, ex.soap, b.i, b.j, model.settings)
     metrics = per_type_metrics(b.type, y, res["minus_icohp"], res["std"])

@@ -66,7 +66,11 @@ def compute_soap(atoms: Atoms, settings: FeatureSettings = PAPER_SETTINGS) -> np
     """Per-atom SOAP vectors, shape (n_atoms, n_features), rows in atom order.
 
     Normalised to unit length when ``settings.normalise`` (the paper's choice). Raises
-    :class:`UnknownElementError` for an element outside ``settings.species_z``.
+    :class:`UnknownElementError` for an element outside ``settings.species_z``. ``atoms`` may
+    also be a pymatgen ``Structure``.
     """
+    from ..interop import as_atoms
+
+    atoms = as_atoms(atoms)
     _check_species(atoms, settings)
     return _BACKEND_FUNCS[settings.backend](atoms, settings)

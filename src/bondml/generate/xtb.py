@@ -125,6 +125,9 @@ def run_xtb(atoms: Atoms, settings: XtbSettings = XtbSettings()) -> XtbMatrices:
     once per process, so set it before the first tblite call). Raises :class:`JobError` when the
     SCC does not converge or tblite fails.
     """
+    from ..interop import as_atoms
+
+    atoms = as_atoms(atoms)
     if settings.threads is not None:
         os.environ["OMP_NUM_THREADS"] = str(settings.threads)
     os.environ.setdefault("OMP_STACKSIZE", "256M")
@@ -186,6 +189,9 @@ def xtb_labels(atoms: Atoms, settings: XtbSettings = XtbSettings(),
                window: tuple[float, float] = LOBSTER_WINDOW,
                matrices: XtbMatrices | None = None) -> XtbLabels:
     """xTB bond strength of every bond of ``atoms`` in ``window`` (Angstrom)."""
+    from ..interop import as_atoms
+
+    atoms = as_atoms(atoms)
     m = matrices if matrices is not None else run_xtb(atoms, settings)
     bonds = find_bonds(atoms, window)
     values = split_over_images(bonds, pair_matrix(m, settings.quantity), settings.image_decay)

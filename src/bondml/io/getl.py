@@ -15,6 +15,8 @@ from ..errors import InputFileError
 from ..types import CellId
 from .espresso import read_pw_output
 from .lobster import read_icohplist, read_lobsterout
+from .runs import TARGET_FILES, RunFiles, study_files
+from .vasp import read_vasp_output
 
 #: Path pieces of the original convention.
 BIG_DATA = ("ML", "big-data-full")
@@ -121,51 +123,68 @@ class StatusReport:
         return self.status in LABELLED_STATUSES
 
 
-def classify(folder: str | Path, nc: str | None = None) -> StatusReport:
+def classify(folder: str | Path, nc: str | None = None, files: RunFiles | None = None,
+             target: str = "icohp") -> StatusReport:
     """Classify a sub-run from its files, with the original status vocabulary.
 
     * SCF converged and ICOHPLIST complete: ``DONE`` if lobsterout says finished, else
       ``SCF_CONVERGED_LOB_NOT_FINISHED_BUT_ICOHP_OK``.
-    * no pw.x output but a complete ICOHPLIST and unfinished LOBSTER: ``LOB_NOT_FINISHED_BUT_ICOHP_OK``.
+    * no DFT output but a complete ICOHPLIST and unfinished LOBSTER: ``LOB_NOT_FINISHED_BUT_ICOHP_OK``.
     * SCF converged, ICOHPLIST missing/corrupt: ``SCF_CONVERGED_BUT_NO_ICOHP``.
     * SCF not converged: ``SCF_NOT_CONVERGED`` (an ICOHPLIST exists but is not trusted) or
       ``SCF_NOT_CONVERGED_AND_NO_ICOHP``.
     * nothing ran yet: ``NEW``.
+
+    ``files`` (any layout, see :mod:`bondml.io.runs`) replaces the study's file names; the SCF
+    verdict comes from pw.x or VASP (``vasprun.xml``/``OUTCAR``) alike. ``target`` picks the
+    pair list (``icohp``: ICOHPLIST, ``icoop``: ICOOPLIST, ``icobi``: ICOBILIST).
     """
-    folder = Path(folder)
-    if nc is None:
-        xyzs = sorted(folder.glob("*.xyz"))
-        nc = xyzs[0].stem if xyzs else folder.name
-    f = SubRunFiles(folder, nc)
+    if files is None:
+        folder = Path(folder)
+        if nc is None:
+            xyzs = sorted(folder.glob("*.xyz"))
+            nc = xyzs[0].stem if xyzs else folder.name
+        files = study_files(folder, nc)
+    return classify_files(files, target)
+
+
+def classify_files(files: RunFiles, target: str = "icohp") -> StatusReport:
+    """:func:`classify` for the files of a run in any layout."""
     details: dict[str, object] = {}
     scf_conv: bool | None = None
-    scf_reason = "no pw.x output"
-    if f.scf_out.is_file():
-        pw = read_pw_output(f.scf_out)
-        scf_conv = pw.converged
-        scf_reason = pw.reason
-        details.update(total_energy_ev=pw.total_energy_ev, fermi_energy_ev=pw.fermi_energy_ev,
-                       scf_wall_time_s=pw.wall_time_s)
+    code_name = "VASP" if files.code == "vasp" else "pw.x"
+    scf_reason = f"no {code_name} output"
+    if files.dft_output is not None:
+        out = read_vasp_output(files.dft_output) if files.code == "vasp" else read_pw_output(files.dft_output)
+        scf_conv = out.converged
+        scf_reason = out.reason
+        details.update(total_energy_ev=out.total_energy_ev, fermi_energy_ev=out.fermi_energy_ev,
+                       scf_wall_time_s=out.wall_time_s)
+        if files.code == "vasp":
+            details["dft_code"] = "vasp"
     lob_fin: bool | None = None
     n_expected: int | None = None
-    if f.lobsterout.is_file():
-        lo = read_lobsterout(f.lobsterout)
+    if files.lobsterout is not None:
+        lo = read_lobsterout(files.lobsterout)
         lob_fin = lo.finished
         n_expected = lo.n_interactions
         details.update(charge_spilling_percent=lo.charge_spilling_percent, lobster_version=lo.version)
     icohp_ok = False
     n_icohp = 0
-    icohp_reason = "no ICOHPLIST.lobster"
-    if f.icohplist.is_file():
+    list_name = TARGET_FILES[target]
+    short = list_name.split(".")[0]
+    icohp_reason = f"no {list_name}"
+    lst_path = files.pair_list(target)
+    if lst_path is not None:
         try:
-            n_icohp = len(read_icohplist(f.icohplist))
+            n_icohp = len(read_icohplist(lst_path))
             if n_expected is not None and n_icohp != n_expected:
-                raise InputFileError(f.icohplist, f"has {n_icohp} interactions but lobsterout reports "
-                                                  f"{n_expected} (truncated?)")
+                raise InputFileError(lst_path, f"has {n_icohp} interactions but lobsterout reports "
+                                               f"{n_expected} (truncated?)")
             icohp_ok = True
-            icohp_reason = f"ICOHPLIST has {n_icohp} interactions"
+            icohp_reason = f"{short} has {n_icohp} interactions"
         except InputFileError as exc:
-            icohp_reason = f"ICOHPLIST unreadable: {exc.problem}"
+            icohp_reason = f"{short} unreadable: {exc.problem}"
             details["icohp_error"] = str(exc)
     if scf_conv is None and not icohp_ok and lob_fin is None:
         return StatusReport(STATUS_NEW, "no DFT output yet", None, None, False, 0, details)
@@ -184,7 +203,7 @@ def classify(folder: str | Path, nc: str | None = None) -> StatusReport:
                             scf_conv, lob_fin, False, 0, details)
     if scf_conv is None:
         return StatusReport("LOB_NOT_FINISHED_BUT_ICOHP_OK" if not lob_fin else "DONE",
-                            f"no pw.x output; {icohp_reason}", None, lob_fin, True, n_icohp, details)
+                            f"no {code_name} output; {icohp_reason}", None, lob_fin, True, n_icohp, details)
     if lob_fin:
         return StatusReport("DONE", f"{scf_reason}; {icohp_reason}", True, True, True, n_icohp, details)
     return StatusReport("SCF_CONVERGED_LOB_NOT_FINISHED_BUT_ICOHP_OK",

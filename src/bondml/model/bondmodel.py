@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from ..constants import BOND_TYPES, INFERENCE_WINDOWS
+from ..chemistry import Chemistry, types_in_order
+from ..constants import INFERENCE_WINDOWS
 from ..errors import ModelError
 from ..core.settings import FeatureSettings
 from ..core.dataset import BondDataset, BondFeatures
@@ -109,16 +110,27 @@ class BondModel:
         """
         if use_prior and distance_model is None:
             raise ModelError("use_prior needs a distance_model")
+        sources = np.unique(np.asarray(dataset.label_source).astype(str))
+        if sources.size > 1:
+            raise ModelError(f"the training data mixes label sources {sources.tolist()}: train on one (they are "
+                             "different quantities)")
+        targets = _targets(dataset.lineage)
+        if len(targets) > 1:
+            raise ModelError(f"the training data mixes targets {sorted(targets)}: train on one")
         if len(dataset) and not np.all(np.isfinite(dataset.y)):
             raise ModelError(f"{int(np.sum(~np.isfinite(dataset.y)))} NaN/missing labels in the training dataset")
         ncs, nc_counts = np.unique(dataset.nc.astype(str), return_counts=True)
         comp = str(ncs[np.argmax(nc_counts)]) if ncs.size else "Zr49Cu49Al2"
         model = cls(settings=dataset.settings, distance_model=distance_model, use_prior=use_prior,
                     composition=comp)
+        chem = Chemistry.from_species_z(dataset.settings.species_z)
+        if not chem.is_study:
+            model.windows = dict(chem.windows)
+            hyperparameters = {**{t: dict(h) for t, h in chem.hyperparameters.items()}, **(hyperparameters or {})}
         rng = np.random.default_rng(seed)
         counts = dataset.counts()
         trained: dict[str, Any] = {}
-        for bt in BOND_TYPES:
+        for bt in types_in_order(np.unique(dataset.bond_type.astype(str)).tolist()):
             sub = dataset.of_type(bt)
             if len(sub) < min_bonds:
                 if distance_model is not None and bt in distance_model.fits:
@@ -150,6 +162,8 @@ class BondModel:
                 model.std_threshold.setdefault(bt, 2.0 * float(np.max(f.bin_rmse)))
         model.lineage = {"data": dataset.lineage, "types": trained, "seed": seed,
                          "max_train_per_type": max_train_per_type, "use_prior": use_prior,
+                         "target": next(iter(targets), "icohp"),
+                         "label_source": str(sources[0]) if sources.size else "lobster",
                          "code": code_version(), "settings_digest": dataset.settings.digest}
         return model
 
@@ -158,13 +172,28 @@ class BondModel:
     def bond_types(self) -> tuple[str, ...]:
         """Bond types this model answers (GP or fallback)."""
         fb = self.distance_model.bond_types if self.distance_model else ()
-        return tuple(t for t in BOND_TYPES if t in self.estimators or t in fb)
+        return tuple(t for t in types_in_order([*self.estimators, *fb]) if t in self.estimators or t in fb)
+
+    @property
+    def target(self) -> str:
+        """What the model predicts: ``icohp`` (-ICOHP, eV), ``icoop`` (ICOOP, e) or ``icobi``."""
+        return str(self.lineage.get("target", "icohp"))
+
+    @property
+    def chemistry(self) -> Chemistry:
+        """The element set the model was trained on (from its SOAP species)."""
+        return Chemistry.from_species_z(self.settings.species_z)
+
+    def check_elements(self, symbols: Any, what: str = "structure") -> None:
+        """One-line :class:`UnknownElementError` when ``symbols`` hold an element the model was
+        not trained on."""
+        self.chemistry.check(np.asarray(symbols).astype(str).tolist(), what)
 
     def for_composition(self, nc: str) -> BondModel:
         """Same model with its distance prior / fallback evaluated at composition ``nc``."""
         from ..types import parse_composition
 
-        parse_composition(nc)
+        parse_composition(nc, any_element=True)
         return BondModel(self.settings, self.estimators, self.distance_model, self.use_prior, nc,
                          dict(self.std_threshold), dict(self.std_scale), dict(self.windows), self.lineage)
 
@@ -255,6 +284,25 @@ class BondModel:
             ood |= sd > self.std_threshold.get(t, np.inf)
         out["out_of_domain"][m] = ood
 
+    def predict_structure(self, structure: Any, windows: dict[str, tuple[float, float]] | None = None,
+                          return_std: bool = True) -> tuple[Any, dict[str, np.ndarray]]:
+        """Bonds of one structure (``ase.Atoms`` or pymatgen ``Structure``) in the model's
+        per-type windows (Angstrom) and their predictions (:meth:`predict_bonds`).
+
+        Refuses (one-line :class:`UnknownElementError`) a structure with elements the model was
+        not trained on. Returns ``(bonds, predictions)``.
+        """
+        from ..features.soap import compute_soap
+        from ..interop import as_atoms
+        from ..structure.bonds import find_bonds
+
+        atoms = as_atoms(structure)
+        self.check_elements(atoms.get_chemical_symbols())
+        bonds = find_bonds(atoms, windows=windows or self.windows)
+        soap = compute_soap(atoms, self.settings)
+        return bonds, self.predict_bonds(bonds.type, bonds.distance, soap, bonds.i, bonds.j, self.settings,
+                                         return_std=return_std)
+
     def predict_dataset(self, ds: BondDataset, return_std: bool = True) -> dict[str, np.ndarray]:
         """:meth:`predict_bonds` on the bonds of a dataset."""
         return self.predict_bonds(ds.bond_type, ds.distance, ds.atom_soap, ds.atom_i, ds.atom_j,
@@ -312,6 +360,16 @@ class BondModel:
             raise
         except Exception as exc:  # noqa: BLE001 - any decoding problem is a corrupt model
             raise ModelError(f"{folder}: cannot load model ({type(exc).__name__}: {exc})") from None
+
+
+def _targets(lineage: dict[str, Any]) -> set[str]:
+    """Targets named in a dataset lineage (nested for joined datasets); icohp when unnamed."""
+    if "parts" in lineage:
+        out: set[str] = set()
+        for p in lineage["parts"]:
+            out |= _targets(p)
+        return out
+    return {str(lineage.get("target", "icohp"))}
 
 
 def _read_meta(path: Path) -> dict[str, Any]:

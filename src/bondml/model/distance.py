@@ -29,10 +29,10 @@ X_REF = 0.02
 def al_fraction(nc: str | np.ndarray) -> np.ndarray | float:
     """Atomic fraction of Al of a composition name (or array of names), e.g. 0.02 for Zr49Cu49Al2."""
     if isinstance(nc, str):
-        return parse_composition(nc).get("Al", 0.0) / 100.0
+        return parse_composition(nc, any_element=True).get("Al", 0.0) / 100.0
     names = np.asarray(nc).astype(str)
     u, inv = np.unique(names, return_inverse=True)
-    vals = np.array([parse_composition(s).get("Al", 0.0) / 100.0 for s in u])
+    vals = np.array([parse_composition(s, any_element=True).get("Al", 0.0) / 100.0 for s in u])
     return vals[inv]
 
 

@@ -33,10 +33,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..constants import BOND_TYPES, LABEL_WINDOW, STUDY_COMPOSITIONS
+from ..chemistry import Chemistry
+from ..constants import LABEL_WINDOW, STUDY_COMPOSITIONS
 from ..errors import InputFileError, StoreError
 from ..features.soap import PAPER_SETTINGS, FeatureSettings
-from ..io.getl import SubRunFiles, tree_root, discover, subrun_path
+from ..io.getl import SubRunFiles
+from ..io.runs import Run, find_runs
 from ..types import CellId
 from ..util import atomic_write_bytes, atomic_write_json, code_version, pid_lock, sha256_file, sha256_json
 from ..core.dataset import BondDataset
@@ -67,13 +69,34 @@ class IngestReport:
     seconds: float = 0.0
 
 
+#: Label sources a store can hold (one per store, never mixed).
+LABEL_SOURCES: tuple[str, ...] = ("lobster", "xtb-gfn1")
+
+
 class BondStore:
-    """A bond database folder. Open with ``BondStore(path)``; ``create=True`` makes a new one."""
+    """A bond database folder. Open with ``BondStore(path)``; ``create=True`` makes a new one.
+
+    A store holds one target (``icohp``: -ICOHP in eV, the default; ``icoop``: ICOOP in e;
+    ``icobi``: ICOBI, dimensionless; each with the sign that is positive for bonding) from one
+    label source (``lobster``, or ``xtb-gfn1`` approximate labels): both are fixed at creation
+    in ``store.json`` and asking another one of an existing store is a :class:`StoreError`.
+    The label column of the tables is ``minus_icohp`` whatever the target (its meaning and unit
+    are the store's ``target``/``unit``).
+    """
 
     def __init__(self, path: str | Path, create: bool = False,
-                 settings: FeatureSettings = PAPER_SETTINGS) -> None:
+                 settings: FeatureSettings = PAPER_SETTINGS, target: str | None = None,
+                 label_source: str | None = None) -> None:
+        from .extract import TARGET_SIGN
+
+        if target is not None and target not in TARGET_SIGN:
+            raise StoreError(f"unknown target {target!r}; use one of {', '.join(TARGET_SIGN)}")
+        if label_source is not None and label_source not in LABEL_SOURCES:
+            raise StoreError(f"unknown label source {label_source!r}; use one of {', '.join(LABEL_SOURCES)}")
         self.path = Path(path)
         meta = self.path / "store.json"
+        self.target = target or "icohp"
+        self.label_source = label_source or "lobster"
         if meta.is_file():
             try:
                 d = json.loads(meta.read_text())
@@ -84,13 +107,28 @@ class BondStore:
             self.settings = FeatureSettings.from_dict(d["settings"])
             if create and self.settings != settings:
                 self.settings.require_same(settings, f"store {self.path}")
+            stored_t, stored_s = d.get("target", "icohp"), d.get("label_source", "lobster")
+            if (target or stored_t) != stored_t or (label_source or stored_s) != stored_s:
+                raise StoreError(f"{self.path}: store holds {stored_t} labels from {stored_s}, not {target or stored_t} "
+                                 f"from {label_source or stored_s}; targets and label sources are never mixed: use "
+                                 "another store")
+            self.target, self.label_source = stored_t, stored_s
         elif create:
             self.path.mkdir(parents=True, exist_ok=True)
             self.settings = settings
+            from .extract import TARGET_UNITS
+
+            extra = {} if (self.target, self.label_source) == ("icohp", "lobster") else {
+                "target": self.target, "unit": TARGET_UNITS[self.target], "label_source": self.label_source}
             atomic_write_json(meta, {"format": STORE_FORMAT, "settings": settings.to_dict(),
-                                     "created_by": code_version()})
+                                     "created_by": code_version(), **extra})
         else:
             raise StoreError(f"{self.path}: not a bondml store (no store.json); run 'bondml ingest' first")
+
+    @property
+    def chemistry(self) -> Chemistry:
+        """Element set of the store (from its SOAP species; the study preset for Zr, Cu, Al)."""
+        return Chemistry.from_species_z(self.settings.species_z)
 
     # ------------------------------------------------------------------ locking
     def _lock(self) -> contextlib.AbstractContextManager[None]:
@@ -98,13 +136,27 @@ class BondStore:
             f"{self.path}: store is in use by process {pid}"))
 
     # ------------------------------------------------------------------ ingest
-    def fingerprint(self, folder: Path, cell: CellId) -> str:
-        """Content fingerprint of a sub-run's inputs plus the store's SOAP settings."""
-        f = SubRunFiles(folder, cell.nc)
+    def fingerprint(self, folder: Path, cell: CellId, run: Run | None = None) -> str:
+        """Content fingerprint of a sub-run's inputs plus the store's SOAP settings (the study
+        layout's file names, else the run's files)."""
         parts: dict[str, Any] = {"cell": str(cell), "settings": self.settings.to_dict(),
                                  "format": STORE_FORMAT}
-        for p in (f.xyz, f.icohplist, f.scf_out, f.lobsterout):
-            parts[p.name] = sha256_file(p) if p.is_file() else None
+        if run is None or run.layout == "study":
+            f = SubRunFiles(folder, cell.nc)
+            for p in (f.xyz, f.icohplist, f.scf_out, f.lobsterout):
+                parts[p.name] = sha256_file(p) if p.is_file() else None
+            gz = folder / "ICOHPLIST.lobster.gz"
+            if gz.is_file():
+                parts[gz.name] = sha256_file(gz)
+        else:
+            parts["layout"] = run.layout
+            for p in run.files.fingerprint_files(self.target):
+                parts[p.name] = sha256_file(p)
+        if (self.target, self.label_source) != ("icohp", "lobster"):
+            parts["target"], parts["label_source"] = self.target, self.label_source
+            xtb = folder / "ICOHPLIST.xtb"
+            if self.label_source != "lobster" and xtb.is_file():
+                parts[xtb.name] = sha256_file(xtb)
         return sha256_json(parts)[:16]
 
     def _object_dir(self, cell: CellId, fp: str) -> Path:
@@ -137,9 +189,12 @@ class BondStore:
             }))
         meta = {
             "cell": {"nc": ex.cell.nc, "run": ex.cell.run, "sub_run": ex.cell.sub_run},
+            "folder": str(ex.folder),
             "fingerprint": fp,
             "status": ex.status.status, "reason": ex.status.reason,
-            "labelled": ex.status.labelled and ex.error is None,
+            "labelled": (ex.status.labelled if ex.label_source == "lobster" else
+                         ex.minus_icohp is not None and bool(np.isfinite(ex.minus_icohp).any())) and ex.error is None,
+            "target": self.target,
             "error": ex.error, "sources": ex.sources, "unmatched": ex.unmatched,
             "label_source": ex.label_source, "details": ex.status.details,
             "cell_matrix": ex.atoms.cell.array.tolist() if ex.atoms is not None else None,
@@ -157,20 +212,26 @@ class BondStore:
         t0 = time.perf_counter()
         rep = IngestReport()
         with self._lock():
-            top = tree_root(root)
             entries: dict[str, dict[str, Any]] = {}
             cur = self.current_version(required=False)
             if cur is not None:
                 entries = {e["key"]: e for e in self.read_version(cur)["cells"]}
-            for cell in discover(root):
-                folder = subrun_path(top, cell)
-                fp = self.fingerprint(folder, cell)
+            for run in find_runs(root):
+                cell = run.cell
+                folder = run.files.folder
+                fp = self.fingerprint(folder, cell, run)
                 obj = self._object_dir(cell, fp)
                 if (obj / "cell.json").is_file():
                     rep.unchanged.append(str(cell))
                     meta = json.loads((obj / "cell.json").read_text())
                 else:
-                    ex = extract_cell(folder, cell, self.settings)
+                    kw: dict[str, Any] = {"target": self.target}
+                    if self.label_source != "lobster":
+                        kw.update(icohp_file="ICOHPLIST.xtb", label_source=self.label_source)
+                    if run.layout == "study":
+                        ex = extract_cell(folder, cell, self.settings, **kw)
+                    else:
+                        ex = extract_cell(folder, cell, self.settings, window=None, files=run.files, **kw)
                     self._write_object(ex, fp)
                     meta = json.loads((obj / "cell.json").read_text())
                     rep.added.append(str(cell))
@@ -179,7 +240,8 @@ class BondStore:
                 entries[cell.key] = {"key": cell.key, "nc": cell.nc, "run": cell.run, "sub_run": cell.sub_run,
                                      "fingerprint": fp, "status": meta["status"], "reason": meta["reason"],
                                      "labelled": meta["labelled"], "error": meta.get("error"),
-                                     "source_root": str(Path(root).resolve())}
+                                     "source_root": str(Path(root).resolve()), "path": run.relpath,
+                                     "layout": run.layout}
                 if progress:
                     progress(cell, meta["status"])
             rep.version, rep.version_changed = self._commit_version(list(entries.values()))
@@ -208,7 +270,7 @@ class BondStore:
     def _write_tables(self, h: str, cells: list[dict[str, Any]]) -> None:
         """Materialise the per-type bond tables (the DBI) and the cell table of a version."""
         out = self.path / "tables" / h
-        per_type: dict[str, list[pa.Table]] = {t: [] for t in BOND_TYPES}
+        per_type: dict[str, list[pa.Table]] = {t: [] for t in self.chemistry.bond_types}
         for e in cells:
             obj = self._object_dir(CellId(e["nc"], e["run"], e["sub_run"]), e["fingerprint"])
             bp = obj / "bonds.parquet"
@@ -220,8 +282,8 @@ class BondStore:
                 "run", pa.array(np.full(n, e["run"], np.int32))).append_column(
                 "sub_run", pa.array(np.full(n, e["sub_run"], np.int32))).append_column(
                 "status", pa.array([e["status"]] * n)).append_column(
-                "label_source", pa.array(["lobster" if e["labelled"] else "none"] * n))
-            for bt in BOND_TYPES:
+                "label_source", pa.array([self.label_source if e["labelled"] else "none"] * n))
+            for bt in self.chemistry.bond_types:
                 sub = t.filter(pa.compute.equal(t["type"], bt))
                 if sub.num_rows:
                     per_type[bt].append(sub)
@@ -282,7 +344,7 @@ class BondStore:
         v = self.read_version(version)["hash"]
         tdir = self.path / "tables" / v
         con = duckdb.connect()
-        files = [str(tdir / f"{t}.parquet") for t in BOND_TYPES if (tdir / f"{t}.parquet").is_file()]
+        files = [str(tdir / f"{t}.parquet") for t in self.chemistry.bond_types if (tdir / f"{t}.parquet").is_file()]
         if files:
             unions = " UNION ALL ".join(
                 f"SELECT *, '{Path(f).stem}' AS type FROM read_parquet('{f}')" for f in files)
@@ -297,14 +359,14 @@ class BondStore:
                   "reason": c.get("reason", ""), "error": c.get("error")} for c in ver["cells"]]
         bonds: dict[str, int] = {}
         stats: dict[str, dict[str, float]] = {}
-        for t in BOND_TYPES:
+        for t in self.chemistry.bond_types:
             tab = self.bond_table(t, ver["hash"])
             if tab.num_rows == 0:
                 bonds[t] = 0
                 continue
             d = tab["distance"].to_numpy()
             y = tab["minus_icohp"].to_numpy(zero_copy_only=False)
-            lab = (tab["label_source"].to_numpy(zero_copy_only=False) == "lobster") & ~np.isnan(y)
+            lab = (tab["label_source"].to_numpy(zero_copy_only=False) == self.label_source) & ~np.isnan(y)
             m = lab & (d >= label_window[0]) & (d <= label_window[1])
             bonds[t] = int(m.sum())
             if m.any():
@@ -316,6 +378,7 @@ class BondStore:
         return {"store": str(self.path), "version": ver["hash"], "settings": ver["settings"],
                 "cells": cells, "cells_by_status": by_status, "bonds": bonds, "label_stats": stats,
                 "label_window": list(label_window), "selections": self.selection_names(),
+                "target": self.target, "label_source": self.label_source,
                 "label_tables": self.label_table_names()}
 
     def load_dataset(
@@ -367,7 +430,7 @@ class BondStore:
             add = {"bond_type": bt[keep], "distance": d[keep], "y": y[keep],
                    "nc": np.full(n, c["nc"]).astype(str), "run": np.full(n, c["run"], np.int64),
                    "sub_run": np.full(n, c["sub_run"], np.int64), "i": i[keep], "j": j[keep],
-                   "shift": sh[keep], "label_source": np.full(n, "lobster").astype(str),
+                   "shift": sh[keep], "label_source": np.full(n, self.label_source).astype(str),
                    "atom_i": i[keep] + offset, "atom_j": j[keep] + offset}
             for k, v in add.items():
                 cols.setdefault(k, []).append(v)
@@ -382,7 +445,15 @@ class BondStore:
                            lineage={"store": str(self.path), "version": ver["hash"], "selection": selection,
                                     "filters": {"ncs": ncs, "runs": runs, "sub_runs": sub_runs, "types": types},
                                     "label_window": list(label_window), "cells": lineage_cells,
-                                    "code": code_version()})
+                                    "code": code_version(), **self._target_lineage()})
+
+    def _target_lineage(self) -> dict[str, str]:
+        from .extract import TARGET_LABELS, TARGET_UNITS
+
+        if (self.target, self.label_source) == ("icohp", "lobster"):
+            return {}  # the study's lineage unchanged
+        return {"target": self.target, "target_label": TARGET_LABELS[self.target],
+                "unit": TARGET_UNITS[self.target], "label_source": self.label_source}
 
     # ------------------------------------------------------------------ selections and mixes
     def make_selection(
@@ -410,7 +481,7 @@ class BondStore:
         keys = np.array([f"{a}-{r}-{s}" for a, r, s in zip(ds.nc, ds.run, ds.sub_run, strict=True)])
         chosen: list[int] = []
         counts: dict[str, dict[str, int]] = {}
-        for t in types or BOND_TYPES:
+        for t in types or self.chemistry.bond_types:
             idx = np.flatnonzero(ds.bond_type == t)
             if idx.size == 0:
                 continue
@@ -484,7 +555,7 @@ class BondStore:
         out = Path(out)
         written = {}
         elements = self._elements(ds)
-        for t in BOND_TYPES:
+        for t in self.chemistry.bond_types:
             sub = ds.of_type(t)
             if len(sub) == 0:
                 continue
@@ -492,6 +563,29 @@ class BondStore:
             prefix = selection or f"v{ds.lineage['version'][:8]}"
             written[t] = write_bnd(out / f"{prefix}_{t}.bnd", sub, ncs_order, swap=swap)
         return written
+
+
+def settings_for_data(root: str | Path, base: FeatureSettings = PAPER_SETTINGS) -> FeatureSettings:
+    """SOAP settings of a new store for the runs under ``root``: ``base`` (the paper's) when every
+    structure's elements are among Zr, Cu, Al (the study preset), else ``base`` with the SOAP
+    species of the elements present (:class:`bondml.chemistry.Chemistry`)."""
+    from dataclasses import replace
+
+    from ..io.runs import read_structure
+
+    runs = find_runs(root)
+    if not runs or all(r.layout == "study" for r in runs):
+        return base
+    elements: set[str] = set()
+    for r in runs:
+        try:
+            elements.update(read_structure(r.files).get_chemical_symbols())
+        except InputFileError:
+            continue  # the cell's own error is reported by the ingest
+    chem = Chemistry.from_elements(elements) if elements else None
+    if chem is None or chem.is_study:
+        return base
+    return replace(base, species_z=chem.species_z)
 
 
 def _elements_of(obj: Path) -> np.ndarray:

@@ -14,15 +14,56 @@ from ase.io import read
 from ..constants import LABEL_WINDOW, LOBSTER_WINDOW
 from ..errors import InputFileError
 from ..features.soap import PAPER_SETTINGS, FeatureSettings, compute_soap
-from ..io.getl import StatusReport, SubRunFiles, classify, discover, subrun_path
-from ..io.lobster import read_icohplist
-from ..structure.bonds import Bonds, find_bonds, match_pairs
+from ..io.getl import StatusReport, classify_files, discover, subrun_path
+from ..io.lobster import IcohpList, read_icohplist, read_lobsterin
+from ..io.runs import RunFiles, read_structure, study_files
+from ..structure.bonds import Bonds, find_bonds, infer_shifts, match_pairs
 from ..types import CellId, check_element
 from ..util import sha256_file
 from ..core.dataset import BondDataset
 
 #: Largest accepted difference between LOBSTER's and our distance for a matched pair (Angstrom).
 DISTANCE_TOLERANCE = 1e-4
+#: Structure bonds this close to an edge of LOBSTER's window may fall either side of it after
+#: LOBSTER's own rounding; they are not required in the list (Angstrom).
+WINDOW_EDGE_TOLERANCE = 1e-4
+#: Sign that makes each target positive for bonding: -ICOHP (eV), ICOOP (e), ICOBI (1).
+TARGET_SIGN = {"icohp": -1.0, "icoop": 1.0, "icobi": 1.0}
+TARGET_UNITS = {"icohp": "eV", "icoop": "e", "icobi": "1"}
+TARGET_LABELS = {"icohp": "-ICOHP", "icoop": "ICOOP", "icobi": "ICOBI"}
+
+
+def lobster_window(files: RunFiles) -> tuple[float, float] | None:
+    """LOBSTER's pair window of a run, from its lobsterin: one ``cohpGenerator from a to b``
+    without type restrictions and no ``cohpbetween`` pairs; None when unknown."""
+    if files.lobsterin is None:
+        return None
+    try:
+        li = read_lobsterin(files.lobsterin)
+    except InputFileError:
+        return None
+    gens = [ln.lower().split() for ln in files.lobsterin.read_text(errors="replace").splitlines()
+            if ln.strip().lower().startswith("cohpgenerator")]
+    if len(li.generator) != 1 or li.pairs.size or len(gens) != 1 or "type" in gens[0]:
+        return None
+    return li.generator[0]
+
+
+def check_pair_list(lst: IcohpList, bonds: Bonds, index: np.ndarray, window: tuple[float, float]) -> None:
+    """The list must hold every structure bond inside LOBSTER's ``window`` (Angstrom): bondml
+    reproduces LOBSTER's pair search exactly, so a missing pair means a truncated list or
+    another structure. One-line :class:`InputFileError` naming the first missing pair."""
+    used = np.zeros(len(bonds), dtype=bool)
+    used[index[index >= 0]] = True
+    lo, hi = window
+    inner = (bonds.distance >= lo + WINDOW_EDGE_TOLERANCE) & (bonds.distance <= hi - WINDOW_EDGE_TOLERANCE)
+    missing = np.flatnonzero(inner & ~used)
+    if missing.size:
+        k = int(missing[0])
+        raise InputFileError(
+            lst.path, f"lacks {missing.size} of the structure's pairs in LOBSTER's {lo:g}-{hi:g} A window, e.g. "
+                      f"atoms {bonds.i[k] + 1}-{bonds.j[k] + 1} at {bonds.distance[k]:.5f} A (truncated, or "
+                      "another structure?)")
 
 
 def read_cell(path: str | Path) -> Atoms:
@@ -91,32 +132,65 @@ def extract_cell(
     folder: str | Path,
     cell: CellId,
     settings: FeatureSettings | None = PAPER_SETTINGS,
-    window: tuple[float, float] = LOBSTER_WINDOW,
+    window: tuple[float, float] | None = LOBSTER_WINDOW,
     icohp_file: str = "ICOHPLIST.lobster",
     label_source: str = "lobster",
+    files: RunFiles | None = None,
+    target: str = "icohp",
 ) -> CellExtract:
-    """Read, classify, match and featurise one sub-run.
+    """Read, classify, match and featurise one run (study layout unless ``files`` are given).
 
-    Never raises for a bad sub-run: problems end in ``error`` (one line naming the file) and
-    the status. ``settings=None`` skips SOAP.
+    Never raises for a bad run: problems end in ``error`` (one line naming the file) and the
+    status. ``settings=None`` skips SOAP. ``window`` is LOBSTER's pair window (Angstrom); with
+    ``files`` of another layout it comes from the run's lobsterin (``None``: from there, else the
+    list's own distance range). LOBSTER lists must agree with the structure's pair search in
+    that window (:func:`check_pair_list`); lists without translations (LOBSTER 2.x) get them
+    from the structure. ``target`` picks ICOHPLIST/ICOOPLIST/ICOBILIST; labels are stored with
+    the bonding-positive sign (-ICOHP, ICOOP, ICOBI).
     """
     folder = Path(folder)
-    files = SubRunFiles(folder, cell.nc)
-    status = classify(folder, cell.nc)
+    study = files is None
+    if files is None:
+        files = study_files(folder, cell.nc)
+    status = classify_files(files, target)
     ex = CellExtract(cell, folder, status, None, None, None, [], None, label_source=label_source)
     try:
-        atoms = read_cell(files.xyz)
+        assert files.structure is not None
+        atoms = read_cell(files.structure) if study else read_structure(files)
+        if settings is not None:
+            from ..chemistry import Chemistry
+
+            chem = Chemistry.from_species_z(settings.species_z)
+            extra = sorted(set(atoms.get_chemical_symbols()) - set(chem.elements))
+            if extra:
+                raise InputFileError(files.structure, f"has element(s) {', '.join(extra)} outside the SOAP species "
+                                                      f"of these settings ({', '.join(chem.elements)}); a store "
+                                                      "holds one element set: use a new store")
         ex.atoms = atoms
-        ex.sources[files.xyz.name] = sha256_file(files.xyz)
-        bonds = find_bonds(atoms, window=window)
+        ex.sources[files.structure.name] = sha256_file(files.structure)
+        if label_source == "lobster":
+            icohp_path = files.pair_list(target)
+        else:
+            icohp_path = folder / icohp_file
+        usable = status.labelled if label_source == "lobster" else icohp_path is not None and icohp_path.is_file()
+        lst = read_icohplist(icohp_path) if usable and icohp_path is not None else None
+        lob_window = window if (study or window is not None) else lobster_window(files)
+        if lob_window is None:
+            lob_window = ((float(lst.distance.min()) - 1e-4, float(lst.distance.max()) + 1e-4)
+                          if lst is not None and len(lst) else LOBSTER_WINDOW)
+        bonds = find_bonds(atoms, window=lob_window)
         ex.bonds = bonds
         labels = np.full(len(bonds), np.nan)
-        icohp_path = folder / icohp_file
-        usable = status.labelled if label_source == "lobster" else icohp_path.is_file()
-        if usable:
-            lst = read_icohplist(icohp_path)
+        if lst is not None and icohp_path is not None:
             ex.sources[icohp_path.name] = sha256_file(icohp_path)
-            _check_consistent(atoms, icohp_path, lst.element_i, lst.element_j, lst.i, lst.j, files.xyz)
+            _check_consistent(atoms, icohp_path, lst.element_i, lst.element_j, lst.i, lst.j, files.structure)
+            if not lst.has_translation:
+                if (lst.n_bonds is not None) and (lst.n_bonds > 1).any():
+                    k = int(np.flatnonzero(lst.n_bonds > 1)[0])
+                    raise InputFileError(icohp_path, f"COHP# {lst.index[k]} averages {lst.n_bonds[k]} symmetry-"
+                                                     "equivalent bonds (LOBSTER 2.x with symmetry): per-bond labels "
+                                                     "need a run without symmetry (ISYM = -1)")
+                lst = lst.with_translation(-infer_shifts(bonds, lst.i, lst.j, lst.distance, icohp_path))
             m = match_pairs(bonds, lst.i, lst.j, lst.shift, lst.distance)
             ok = m.index >= 0
             if ok.any():
@@ -126,9 +200,11 @@ def extract_cell(
                     raise InputFileError(
                         icohp_path,
                         f"COHP# {lst.index[k]} distance {lst.distance[k]:.5f} A differs from the structure's "
-                        f"{bonds.distance[m.index[k]]:.5f} A (xyz and ICOHPLIST from different cells?)",
+                        f"{bonds.distance[m.index[k]]:.5f} A (structure and pair list from different cells?)",
                     )
-            labels[m.index[ok]] = lst.minus_icohp[ok]
+            if label_source == "lobster":
+                check_pair_list(lst, bonds, m.index, lob_window)
+            labels[m.index[ok]] = TARGET_SIGN[target] * lst.icohp[ok]
             ex.unmatched = [
                 f"{lst.element_i[k]}{lst.i[k] + 1}-{lst.element_j[k]}{lst.j[k] + 1} t={tuple(lst.translation[k])}"
                 for k in m.unmatched
@@ -136,8 +212,8 @@ def extract_cell(
         ex.minus_icohp = labels
         if "icohp_error" in status.details:
             ex.error = str(status.details["icohp_error"])
-        for name in (files.scf_out, files.lobsterout):
-            if name.is_file():
+        for name in (files.dft_output, files.lobsterout):
+            if name is not None and name.is_file():
                 ex.sources[name.name] = sha256_file(name)
         if settings is not None:
             ex.soap = compute_soap(atoms, settings)

@@ -59,15 +59,19 @@ def _canonical(i: np.ndarray, j: np.ndarray, s: np.ndarray) -> tuple[np.ndarray,
 
 
 def bond_types_of(symbols: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    """Paper-style bond type (``'Zr-Cu'``...) for each pair, vectorised over a lookup table."""
-    els = sorted(ATOMIC_NUMBERS, key=lambda e: -ATOMIC_NUMBERS[e])
+    """Paper-style bond type (``'Zr-Cu'``...) for each pair, vectorised over a lookup table.
+
+    Any chemical elements (heavier first); unknown symbols raise :class:`UnknownElementError`."""
+    present = set(symbols.tolist())
+    for e in present:
+        if e not in ATOMIC_NUMBERS:
+            check_element(e, any_element=True)
+    els = sorted(set(ATOMIC_NUMBERS) | present)
     code = {e: k for k, e in enumerate(els)}
     table = np.empty((len(els), len(els)), dtype=object)
     for a in els:
         for b in els:
             table[code[a], code[b]] = bond_type(a, b)
-    for e in set(symbols.tolist()):
-        check_element(e)
     c = np.array([code[e] for e in symbols], dtype=np.int64)
     return table[c[i], c[j]]
 
@@ -87,6 +91,9 @@ def find_bonds(
     """
     from vesin import NeighborList
 
+    from ..interop import as_atoms
+
+    atoms = as_atoms(atoms)
     symbols = np.array(atoms.get_chemical_symbols(), dtype=object)
     cell = np.asarray(atoms.cell.array, dtype=float)
     if not all(atoms.pbc):
@@ -128,6 +135,9 @@ def find_bonds(
 
 def bond_vectors(atoms: Atoms, bonds: Bonds) -> np.ndarray:
     """Bond vectors ``r_j + shift @ cell - r_i`` (Angstrom), shape (n, 3)."""
+    from ..interop import as_atoms
+
+    atoms = as_atoms(atoms)
     pos = atoms.positions
     return pos[bonds.j] + bonds.shift @ atoms.cell.array - pos[bonds.i]
 
@@ -165,3 +175,36 @@ def match_pairs(
         ok = index >= 0
         err = float(np.max(np.abs(bonds.distance[index[ok]] - np.asarray(distance)[ok])))
     return PairMatch(index=index, unmatched=unmatched, extra=extra, max_distance_error=err)
+
+
+def infer_shifts(bonds: Bonds, i: np.ndarray, j: np.ndarray, distance: np.ndarray, source: object = "pairs",
+                 tol: float = 1e-4) -> np.ndarray:
+    """Lattice shifts of pairs given without them (LOBSTER 2.x lists): for each ``(i, j, d)`` the
+    shift of the one structure bond between ``i`` and ``j`` whose length is ``d`` within ``tol``
+    (Angstrom; LOBSTER's distances differ from a recomputation by up to ~1e-5). Shape (n, 3), oriented ``r_j + shift @ cell - r_i``
+    for the pair as given. A pair with no such bond keeps a zero shift (it stays unmatched); a
+    pair with several (equal-length images) is ambiguous: :class:`InputFileError` naming ``source``.
+    """
+    from ..errors import InputFileError
+
+    i = np.asarray(i, np.int64)
+    j = np.asarray(j, np.int64)
+    d = np.asarray(distance, float)
+    by_pair: dict[tuple[int, int], list[int]] = {}
+    for n, (a, b) in enumerate(zip(bonds.i.tolist(), bonds.j.tolist(), strict=True)):
+        by_pair.setdefault((a, b), []).append(n)
+    out = np.zeros((i.size, 3), dtype=np.int64)
+    for k in range(i.size):
+        a, b = int(i[k]), int(j[k])
+        key, flip = ((a, b), 1) if a <= b else ((b, a), -1)
+        cand = [n for n in by_pair.get(key, []) if abs(bonds.distance[n] - d[k]) <= tol]
+        if len(cand) > 1:
+            raise InputFileError(source, f"pair {k + 1} (atoms {a + 1}-{b + 1}, {d[k]:.5f} A) matches "
+                                         f"{len(cand)} periodic images of equal length: the translation cannot be "
+                                         "inferred (use LOBSTER >= 3, which writes it)")
+        if cand:
+            s = bonds.shift[cand[0]] * flip
+            if a == b and flip == 1:
+                s = bonds.shift[cand[0]]
+            out[k] = s
+    return out
