@@ -111,3 +111,16 @@ def test_train_cli_and_train_stage_same_model(store4: Path, tmp_path: Path) -> N
     assert cli.estimators["Zr-Cu"].get_params()["sigma"] == 0.8
     a, b = cli.predict_dataset(ds), lib.predict_dataset(ds)
     np.testing.assert_array_equal(a["minus_icohp"], b["minus_icohp"])
+
+
+def test_label_source_comparison(store4: Path, model_dir: Path) -> None:
+    """The xtb_check stage's comparison as a library function: on LOBSTER labels of cells the
+    demo model was trained on, the model correlates strongly with the labels."""
+    from bondml.evaluate.label_sources import compare_with_labels
+    from bondml.model.bondmodel import BondModel
+    from bondml.store.db import BondStore
+
+    rows = compare_with_labels(BondModel.load(model_dir), BondStore(store4).load_dataset())
+    assert {"Zr-Zr", "Zr-Cu", "Cu-Cu"} <= set(rows)
+    assert rows["Zr-Cu"]["n"] > 1000 and rows["Zr-Cu"]["pearson_r"] > 0.9
+    assert 0.5 < rows["Zr-Cu"]["slope"] < 1.5 and rows["Zr-Cu"]["rmse_after_linear_fit"] < 0.15  # 0.102 eV measured

@@ -183,6 +183,14 @@ def _top_level(tree: ast.Module) -> list[ast.AST]:
     return out
 
 
+@lru_cache(maxsize=2048)
+def _module_imports(module: str, full: bool, root: Path, path: Path, mtime_ns: int, size: int) -> tuple[str, ...]:
+    """bondml modules imported by ``module`` (all imports, or those its import runs); cached per file state."""
+    tree = _parsed(path).tree
+    found, _ = _imports_of(module, [tree] if full else _top_level(tree), root)
+    return tuple(sorted(found))
+
+
 def closure(entries: Iterable[str], root: Path | None = None) -> tuple[list[str], list[str]]:
     """(modules whose whole file counts, ``module:function`` parts) reachable from ``entries``.
 
@@ -216,9 +224,9 @@ def closure(entries: Iterable[str], root: Path | None = None) -> tuple[list[str]
             if path is None:
                 raise ConfigError(f"stage code module {m!r} not found under {root}")
             whole.add(m)
-            tree = _parsed(path).tree
-            found, _ = _imports_of(m, [tree] if f else _top_level(tree), root)
-            todo += [(x, f) for x in sorted(found) if done.get(x) is not True]
+            st = path.stat()
+            found = _module_imports(m, f, root, path, st.st_mtime_ns, st.st_size)
+            todo += [(x, f) for x in found if done.get(x) is not True]
     return sorted(whole), funcs
 
 

@@ -377,6 +377,7 @@ def _generated_cells(root: Path) -> list[dict[str, Any]]:
 def xtb_check_stage(ctx: StageContext) -> dict[str, Any]:
     """The LOBSTER-trained model against the approximate xTB labels of the generated cells:
     correlation and RMSE after a linear fit per type. The two label sources are never mixed."""
+    from ..evaluate.label_sources import compare_with_labels
     from ..model.bondmodel import BondModel
     from ..store.extract import extract_cell, extracts_to_dataset
 
@@ -393,15 +394,7 @@ def xtb_check_stage(ctx: StageContext) -> dict[str, Any]:
     exs = [extract_cell(subrun_path(root, cid), cid, model.settings, icohp_file="ICOHPLIST.xtb",
                         label_source="xtb-gfn1") for cid in ids]
     ds = extracts_to_dataset(exs, model.settings)
-    rows = {}
-    for t in BOND_TYPES:
-        sub = ds.of_type(t)
-        if len(sub) < 3 or t not in model.bond_types:
-            continue
-        p = model.for_composition(str(sub.nc[0])).predict_dataset(sub)["minus_icohp"]
-        a, b = np.polyfit(sub.y, p, 1)
-        rows[t] = {"n": len(sub), "pearson_r": float(np.corrcoef(sub.y, p)[0, 1]),
-                   "rmse_after_linear_fit": float(np.sqrt(np.mean((a * sub.y + b - p) ** 2))), "slope": float(a)}
+    rows = compare_with_labels(model, ds)
     res = {"cells": len(cells), "label_source": "xtb-gfn1 (approximate)", "per_type": rows,
            "note": "xTB labels are approximate and never mixed with LOBSTER labels in training"}
     atomic_write_json(ctx.dir / "xtb_check.json", res)
