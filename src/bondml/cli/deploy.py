@@ -6,12 +6,11 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
+from ._io import console, make_console
 from rich.table import Table
 
 from ..constants import BOND_TYPES
 
-console = Console()
 
 
 def _print_summary(s: dict) -> None:

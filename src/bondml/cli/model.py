@@ -8,13 +8,12 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from rich.console import Console
+from ._io import console, make_console
 from rich.table import Table
 
 from ..constants import BOND_TYPES, LABEL_WINDOW, PAPER_RMSE
 from ..errors import ConfigError
 
-console = Console()
 
 StoreOpt = Annotated[Optional[Path], typer.Option("--store", help="bond store folder (bondml ingest)")]
 GetlOpt = Annotated[Optional[Path], typer.Option("--getl", help="read a GETL tree directly (no store)")]
@@ -118,9 +117,9 @@ def register(app: typer.Typer) -> None:
         for bt in BOND_TYPES:
             info = model.lineage["types"].get(bt)
             if info is None:
-                t.add_row(bt, "[red]none[/]", "0", "0", "", "", "")
+                t.add_row(bt, "none", "0", "0", "", "", "")
             elif info["kind"] == "fallback":
-                t.add_row(bt, "[yellow]distance-only fallback[/]", "-", str(info["n_available"]), "", "", "")
+                t.add_row(bt, "distance-only fallback", "-", str(info["n_available"]), "", "", "")
             else:
                 p = info["params"]
                 t.add_row(bt, "GP", str(info["n_train"]), str(info["n_available"]), f"{p['sigma']:g}",
