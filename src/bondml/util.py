@@ -223,3 +223,43 @@ def lock_wait_seconds(default: float) -> float:
         return float(v) if v else default
     except ValueError:
         return default
+
+
+# ------------------------------------------------------------------------------------------ LAMMPS paths
+_LAMMPS_SAFE = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.,/+=@%:- ")
+
+
+def lammps_word(path: str | Path, cwd: str | Path) -> str:
+    """``path`` as one word of a LAMMPS input command run in the folder ``cwd``.
+
+    LAMMPS splits words at spaces (quotes keep them together), substitutes ``$`` even inside
+    double quotes and garbles non-ASCII bytes, so the path is written relative to ``cwd`` (the
+    run folder: the same bytes wherever that folder is) and double-quoted. When the relative path
+    still holds a character LAMMPS cannot take, a symbolic link with a plain name in ``cwd``
+    (``.lmp-<hash>``) points to the file's folder and the word goes through it.
+    """
+    path, cwd = Path(path).resolve(), Path(cwd).resolve()
+    rel = os.path.relpath(path, cwd)
+    if set(rel) <= _LAMMPS_SAFE:
+        return f'"{rel}"'
+    link = cwd / f".lmp-{sha256_bytes(str(path.parent).encode('utf-8', 'surrogateescape'))[:12]}"
+    if not link.is_symlink():
+        link.symlink_to(path.parent, target_is_directory=True)
+    name = path.name
+    if not set(name) <= _LAMMPS_SAFE:  # the file name itself: link the file
+        flink = cwd / f".lmp-{sha256_bytes(str(path).encode('utf-8', 'surrogateescape'))[:12]}{path.suffix if set(path.suffix) <= _LAMMPS_SAFE else ''}"
+        if not flink.is_symlink():
+            flink.symlink_to(path)
+        return f'"{flink.name}"'
+    return f'"{link.name}/{name}"'
+
+
+@contextlib.contextmanager
+def working_dir(path: str | Path) -> Iterator[None]:
+    """Run the block with ``path`` as the current folder (LAMMPS reads relative paths there)."""
+    old = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(old)

@@ -41,8 +41,13 @@ def make_console(stderr: bool = False) -> Console:
 class _LazyConsole:
     """Created on first use, so that the stream seen is the one in place then (pytest's capture)."""
 
+    _cache: tuple[int, Any] | None = None
+
     def __getattr__(self, name: str) -> Any:
-        return getattr(make_console(), name)
+        key = id(sys.stdout)
+        if self._cache is None or self._cache[0] != key:
+            type(self)._cache = (key, make_console())
+        return getattr(self._cache[1], name)
 
 
 console: Any = _LazyConsole()
@@ -69,3 +74,55 @@ def warn(message: object) -> None:
     """Write one ``warning:`` line to stderr."""
     sys.stderr.write(f"warning: {one_line(message)}\n")
     sys.stderr.flush()
+
+
+def check_range(name: str, value: float | int | None, low: float | None = None, high: float | None = None,
+                low_open: bool = False) -> None:
+    """ConfigError ``<name> = <value>: must be ...`` when ``value`` is outside the range (None passes)."""
+    import math
+
+    from ..errors import ConfigError
+
+    if value is None:
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{name} = {value}: must be a finite number")
+    if low is not None and (value <= low if low_open else value < low):
+        raise ConfigError(f"{name} = {value}: must be {'>' if low_open else '>='} {low:g}"
+                          + (f" and <= {high:g}" if high is not None else ""))
+    if high is not None and value > high:
+        raise ConfigError(f"{name} = {value}: must be <= {high:g}")
+
+
+def int_list(name: str, text: str, low: int | None = None) -> list[int]:
+    """Comma-separated integers (``--sizes 50,100``) with a one-line error naming the bad item."""
+    from ..errors import ConfigError
+
+    out = []
+    for item in text.split(","):
+        try:
+            v = int(item.strip())
+        except ValueError:
+            raise ConfigError(f"{name} = {text!r}: {item.strip()!r} is not an integer (e.g. 50,100,200)") from None
+        check_range(name, v, low)
+        out.append(v)
+    if not out:
+        raise ConfigError(f"{name} is empty")
+    return out
+
+
+def refuse_existing_output(path: Any, overwrite: bool, what: str, marker: str | None = None) -> None:
+    """Refuse to write into ``path`` when it holds something (``marker`` file, or anything) unless
+    ``overwrite``; a file where a folder is wanted is refused always."""
+    from pathlib import Path
+
+    from ..errors import BondmlError
+
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise BondmlError(f"{p}: is a file, not a folder; give a folder path for the {what}")
+    if overwrite or not p.is_dir():
+        return
+    held = (p / marker).exists() if marker else any(not c.name.startswith(".") for c in p.iterdir())
+    if held:
+        raise BondmlError(f"{p}: already holds a {what}; use --overwrite to replace it or choose another --out")

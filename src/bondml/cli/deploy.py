@@ -44,6 +44,15 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """-ICOHP (eV) + std of every bond of every frame; Parquet, per-atom ext-xyz, summary.json."""
         from ..deploy.infer import PredictConfig, default_workers, predict_trajectory
+        from ._io import check_range
+
+        check_range("--workers", workers, 1)
+        check_range("--max-frames", max_frames, 1)
+        check_range("--recycle-every", recycle_every, 1)
+        if precision not in ("float32", "float64"):
+            from ..errors import ConfigError
+
+            raise ConfigError(f"--precision {precision!r}: use float32 or float64")
 
         cfg = PredictConfig(workers=workers or default_workers(), icohplist=icohplist, overwrite=overwrite,
                             type_map=type_map, max_frames=max_frames, progress=not quiet,
@@ -81,7 +90,23 @@ def register(app: typer.Typer) -> None:
         from dataclasses import replace
 
         from ..deploy.md import CompressionProtocol, cut_cell, run_compression, scaled_protocol
+        from ..errors import ConfigError, InputFileError
+        from ._io import check_range
 
+        check_range("--cut-side", cut_side, 0, low_open=True)
+        check_range("--strain-rate", strain_rate, 0, low_open=True)
+        check_range("--frame-ps", frame_ps, 0, low_open=True)
+        check_range("--seed", seed, 0)
+        check_range("--threads", threads, 1)
+        if final_strain is not None and not -1.0 < final_strain < 0.0:
+            raise ConfigError(f"--final-strain = {final_strain}: must be in (-1, 0) (compression is negative)")
+        if cell is not None and not cell.is_file():
+            raise InputFileError(cell, "LAMMPS data file not found" if not cell.exists() else "is not a file")
+        if out.exists() and not out.is_dir():
+            raise InputFileError(out, "is a file, not a folder; give a folder for --out")
+        if (out / "compression.dump").exists() and not overwrite:  # before anything is written
+            raise ConfigError(f"{out}: already holds a compression run (compression.dump); "
+                              "use --overwrite or another --out")
         if scaled:
             out.mkdir(parents=True, exist_ok=True)
             src = cell if cell else None

@@ -12,7 +12,8 @@ from ._io import console, make_console
 from rich.table import Table
 
 from ..constants import BOND_TYPES, LABEL_WINDOW, PAPER_RMSE
-from ..errors import ConfigError
+from ..errors import ConfigError, InputFileError
+from ._io import check_range, int_list, refuse_existing_output
 
 
 StoreOpt = Annotated[Optional[Path], typer.Option("--store", help="bond store folder (bondml ingest)")]
@@ -44,6 +45,43 @@ def load_dataset(store: Path | None, getl: Path | None, nc: list[str] | None = N
     cells = [c for c in discover(getl) if (not nc or c.nc in nc) and (not run or c.run in run)
              and (not sub_run or c.sub_run in sub_run)]
     return dataset_from_getl(getl, cells=cells)
+
+
+def read_hyper(path: Path) -> dict[str, dict[str, float]]:
+    """``--hyper`` JSON ``{type: {sigma, gamma, zeta}}``, checked (types, keys, positive numbers)."""
+    if not path.is_file():
+        raise InputFileError(path, "hyper-parameter file not found" if not path.exists() else "is not a file")
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise InputFileError(path, "not a text file; give a JSON file {type: {sigma, gamma, zeta}}") from None
+    except json.JSONDecodeError as exc:
+        raise InputFileError(path, f"invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    if not isinstance(d, dict):
+        raise InputFileError(path, "must be a JSON object {type: {sigma, gamma, zeta}}")
+    for t, v in d.items():
+        if t not in BOND_TYPES:
+            raise InputFileError(path, f"unknown bond type {t!r}; use one of {', '.join(BOND_TYPES)}")
+        if not isinstance(v, dict):
+            raise InputFileError(path, f"{t} must map to an object {{sigma, gamma, zeta}}")
+        for k, x in v.items():
+            if k not in ("sigma", "gamma", "zeta"):
+                raise InputFileError(path, f"{t}.{k}: unknown hyper-parameter; use sigma, gamma or zeta")
+            if isinstance(x, bool) or not isinstance(x, (int, float)) or not x > 0 or x != x or x == float("inf"):
+                raise InputFileError(path, f"{t}.{k} = {x!r}: must be a finite number > 0")
+    return d
+
+
+def model_lock(out: Path) -> Any:
+    """Exclusive lock of a model folder while it is written (``.<name>.lock`` beside it, so the
+    lock survives the folder being swapped for a new one)."""
+    from ..errors import BondmlError
+    from ..util import file_lock, lock_wait_seconds
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return file_lock(out.parent / f".{out.name}.lock", lambda: BondmlError(
+        f"{out}: another bondml train is writing this model folder; wait for it or choose another --out"),
+        wait=lock_wait_seconds(0.0))
 
 
 def _tables_root(tables: Path | None) -> Path:
@@ -92,25 +130,33 @@ def register(app: typer.Typer) -> None:
         min_bonds: Annotated[int, typer.Option(help="fewest bonds for a GP; fewer -> distance-only fallback")] = 30,
         hyper: Annotated[Optional[Path], typer.Option(help="JSON {type: {sigma, gamma, zeta}} overriding the preset")] = None,
         preset: Annotated[str, typer.Option(help="hyper-parameters: paper, or tuned (needs --prior)")] = "paper",
+        overwrite: Annotated[bool, typer.Option("--overwrite", help="replace a model already in --out")] = False,
     ) -> None:
         """Train one GP per bond type (paper kernel and hyper-parameters) and save the model folder."""
         from ..model.bondmodel import BondModel
 
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-        ds = load_dataset(store, getl, nc, run, sub_run, version, selection)
-        dm = _distance_model(ds, tables)
-        from ..evaluate.tune import TUNED_HYPERPARAMETERS
-
+        check_range("--max-train", max_train, 0, low_open=True)
+        check_range("--seed", seed, 0)
+        check_range("--min-bonds", min_bonds, 1)
         if preset not in ("paper", "tuned"):
-            raise ConfigError(f"unknown preset {preset!r}; use paper or tuned")
+            raise ConfigError(f"--preset {preset!r}: unknown preset; use paper or tuned")
         if preset == "tuned" and not prior:
             raise ConfigError("--preset tuned was chosen with the prior mean; add --prior")
-        hp = {k: dict(v) for k, v in TUNED_HYPERPARAMETERS.items()} if preset == "tuned" else {}
-        for k, v in (json.loads(hyper.read_text()) if hyper else {}).items():
-            hp.setdefault(k, {}).update(v)
-        model = BondModel.fit(ds, hyperparameters=hp or None, distance_model=dm, use_prior=prior,
-                              max_train_per_type=max_train, seed=seed, min_bonds=min_bonds)
-        model.save(out)
+        user_hp = read_hyper(hyper) if hyper else {}
+        refuse_existing_output(out, overwrite, "model")
+        with model_lock(out):
+            ds = load_dataset(store, getl, nc, run, sub_run, version, selection)
+            dm = _distance_model(ds, tables)
+            from ..evaluate.tune import TUNED_HYPERPARAMETERS
+
+            hp = {k: dict(v) for k, v in TUNED_HYPERPARAMETERS.items()} if preset == "tuned" else {}
+            for k, v in user_hp.items():
+                hp.setdefault(k, {}).update(v)
+            model = BondModel.fit(ds, hyperparameters=hp or None, distance_model=dm, use_prior=prior,
+                                  max_train_per_type=max_train, seed=seed, min_bonds=min_bonds)
+            refuse_existing_output(out, overwrite, "model")  # another train finished meanwhile
+            model.save(out)
         t = Table(title=f"model {out} (SOAP {model.settings.digest}, prior: {'yes' if prior else 'no'})")
         for c in ("type", "kind", "bonds used", "bonds available", "sigma", "gamma", "zeta"):
             t.add_column(c)
@@ -137,6 +183,10 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Optional[Path], typer.Option(help="folder for metrics.json and PNG plots")] = None,
     ) -> None:
         """Validate without leakage; SOAP GP and distance-only side by side per type."""
+        check_range("--max-train", max_train, 0, low_open=True)
+        check_range("--seed", seed, 0)
+        if protocol not in ("paper", "loco", "cell-kfold", "run-out"):
+            raise ConfigError(f"--protocol {protocol!r}: unknown protocol; use loco, paper, cell-kfold or run-out")
         from ..evaluate import tune as tn
         from ..evaluate.metrics import regression_metrics
         from ..evaluate.plots import error_vs_distance_plot, parity_plot
@@ -210,6 +260,14 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Optional[Path], typer.Option(help="JSON file with every grid point")] = None,
     ) -> None:
         """Grid over sigma x gamma x zeta per type: grouped-CV RMSE and log marginal likelihood."""
+        check_range("--max-train", max_train, 0, low_open=True)
+        check_range("--seed", seed, 0)
+        check_range("--n-splits", n_splits, 2)
+        if level not in ("cell", "run"):
+            raise ConfigError(f"--level {level!r}: use cell or run")
+        for t in types or []:
+            if t not in BOND_TYPES:
+                raise ConfigError(f"--type {t!r}: unknown bond type; use one of {', '.join(BOND_TYPES)}")
         from ..evaluate import tune as tn
 
         ds = load_dataset(store, getl, nc, run, sub_run, version, selection)
@@ -248,10 +306,10 @@ def register(app: typer.Typer) -> None:
         from ..evaluate.plots import learning_curve_plot
         from ..util import atomic_write_json
 
+        sz = int_list("--sizes", sizes, 1)
+        sd = int_list("--seeds", seeds, 0)
         ds = load_dataset(store, getl, nc, run, sub_run, version, selection)
         pr = _distance_model(ds, tables) if prior else None
-        sz = [int(s) for s in sizes.split(",")]
-        sd = [int(s) for s in seeds.split(",")]
         curves = [tn.learning_curve(ds, bt, sz, sd, prior=pr) for bt in tn.types_with_data(ds)]
         out.mkdir(parents=True, exist_ok=True)
         learning_curve_plot(curves, out / "learning_curve.png")
@@ -289,9 +347,14 @@ def register(app: typer.Typer) -> None:
         from ..evaluate.validate import validate_cell, write_report
         from ..model.bondmodel import BondModel
 
+        check_range("--max-distance", max_distance, 0, low_open=True)
         m = BondModel.load(model)
         rep = validate_cell(m, cell, max_distance, out)
         write_report(rep, json_path)
+        if rep["in_training_data"]:
+            from ._io import warn
+
+            warn(f"{cell}: this cell is in the model's training data; its errors are not a test of the model")
         t = Table(title=f"{rep['cell']} (d <= {max_distance:g} A){' [in training data]' if rep['in_training_data'] else ''}")
         for c in ("type", "n", "RMSE (eV)", "1-sigma cov", "fallback"):
             t.add_column(c)

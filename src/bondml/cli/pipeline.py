@@ -66,19 +66,22 @@ def register(app: typer.Typer) -> None:
         out: OutOpt = Path("bondml-output"),
         stage: Annotated[list[str] | None, typer.Option("--stage", help="run only up to these stages")] = None,
         force: Annotated[list[str] | None, typer.Option("--force", help="re-run these stages even if cached")] = None,
+        overwrite: Annotated[bool, typer.Option("--overwrite", help="reuse --out made by a pipeline reading other data "
+                                                "(its store is rebuilt)")] = False,
     ) -> None:
         """Run the whole loop (ingest, train, validate, track, generate, deploy, active learning, report)
         as a DAG with content-hash caching: unchanged stages are skipped, an interrupted run resumes."""
         from ..pipeline import load_config, run_pipeline
 
         cfg = load_config(config)
-        console.rule(f"bondml run {config} -> {out}")
+        console.print(f"bondml run {config} -> {out}")
 
         def log(msg: str) -> None:
-            console.print(f"{msg}", highlight=False)
+            console.print(msg)
 
         with console.status("running stages...", spinner="dots"):
-            res = run_pipeline(cfg, out, targets=stage or None, force=force or (), log=log, on_stage=_print_stage)
+            res = run_pipeline(cfg, out, targets=stage or None, force=force or (), log=log, on_stage=_print_stage,
+                               overwrite=overwrite)
         _print_results(out, res)
         n_ran = sum(r.ran for r in res["stages"].values())
         console.print(f"{n_ran} stage(s) ran, {res['tasks']} task(s), {res['seconds']:.1f} s"
