@@ -263,3 +263,18 @@ def working_dir(path: str | Path) -> Iterator[None]:
         yield
     finally:
         os.chdir(old)
+
+
+def clean_temp_files(folder: str | Path, recursive: bool = True) -> int:
+    """Remove the temporary files an atomic write killed by SIGKILL left behind (``.<name>.*.tmp``).
+
+    Call only while holding the folder's lock (no writer is running). Returns how many went."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    n = 0
+    for p in (folder.rglob(".*.tmp") if recursive else folder.glob(".*.tmp")):
+        if p.is_file() and not p.is_symlink():
+            p.unlink(missing_ok=True)
+            n += 1
+    return n

@@ -153,7 +153,14 @@ def register(app: typer.Typer) -> None:
         stratify: Annotated[str, typer.Option(help="equal shares over nc, run or cell")] = "nc",
     ) -> None:
         """Save a seeded, stratified selection / mix of N labelled bonds per type (like DB4/DB8)."""
+        from ..errors import ConfigError
         from ..store.db import BondStore
+        from ._io import check_range
+
+        check_range("--n-per-type", n_per_type, 1)
+        check_range("--seed", seed, 0)
+        if stratify not in ("nc", "run", "cell"):
+            raise ConfigError(f"--stratify {stratify!r}: use nc, run or cell")
 
         sel = BondStore(store).make_selection(name, n_per_type, seed, nc, run, sub_run, stratify)
         console.print(f"selection {name} ({sel['hash']}) of version {sel['version']}: "

@@ -104,14 +104,16 @@ _OS_PROBLEMS = {
 
 
 def _guess_input(argv: list[str]) -> str:
-    """The first argument naming an existing file (for decode errors that carry no file name)."""
-    for a in argv:
-        v = a.split("=", 1)[1] if a.startswith("--") and "=" in a else a
-        try:
-            if v and not v.startswith("-") and Path(v).is_file():
-                return v
-        except OSError:
-            continue
+    """The first argument naming an existing file, else folder (for decode errors that carry no
+    file name)."""
+    for test in (Path.is_file, Path.is_dir):
+        for a in argv:
+            v = a.split("=", 1)[1] if a.startswith("--") and "=" in a else a
+            try:
+                if v and not v.startswith("-") and test(Path(v)):
+                    return v
+            except OSError:
+                continue
     return "input"
 
 

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from ..constants import BOND_TYPES, LABEL_WINDOW, PAPER_RMSE
 from ..errors import ConfigError, InputFileError
-from ._io import check_range, int_list, refuse_existing_output
+from ._io import check_range, int_list
 
 
 StoreOpt = Annotated[Optional[Path], typer.Option("--store", help="bond store folder (bondml ingest)")]
@@ -70,6 +70,25 @@ def read_hyper(path: Path) -> dict[str, dict[str, float]]:
             if isinstance(x, bool) or not isinstance(x, (int, float)) or not x > 0 or x != x or x == float("inf"):
                 raise InputFileError(path, f"{t}.{k} = {x!r}: must be a finite number > 0")
     return d
+
+
+def refuse_existing_model(out: Path, overwrite: bool) -> None:
+    """A model folder is immutable: refuse one that holds a model (``model.json``) or anything that
+    is not a model, unless ``overwrite``. What a train killed before ``model.json`` was written
+    leaves (``arrays.npz``, temporary files) is no model and is replaced."""
+    from ..errors import BondmlError
+
+    if out.exists() and not out.is_dir():
+        raise BondmlError(f"{out}: is a file, not a folder; give a folder for the model")
+    if overwrite or not out.is_dir():
+        return
+    names = {p.name for p in out.iterdir()}
+    if "model.json" in names:
+        raise BondmlError(f"{out}: already holds a model; use --overwrite to replace it or choose another --out")
+    other = sorted(n for n in names if n != "arrays.npz" and not (n.startswith(".") and n.endswith(".tmp")))
+    if other:
+        raise BondmlError(f"{out}: is not empty and holds no model ({', '.join(other[:3])}); "
+                          "choose another --out or use --overwrite")
 
 
 def model_lock(out: Path) -> Any:
@@ -144,8 +163,11 @@ def register(app: typer.Typer) -> None:
         if preset == "tuned" and not prior:
             raise ConfigError("--preset tuned was chosen with the prior mean; add --prior")
         user_hp = read_hyper(hyper) if hyper else {}
-        refuse_existing_output(out, overwrite, "model")
+        refuse_existing_model(out, overwrite)
         with model_lock(out):
+            from ..util import clean_temp_files
+
+            clean_temp_files(out, recursive=False)
             ds = load_dataset(store, getl, nc, run, sub_run, version, selection)
             dm = _distance_model(ds, tables)
             from ..evaluate.tune import TUNED_HYPERPARAMETERS
@@ -155,7 +177,7 @@ def register(app: typer.Typer) -> None:
                 hp.setdefault(k, {}).update(v)
             model = BondModel.fit(ds, hyperparameters=hp or None, distance_model=dm, use_prior=prior,
                                   max_train_per_type=max_train, seed=seed, min_bonds=min_bonds)
-            refuse_existing_output(out, overwrite, "model")  # another train finished meanwhile
+            refuse_existing_model(out, overwrite)  # another train finished meanwhile
             model.save(out)
         t = Table(title=f"model {out} (SOAP {model.settings.digest}, prior: {'yes' if prior else 'no'})")
         for c in ("type", "kind", "bonds used", "bonds available", "sigma", "gamma", "zeta"):

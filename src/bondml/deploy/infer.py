@@ -50,7 +50,7 @@ from ..errors import BondmlError, ConfigError, InputFileError, ModelError
 from ..features.soap import FeatureSettings, compute_soap
 from ..io.lammps import Frame, iter_frames, per_atom_stress_gpa, sniff_format
 from ..structure.bonds import find_bonds
-from ..util import atomic_write_json, code_version, file_lock, lock_wait_seconds, sha256_file, sha256_json
+from ..util import atomic_write_json, clean_temp_files, code_version, file_lock, lock_wait_seconds, sha256_file, sha256_json
 from .outputs import FrameResult, write_frame
 
 MANIFEST = "manifest.json"
@@ -216,8 +216,21 @@ def strain_of(frame: Frame, l0: float, axis: int) -> float:
     return float(np.linalg.norm(frame.atoms.cell.array[axis]) / l0 - 1.0)
 
 
+def check_frame(frame: Frame, source: str | Path, index: int) -> None:
+    """InputFileError unless the frame's positions and cell are finite and the cell has volume."""
+    a = frame.atoms
+    if len(a) == 0:
+        raise InputFileError(source, f"frame {index} has no atoms")
+    if not np.isfinite(a.positions).all():
+        raise InputFileError(source, f"frame {index}: non-finite atom coordinates (NaN or inf)")
+    cell = a.cell.array
+    if not np.isfinite(cell).all() or abs(np.linalg.det(cell)) < 1e-9:
+        raise InputFileError(source, f"frame {index}: the cell is not finite or has no volume")
+
+
 def infer_frame(job: FrameJob) -> FrameMeta:
     """Bonds, SOAP, prediction and files of one frame; returns its manifest entry."""
+    check_frame(job.frame, f"frame {job.index} of the input", job.index)
     t0 = time.perf_counter()
     model = _load_model(job.model_dir, job.model_digest)  # shared by threads: prediction does not modify it
     atoms = job.frame.atoms
@@ -411,10 +424,16 @@ def predict_trajectory(
     _RUN_INFO[run_key] = {"model": model_info, "input": input_info}
     if out.exists() and not out.is_dir():
         raise InputFileError(out, "output folder is a file; give a folder path")
+    first = next(iter(_frames(structure, cfg)), None)  # bad input is refused before anything is written
+    if first is None:
+        raise InputFileError(structure, "holds no frame")
+    check_frame(first, structure, 0)
+    del first
     out.mkdir(parents=True, exist_ok=True)
     with file_lock(out / ".lock", lambda: BondmlError(
             f"{out}: another bondml predict is writing this output folder; wait for it or use another --out"),
             wait=lock_wait_seconds(0.0)):
+        clean_temp_files(out)  # left by a run killed mid-write
         manifest = _prepare_out(out, run_key, cfg.overwrite) or {
             "run_key": run_key, "input": input_info, "model": model_info, "config": cfg.key_fields(),
             "windows": windows, "settings": settings.to_dict(), "code": code_version(), "frames": [], "l0": None,

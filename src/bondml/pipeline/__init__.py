@@ -124,6 +124,9 @@ def run_pipeline(config: str | Path | PipelineConfig, out: str | Path, targets: 
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     with out_lock(out):
+        from ..util import clean_temp_files
+
+        clean_temp_files(out, recursive=False)
         rec = check_provenance(cfg, out, overwrite)
         atomic_write_json(out / PROVENANCE, rec)
         with _log_to(out / "pipeline.log"), TaskRunner(cfg.executor, out / "work" / "parsl") as runner, \

@@ -38,7 +38,7 @@ from ..errors import BondmlError, InputFileError, StoreError
 from ..features.soap import PAPER_SETTINGS, FeatureSettings
 from ..io.getl import SubRunFiles, tree_root, discover, subrun_path
 from ..types import CellId
-from ..util import (atomic_write_bytes, atomic_write_json, code_version, file_lock, lock_wait_seconds, sha256_bytes,
+from ..util import (atomic_write_bytes, atomic_write_json, clean_temp_files, code_version, file_lock, lock_wait_seconds, sha256_bytes,
                     sha256_file, sha256_json)
 from .dataset import BondDataset
 from .extract import CellExtract, extract_cell
@@ -237,6 +237,7 @@ class BondStore:
         t0 = time.perf_counter()
         rep = IngestReport()
         with self._lock():
+            clean_temp_files(self.path)  # left by a writer killed mid-write
             top = tree_root(root)
             entries: dict[str, dict[str, Any]] = {}
             cur = self.current_version(required=False)
