@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from ._io import console, make_console
+from ._io import console
 from rich.table import Table
 
 from ..constants import BOND_TYPES
@@ -23,6 +23,21 @@ def _print_summary(s: dict) -> None:
     console.print(t)
     console.print(f"out of domain: {100 * s['fraction_out_of_domain']:.2f} %, "
                   f"fallback: {100 * s['fraction_fallback']:.3f} %")
+
+
+def _check_type_map(text: str) -> None:
+    """``--type-map 1=Zr,2=Cu,3=Al``: integer types, known elements (one-line error otherwise)."""
+    from ..errors import BondmlError, ConfigError
+    from ..types import check_element
+
+    for item in text.split(","):
+        t, _, el = item.partition("=")
+        if not t.strip().isdigit() or not el.strip():
+            raise ConfigError(f"--type-map {text!r}: {item!r} is not TYPE=ELEMENT (e.g. 1=Zr,2=Cu,3=Al)")
+        try:
+            check_element(el.strip())
+        except BondmlError as exc:
+            raise ConfigError(f"--type-map {text!r}: {exc}") from None
 
 
 def register(app: typer.Typer) -> None:
@@ -53,6 +68,8 @@ def register(app: typer.Typer) -> None:
             from ..errors import ConfigError
 
             raise ConfigError(f"--precision {precision!r}: use float32 or float64")
+        if type_map:
+            _check_type_map(type_map)
 
         cfg = PredictConfig(workers=workers or default_workers(), icohplist=icohplist, overwrite=overwrite,
                             type_map=type_map, max_frames=max_frames, progress=not quiet,

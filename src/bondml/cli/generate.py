@@ -15,6 +15,7 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from ._io import make_console, print_error
 
@@ -92,7 +93,7 @@ def _status(root: Path, as_json: bool) -> None:
         counts[r.status] = counts.get(r.status, 0) + 1
         style = "green" if r.status in LABELLED_STATUSES else ("yellow" if r.status == "NEW" else "red")
         why = r.reason if not r.last_job or r.last_job == r.status else f"{r.reason} (last job: {r.last_job})"
-        table.add_row(r.cell.nc, str(r.cell.run), str(r.cell.sub_run), r.status,
+        table.add_row(r.cell.nc, str(r.cell.run), str(r.cell.sub_run), Text(r.status, style=style),
                       ",".join(r.labels) or "-", why)
     console = make_console()
     console.print(table)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from ._io import console, make_console
+from ._io import console
 from rich.table import Table
 
 

@@ -429,6 +429,8 @@ def predict_trajectory(
         raise InputFileError(structure, "holds no frame")
     check_frame(first, structure, 0)
     del first
+    if out.is_dir() and not cfg.overwrite:  # refuse before anything (even the lock file) is created
+        _prepare_out(out, run_key, False)
     out.mkdir(parents=True, exist_ok=True)
     with file_lock(out / ".lock", lambda: BondmlError(
             f"{out}: another bondml predict is writing this output folder; wait for it or use another --out"),

@@ -64,7 +64,7 @@ def _data_identity(cfg: PipelineConfig) -> dict[str, Any]:
             "store": str(cfg.resolve_path(cfg.data.store).resolve()) if cfg.data.store else ""}
 
 
-def check_provenance(cfg: PipelineConfig, out: Path, overwrite: bool = False) -> dict[str, Any]:
+def check_provenance(cfg: PipelineConfig, out: Path, overwrite: bool = False, dry: bool = False) -> dict[str, Any]:
     """Refuse an output folder made by a pipeline that reads other data (another name, other
     GETL roots or store) unless ``overwrite``; then its own store is rebuilt from scratch so the
     data of the two never mix. Edits of other settings (model, validation, deploy...) are fine:
@@ -95,7 +95,7 @@ def check_provenance(cfg: PipelineConfig, out: Path, overwrite: bool = False) ->
             raise BondmlError(
                 f"{out}: holds the run of another pipeline ({old.get('config') or '?'}: other {', '.join(diff)}); "
                 "its data would mix with this one's; use --overwrite to start this folder again or another --out")
-        if not cfg.data.store:  # the folder's own store: rebuilt, never mixed
+        if not cfg.data.store and not dry:  # the folder's own store: rebuilt, never mixed
             shutil.rmtree(out / "store", ignore_errors=True)
     rec["history"] = ((old or {}).get("history") or [])[-49:] + [
         {"config": cfg.source, "config_hash": rec["config_hash"], "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}]
@@ -121,6 +121,14 @@ def run_pipeline(config: str | Path | PipelineConfig, out: str | Path, targets: 
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise BondmlError(f"{out}: is a file, not a folder; give a folder for --out")
+    from .dag import needed
+
+    stages = build_stages()
+    needed(stages, targets)  # an unknown --stage is refused before anything is written
+    for name in force:
+        needed(stages, [name])
+    if out.is_dir():  # refuse before anything (even the lock file) is created; checked again under the lock
+        check_provenance(cfg, out, overwrite, dry=True)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     with out_lock(out):
@@ -131,7 +139,7 @@ def run_pipeline(config: str | Path | PipelineConfig, out: str | Path, targets: 
         atomic_write_json(out / PROVENANCE, rec)
         with _log_to(out / "pipeline.log"), TaskRunner(cfg.executor, out / "work" / "parsl") as runner, \
                 _blas_limit(cfg.executor.blas_threads):
-            results = run_dag(build_stages(), cfg, out, targets, force, runner, log, on_stage)
+            results = run_dag(stages, cfg, out, targets, force, runner, log, on_stage)
             tasks = runner.tasks_run
         rep = results.get("report")
         report_dir = out / "report"
