@@ -592,3 +592,26 @@ def test_compress_and_quench_in_a_folder_with_space_and_accent(tmp_path: Path, c
     assert rc == 0, err
     assert (base / "q run" / "Zr50Cu50.xyz").is_file()
     np.testing.assert_equal(True, "read_data \"start.data\"" in (base / "q run" / "Zr50Cu50.lmp.inp").read_text())
+
+
+def test_predict_bad_frame_after_good_ones_exits_1(ctx: SimpleNamespace, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """Frame 1 of 3 has a NaN coordinate: frame 0 is kept, exit 1 with the frame's line and a
+    summary; the folder stays resumable (the same command continues after a fix)."""
+    from bondml.io.lammps import format_dump_frame, read_lammps_data
+
+    a = read_lammps_data(ctx.cell).atoms
+    traj = tmp_path / "t.dump"
+    with open(traj, "w") as fh:
+        for k in range(3):
+            b = a.copy()
+            if k == 1:
+                b.positions[3, 1] = np.nan
+            fh.write(format_dump_frame(b, timestep=k))
+    out = tmp_path / "o"
+    rc, _, err = call(["predict", "--model", ctx.model, "--structure", traj, "--out", out, "--quiet", "--workers", "1"],
+                      capsys)
+    lines = err.strip().splitlines()
+    assert rc == 1, err
+    assert "frame 1" in lines[0] and "non-finite" in lines[0] and "after 1 frame(s)" in lines[-1]
+    assert len(json.loads((out / "manifest.json").read_text())["frames"]) == 1

@@ -29,6 +29,9 @@ class InputFileError(BondmlError):
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
 
+    def __reduce__(self) -> tuple[object, ...]:  # survives the trip back from a worker process
+        return (type(self), (self.path, self.problem))
+
 
 class UnknownElementError(BondmlError):
     """An element outside the model's or the study's element set."""
