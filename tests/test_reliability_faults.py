@@ -292,7 +292,7 @@ def test_eight_processes_contend_for_every_lock(base: dict[str, Path]) -> None:
     procs = [start(_cli, argv) for _ in range(8)]
     for p in procs:
         p.join(300)
-    print(f"\n8 contending trains: {time.perf_counter() - t0:.1f} s")
+    print(f"8 contending trains: {time.perf_counter() - t0:.1f} s")
     codes = sorted(p.exitcode for p in procs)
     assert codes.count(0) == 1 and codes.count(2) == 7, codes
     assert digest(model, skip=lambda p: p.name.startswith(".")) == digest(base["model"])

@@ -126,3 +126,20 @@ def refuse_existing_output(path: Any, overwrite: bool, what: str, marker: str | 
     held = (p / marker).exists() if marker else any(not c.name.startswith(".") for c in p.iterdir())
     if held:
         raise BondmlError(f"{p}: already holds a {what}; use --overwrite to replace it or choose another --out")
+
+
+def output_lock(out: Any, what: str = "output folder") -> Any:
+    """Exclusive lock of a command's output folder (``<out>/.lock``), refused at once when busy
+    (unless ``BONDML_LOCK_WAIT``): two commands never write one folder at the same time."""
+    from pathlib import Path
+
+    from ..errors import BondmlError
+    from ..util import file_lock, lock_wait_seconds
+
+    p = Path(out)
+    if p.exists() and not p.is_dir():
+        raise BondmlError(f"{p}: is a file, not a folder; give a folder for the {what}")
+    p.mkdir(parents=True, exist_ok=True)
+    return file_lock(p / ".lock", lambda: BondmlError(
+        f"{p}: another bondml command is writing this {what}; wait for it or choose another --out"),
+        wait=lock_wait_seconds(0.0))

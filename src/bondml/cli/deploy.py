@@ -106,8 +106,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Stress-strain, distributions, per-atom correlations, bond exchange, maps -> report."""
         from ..analysis.report import analyze as run_analysis
+        from ..errors import InputFileError
+        from ._io import output_lock
 
-        path = run_analysis(run, out, thermo)
+        if not (run / "manifest.json").is_file():
+            raise InputFileError(run, "not a bondml predict output folder (no manifest.json)")
+        with output_lock(out, "report folder"):
+            path = run_analysis(run, out, thermo)
         console.print(f"wrote {path} and {path.with_suffix('.md')}")
 
     @app.command()

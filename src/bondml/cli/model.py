@@ -13,7 +13,7 @@ from rich.table import Table
 
 from ..constants import BOND_TYPES, LABEL_WINDOW, PAPER_RMSE
 from ..errors import ConfigError, InputFileError
-from ._io import check_range, int_list
+from ._io import check_range, int_list, output_lock
 
 
 StoreOpt = Annotated[Optional[Path], typer.Option("--store", help="bond store folder (bondml ingest)")]
@@ -45,6 +45,12 @@ def load_dataset(store: Path | None, getl: Path | None, nc: list[str] | None = N
     cells = [c for c in discover(getl) if (not nc or c.nc in nc) and (not run or c.run in run)
              and (not sub_run or c.sub_run in sub_run)]
     return dataset_from_getl(getl, cells=cells)
+
+
+def _folder_ok(out: Path) -> None:
+    """Refuse an --out that is a file before any work is done."""
+    if out.exists() and not out.is_dir():
+        raise InputFileError(out, "is a file, not a folder; give a folder for --out")
 
 
 def read_hyper(path: Path) -> dict[str, dict[str, float]]:
@@ -209,6 +215,8 @@ def register(app: typer.Typer) -> None:
         check_range("--seed", seed, 0)
         if protocol not in ("paper", "loco", "cell-kfold", "run-out"):
             raise ConfigError(f"--protocol {protocol!r}: unknown protocol; use loco, paper, cell-kfold or run-out")
+        if out is not None:
+            _folder_ok(out)
         from ..evaluate import tune as tn
         from ..evaluate.metrics import regression_metrics
         from ..evaluate.plots import error_vs_distance_plot, parity_plot
@@ -240,14 +248,14 @@ def register(app: typer.Typer) -> None:
         proto = next(iter(res.values())).protocol if res else protocol
         _print_metrics(f"{proto}{' + distance prior' if prior else ''}", {k: v.metrics for k, v in res.items()}, dist)
         if out:
-            out.mkdir(parents=True, exist_ok=True)
-            parity_plot({k: (v.y, v.pred) for k, v in res.items()}, out / "parity.png", proto)
-            error_vs_distance_plot({k: (v.distance, v.y, v.pred) for k, v in res.items()}, out / "error_vs_distance.png", proto)
-            from ..util import atomic_write_json
+            with output_lock(out, "evaluation folder"):
+                parity_plot({k: (v.y, v.pred) for k, v in res.items()}, out / "parity.png", proto)
+                error_vs_distance_plot({k: (v.distance, v.y, v.pred) for k, v in res.items()}, out / "error_vs_distance.png", proto)
+                from ..util import atomic_write_json
 
-            atomic_write_json(out / "metrics.json", {"protocol": proto, "prior": prior,
-                                                     "soap_gp": {k: v.metrics for k, v in res.items()},
-                                                     "distance_only": dist})
+                atomic_write_json(out / "metrics.json", {"protocol": proto, "prior": prior,
+                                                         "soap_gp": {k: v.metrics for k, v in res.items()},
+                                                         "distance_only": dist})
             console.print(f"wrote {out}/metrics.json, parity.png, error_vs_distance.png")
 
     @app.command("composition-transfer")
@@ -330,31 +338,32 @@ def register(app: typer.Typer) -> None:
 
         sz = int_list("--sizes", sizes, 1)
         sd = int_list("--seeds", seeds, 0)
+        _folder_ok(out)
         ds = load_dataset(store, getl, nc, run, sub_run, version, selection)
         pr = _distance_model(ds, tables) if prior else None
         curves = [tn.learning_curve(ds, bt, sz, sd, prior=pr) for bt in tn.types_with_data(ds)]
-        out.mkdir(parents=True, exist_ok=True)
-        learning_curve_plot(curves, out / "learning_curve.png")
-        t = Table(title="learning curves: RMSE (eV) on held-out cells, mean over seeds")
-        t.add_column("type")
-        for s in sz:
-            t.add_column(str(s), justify="right")
-        for c in curves:
-            vals = dict(zip(c["sizes"], c["rmse_mean"], strict=True))
-            t.add_row(c["bond_type"], *[f"{vals[s]:.3f}" if s in vals else "-" for s in sz])
-        console.print(t)
-        aug = []
-        if augmentation:
-            aug = [tn.augmentation_study(ds, bt, seeds=sd, prior=pr) for bt in tn.types_with_data(ds)
-                   if (ds.of_type(bt).sub_run == 0).sum() >= 10]
-            t = Table(title="augmentation: same budget, tested on each augmented cell left out")
-            for c in ("type", "budget", "RMSE without sub-runs 1..14", "RMSE with"):
-                t.add_column(c)
-            for a in aug:
-                t.add_row(a["bond_type"], str(a["budget"]), f"{a['rmse_without_augmentation']:.3f}",
-                          f"{a['rmse_with_augmentation']:.3f}")
+        with output_lock(out, "learning-curve folder"):
+            learning_curve_plot(curves, out / "learning_curve.png")
+            t = Table(title="learning curves: RMSE (eV) on held-out cells, mean over seeds")
+            t.add_column("type")
+            for s in sz:
+                t.add_column(str(s), justify="right")
+            for c in curves:
+                vals = dict(zip(c["sizes"], c["rmse_mean"], strict=True))
+                t.add_row(c["bond_type"], *[f"{vals[s]:.3f}" if s in vals else "-" for s in sz])
             console.print(t)
-        atomic_write_json(out / "learning_curve.json", {"curves": curves, "augmentation": aug})
+            aug = []
+            if augmentation:
+                aug = [tn.augmentation_study(ds, bt, seeds=sd, prior=pr) for bt in tn.types_with_data(ds)
+                       if (ds.of_type(bt).sub_run == 0).sum() >= 10]
+                t = Table(title="augmentation: same budget, tested on each augmented cell left out")
+                for c in ("type", "budget", "RMSE without sub-runs 1..14", "RMSE with"):
+                    t.add_column(c)
+                for a in aug:
+                    t.add_row(a["bond_type"], str(a["budget"]), f"{a['rmse_without_augmentation']:.3f}",
+                              f"{a['rmse_with_augmentation']:.3f}")
+                console.print(t)
+            atomic_write_json(out / "learning_curve.json", {"curves": curves, "augmentation": aug})
         console.print(f"wrote {out}/learning_curve.png and learning_curve.json")
 
     @app.command()
