@@ -104,7 +104,7 @@ def test_resume_continues_after_last_complete_frame(model_dir, trajectory, traj_
 def test_other_run_in_out_dir_needs_overwrite(model_dir, trajectory, small_cell, traj_run):
     out, _ = traj_run
     before = pq.read_table(out / "bonds" / "frame=0" / "part-0.parquet")
-    with pytest.raises(BondmlError, match="holds another run"):
+    with pytest.raises(BondmlError, match="holds the predictions of another run"):
         predict_trajectory(model_dir, small_cell, out, PredictConfig(**QUIET))
     assert pq.read_table(out / "bonds" / "frame=0" / "part-0.parquet").equals(before)
 

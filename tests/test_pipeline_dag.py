@@ -146,9 +146,13 @@ def test_code_change_invalidates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 def test_output_folder_lock(tmp_path: Path) -> None:
     from bondml.errors import BondmlError
 
-    (tmp_path / ".lock").write_text("1")  # pid 1 is alive: another run holds the folder
+    import fcntl
+    import os
+
+    fd = os.open(tmp_path / ".lock", os.O_RDWR | os.O_CREAT)  # another run holds the folder
+    fcntl.flock(fd, fcntl.LOCK_EX)
     with pytest.raises(BondmlError, match="another bondml run"):
         run_dag(_stages([]), _Cfg(), tmp_path, log=lambda m: None)
-    (tmp_path / ".lock").write_text("999999999")  # a dead run's lock is taken over
+    os.close(fd)  # the holder exits (or is killed): the kernel releases its lock
+    (tmp_path / ".lock").write_text("999999999")  # whatever a crashed old version left there
     run_dag(_stages([]), _Cfg(), tmp_path, log=lambda m: None)
-    assert not (tmp_path / ".lock").exists()

@@ -119,7 +119,10 @@ def test_interrupted_ingest_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     with pytest.raises(KeyboardInterrupt):
         s.ingest(root)
     assert s.current_version(required=False) is None  # no half-made version
-    assert not list(s.path.rglob("*.tmp")) and not (s.path / ".lock").exists()
+    assert not list(s.path.rglob("*.tmp"))
+    import fcntl  # the lock file stays (flock); the lock itself is free again
+    with open(s.path / ".lock") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
     monkeypatch.setattr(dbmod, "extract_cell", real)
     rep = s.ingest(root)
     assert len(rep.unchanged) == 1 and len(rep.added) == 2
@@ -182,6 +185,15 @@ def test_store_errors(tmp_path: Path) -> None:
         s.info()
     with pytest.raises(StoreError, match="no selection named 'x'"):
         s.read_selection("x")
-    (s.path / ".lock").write_text("1")  # pid 1 is always alive
-    with pytest.raises(StoreError, match="in use by process"):
-        s.ingest(tmp_path)
+    import fcntl
+    import os
+
+    fd = os.open(s.path / ".lock", os.O_RDWR | os.O_CREAT)  # another holder of the store lock
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    os.environ["BONDML_LOCK_WAIT"] = "0.2"
+    try:
+        with pytest.raises(StoreError, match="locked by another bondml process"):
+            s.ingest(tmp_path)
+    finally:
+        del os.environ["BONDML_LOCK_WAIT"]
+        os.close(fd)

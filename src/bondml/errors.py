@@ -4,7 +4,21 @@ from __future__ import annotations
 
 
 class BondmlError(Exception):
-    """Base class of every error bondml raises on purpose (bad input, bad state)."""
+    """Base class of every error bondml raises on purpose (bad input, bad state).
+
+    ``exit_code`` is the CLI's exit status for it: 2 = bad input or usage, nothing changed.
+    """
+
+    exit_code = 2
+
+
+class PartialFailure(BondmlError):
+    """The command did what it could, but some items (cells, frames, jobs) failed: exit status 1.
+
+    The message is the one-line summary; the per-item lines were reported before.
+    """
+
+    exit_code = 1
 
 
 class InputFileError(BondmlError):
@@ -14,6 +28,9 @@ class InputFileError(BondmlError):
         self.path = str(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+    def __reduce__(self) -> tuple[object, ...]:  # survives the trip back from a worker process
+        return (type(self), (self.path, self.problem))
 
 
 class UnknownElementError(BondmlError):

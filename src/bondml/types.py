@@ -25,6 +25,17 @@ class CellId:
         """A file-name-safe key, e.g. ``Zr49Cu49Al2-21-3``."""
         return f"{self.nc}-{self.run}-{self.sub_run}"
 
+    @classmethod
+    def parse(cls, text: str) -> CellId:
+        """A CellId from either spelling, ``Zr49Cu49Al2/21/3`` (``str``) or ``Zr49Cu49Al2-21-3`` (``key``)."""
+        m = _CELL_RE.match(str(text).strip())
+        if m is None:
+            raise ConfigError(f"cell {text!r}: not NC/RUN/SUB or NC-RUN-SUB (e.g. Zr49Cu49Al2/21/3)")
+        return cls(m.group(1), int(m.group(2)), int(m.group(3)))
+
+
+_CELL_RE = re.compile(r"^(.+?)[-/](\d+)[-/](\d+)$")
+
 
 def check_element(symbol: str, any_element: bool = False) -> str:
     """Return ``symbol`` if it belongs to the Zr-Cu-Al system (any chemical element with

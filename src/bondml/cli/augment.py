@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+from ._io import make_console
 from rich.table import Table
 
 
@@ -45,7 +45,7 @@ def augment_cmd(
     names = ["original", *(t.name for t in AUGMENTATIONS)]
     for k, p in enumerate(paths):
         table.add_row(str(k), names[k] if k < len(names) else "?", f"{read(p).get_volume():.2f}", str(p))
-    Console().print(table)
+    make_console().print(table)
 
 
 def quench_cmd(
@@ -68,13 +68,13 @@ def quench_cmd(
     protocol = QuenchProtocol.scaled() if scaled else QuenchProtocol()
     if rate is not None:
         protocol = dataclasses.replace(protocol, quench_rate_K_per_s=rate)
-    console = Console()
+    console = make_console()
     steps = sum(protocol.steps())
     with console.status(f"LAMMPS melt-quench of {nc} ({n_atoms} atoms, {steps:,} steps, seed {seed})"):
         res = melt_quench(nc, out, seed, n_atoms=n_atoms, protocol=protocol, threads=threads,
                           overwrite=overwrite)
     console.print(
-        f"[green]done[/] {res.xyz_path}  density {res.density_g_cm3:.3f} g/cm^3, "
+        f"done {res.xyz_path}  density {res.density_g_cm3:.3f} g/cm^3, "
         f"E_pot {res.pe_per_atom_ev:.4f} eV/atom at {res.temperature_K:.0f} K, {res.wall_s:.1f} s"
     )
     if compare:
@@ -86,7 +86,7 @@ def quench_cmd(
         console.print(f"wrote {len(paths)} cells under {Path(out) / '2000'}")
 
 
-def _compare_with_run21(res: object, console: Console) -> None:
+def _compare_with_run21(res: object, console: Any) -> None:
     """Print density / energy against the real run 21 and write ``rdf-vs-run21.png`` beside the run."""
     from ase.io import read
 

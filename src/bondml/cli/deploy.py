@@ -6,12 +6,11 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
+from ._io import console
 from rich.table import Table
 
 from ..constants import BOND_TYPES
 
-console = Console()
 
 
 def _print_summary(s: dict) -> None:
@@ -24,6 +23,30 @@ def _print_summary(s: dict) -> None:
     console.print(t)
     console.print(f"out of domain: {100 * s['fraction_out_of_domain']:.2f} %, "
                   f"fallback: {100 * s['fraction_fallback']:.3f} %")
+
+
+def _frames_done(out: Path) -> int:
+    import json
+
+    try:
+        return len(json.loads((out / "manifest.json").read_text(encoding="utf-8")).get("frames", []))
+    except (OSError, ValueError, AttributeError):
+        return 0
+
+
+def _check_type_map(text: str) -> None:
+    """``--type-map 1=Zr,2=Cu,3=Al``: integer types, known elements (one-line error otherwise)."""
+    from ..errors import BondmlError, ConfigError
+    from ..types import check_element
+
+    for item in text.split(","):
+        t, _, el = item.partition("=")
+        if not t.strip().isdigit() or not el.strip():
+            raise ConfigError(f"--type-map {text!r}: {item!r} is not TYPE=ELEMENT (e.g. 1=Zr,2=Cu,3=Al)")
+        try:
+            check_element(el.strip())
+        except BondmlError as exc:
+            raise ConfigError(f"--type-map {text!r}: {exc}") from None
 
 
 def register(app: typer.Typer) -> None:
@@ -49,11 +72,33 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """-ICOHP (eV) + std of every bond of every frame; Parquet, per-atom ext-xyz, summary.json."""
         from ..deploy.infer import PredictConfig, default_workers, predict_trajectory
+        from ._io import check_range
+
+        check_range("--workers", workers, 1)
+        check_range("--max-frames", max_frames, 1)
+        check_range("--recycle-every", recycle_every, 1)
+        if precision not in ("float32", "float64"):
+            from ..errors import ConfigError
+
+            raise ConfigError(f"--precision {precision!r}: use float32 or float64")
+        if type_map:
+            _check_type_map(type_map)
 
         cfg = PredictConfig(workers=workers or default_workers(), icohplist=icohplist, ovito=ovito, overwrite=overwrite,
                             type_map=type_map, max_frames=max_frames, progress=not quiet,
                             recycle_every=recycle_every, precision=precision, exact_std=exact_std)
-        s = predict_trajectory(model, structure, out, cfg)
+        from ..errors import BondmlError, PartialFailure
+        from ._io import print_error
+
+        try:
+            s = predict_trajectory(model, structure, out, cfg)
+        except BondmlError as exc:
+            done = _frames_done(out)
+            if isinstance(exc, PartialFailure) or not done:
+                raise
+            print_error(exc)  # a bad frame after good ones: those are kept, the run resumes
+            raise PartialFailure(f"{out}: stopped at a failing frame after {done} frame(s), which are kept; "
+                                 "fix the input and run the same command to resume") from None
         _print_summary(s)
         console.print(f"wrote {out / 'summary.json'}")
 
@@ -65,8 +110,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Stress-strain, distributions, per-atom correlations, bond exchange, maps -> report."""
         from ..analysis.report import analyze as run_analysis
+        from ..errors import InputFileError
+        from ._io import output_lock
 
-        path = run_analysis(run, out, thermo)
+        if not (run / "manifest.json").is_file():
+            raise InputFileError(run, "not a bondml predict output folder (no manifest.json)")
+        with output_lock(out, "report folder"):
+            path = run_analysis(run, out, thermo)
         console.print(f"wrote {path} and {path.with_suffix('.md')}")
 
     @app.command()
@@ -86,7 +136,23 @@ def register(app: typer.Typer) -> None:
         from dataclasses import replace
 
         from ..deploy.md import CompressionProtocol, cut_cell, run_compression, scaled_protocol
+        from ..errors import ConfigError, InputFileError
+        from ._io import check_range
 
+        check_range("--cut-side", cut_side, 0, low_open=True)
+        check_range("--strain-rate", strain_rate, 0, low_open=True)
+        check_range("--frame-ps", frame_ps, 0, low_open=True)
+        check_range("--seed", seed, 0)
+        check_range("--threads", threads, 1)
+        if final_strain is not None and not -1.0 < final_strain < 0.0:
+            raise ConfigError(f"--final-strain = {final_strain}: must be in (-1, 0) (compression is negative)")
+        if cell is not None and not cell.is_file():
+            raise InputFileError(cell, "LAMMPS data file not found" if not cell.exists() else "is not a file")
+        if out.exists() and not out.is_dir():
+            raise InputFileError(out, "is a file, not a folder; give a folder for --out")
+        if (out / "compression.dump").exists() and not overwrite:  # before anything is written
+            raise ConfigError(f"{out}: already holds a compression run (compression.dump); "
+                              "use --overwrite or another --out")
         if scaled:
             out.mkdir(parents=True, exist_ok=True)
             src = cell if cell else None

@@ -7,10 +7,12 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
+from ._io import console, make_console
 from rich.table import Table
 
-console = Console()
+from ..errors import PartialFailure
+from ._io import print_error
+
 
 
 def ingest_with_progress(root: Path, store_dir: Path, quiet: bool = False, target: str | None = None,
@@ -28,8 +30,8 @@ def ingest_with_progress(root: Path, store_dir: Path, quiet: bool = False, targe
         store = BondStore(store_dir, create=True, settings=settings_for_data(root), target=target,
                           label_source=source)
     cells = find_runs(root)
-    with Progress(TextColumn("[bold]ingest[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-                  TimeRemainingColumn(), console=console, disable=quiet, transient=True) as prog:
+    with Progress(TextColumn("ingest"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}", markup=False),
+                  TimeRemainingColumn(), console=make_console(), disable=quiet, transient=True) as prog:
         task = prog.add_task("", total=len(cells))
 
         def step(cell: object, status: str) -> None:
@@ -49,7 +51,7 @@ def print_summary(info: dict) -> None:
     console.print(t)
     bad = [c for c in info["cells"] if c["status"] not in ("DONE",) or c.get("error")]
     for c in bad:
-        console.print(f"  [yellow]{c['nc']}/{c['run']}/{c['sub_run']}[/] {c['status']}: {c.get('error') or c['reason']}")
+        console.print(f"  {c['nc']}/{c['run']}/{c['sub_run']} {c['status']}: {c.get('error') or c['reason']}")
     lo, hi = info["label_window"]
     t = Table(title=f"labelled bonds {lo:.2f} <= d <= {hi:.2f} A and -ICOHP statistics (eV)")
     for col in ("type", "bonds", "mean", "std", "min", "max", "d range (A)"):
@@ -87,16 +89,20 @@ def register(app: typer.Typer) -> None:
         rep = ingest_with_progress(root, store, quiet=json_out, target=target, labels=labels)
         if json_out:
             print(json.dumps({"added": rep.added, "unchanged": rep.unchanged, "errors": rep.errors,
-                              "version": rep.version, "version_changed": rep.version_changed}, indent=2))
-            return
-        console.print(f"ingest: {len(rep.added)} added, {len(rep.unchanged)} unchanged, "
-                      f"{len(rep.errors)} with errors; version [bold]{rep.version}[/]"
-                      f"{' (new)' if rep.version_changed else ' (unchanged)'} in {rep.seconds:.1f} s")
-        for cell, err in rep.errors.items():
-            console.print(f"  [red]{cell}[/]: {err}")
-        from ..store.db import BondStore
+                              "repaired": rep.repaired, "version": rep.version,
+                              "version_changed": rep.version_changed}, indent=2))
+        else:
+            console.print(f"ingest: {len(rep.added)} added, {len(rep.unchanged)} unchanged, "
+                          f"{len(rep.repaired)} repaired, {len(rep.errors)} with errors; version {rep.version}"
+                          f"{' (new)' if rep.version_changed else ' (unchanged)'} in {rep.seconds:.1f} s")
+            from ..store.db import BondStore
 
-        print_summary(BondStore(store).info())
+            print_summary(BondStore(store).info())
+        for cell, err in rep.errors.items():
+            print_error(err if err.startswith(str(root)) else f"{cell}: {err}")
+        if rep.errors:
+            raise PartialFailure(f"{root}: {len(rep.errors)} of {len(rep.added) + len(rep.unchanged) + len(rep.repaired)} "
+                                 "cell(s) not ingested (see above); fix them and run the same command again")
 
     @db.command("info")
     def db_info(
@@ -112,6 +118,29 @@ def register(app: typer.Typer) -> None:
             print(json.dumps(info, indent=2, default=str))
         else:
             print_summary(info)
+
+    @db.command("verify")
+    def db_verify(
+        store: Annotated[Path, typer.Option(help="store folder")],
+        repair: Annotated[bool, typer.Option("--repair", help="re-extract damaged objects from their source files")] = False,
+        json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    ) -> None:
+        """Check every stored object and table against its SHA-256 (exit 1 if anything is damaged)."""
+        from ..store.db import BondStore
+
+        rep = BondStore(store).verify(repair=repair)
+        if json_out:
+            print(json.dumps(rep, indent=2))
+        else:
+            console.print(f"verify {store}: {rep['checked']} objects and tables checked, "
+                          f"{len(rep['problems'])} damaged, {len(rep['repaired'])} repaired")
+            for line in rep["repaired"]:
+                console.print(f"  repaired {line}")
+        for line in rep["problems"]:
+            print_error(line)
+        if rep["problems"]:
+            raise PartialFailure(f"{store}: {len(rep['problems'])} damaged object(s) or table(s)"
+                                 + ("" if repair else "; run 'bondml db verify --store " + str(store) + " --repair'"))
 
     @db.command("versions")
     def db_versions(store: Annotated[Path, typer.Option(help="store folder")]) -> None:
@@ -136,10 +165,17 @@ def register(app: typer.Typer) -> None:
         stratify: Annotated[str, typer.Option(help="equal shares over nc, run or cell")] = "nc",
     ) -> None:
         """Save a seeded, stratified selection / mix of N labelled bonds per type (like DB4/DB8)."""
+        from ..errors import ConfigError
         from ..store.db import BondStore
+        from ._io import check_range
+
+        check_range("--n-per-type", n_per_type, 1)
+        check_range("--seed", seed, 0)
+        if stratify not in ("nc", "run", "cell"):
+            raise ConfigError(f"--stratify {stratify!r}: use nc, run or cell")
 
         sel = BondStore(store).make_selection(name, n_per_type, seed, nc, run, sub_run, stratify)
-        console.print(f"selection [bold]{name}[/] ({sel['hash']}) of version {sel['version']}: "
+        console.print(f"selection {name} ({sel['hash']}) of version {sel['version']}: "
                       f"{len(sel['bonds'])} bonds")
         for t, c in sel["counts"].items():
             console.print(f"  {t}: {sum(c.values())} over {len(c)} {stratify} groups")

@@ -14,8 +14,10 @@ import json
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
+from rich.text import Text
+
+from ._io import make_console, print_error
 
 from ..constants import LABELLED_STATUSES
 
@@ -50,8 +52,8 @@ def _grow(nc: str, runs: int, root: Path, labeler: str, executor: str, dry_run: 
         qe_settings=qe, cores=cores, pw_command=pw_command, lobster_command=lobster_command,
         xtb=XtbSettings(threads=xtb_threads),
     )
-    console = Console()
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+    console = make_console()
+    with Progress(TextColumn("{task.description}", markup=False), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), console=console) as bar:
         tasks: dict[str, int] = {}
 
@@ -63,12 +65,17 @@ def _grow(nc: str, runs: int, root: Path, labeler: str, executor: str, dry_run: 
         report = grow(opts, progress)
     console.print(f"done: {report.done or '{}'}  skipped (already valid): {report.skipped or '{}'}")
     if report.submit_script:
-        console.print(f"dry run: nothing ran; submit with [bold]bash {report.submit_script}[/]")
+        console.print(f"dry run: nothing ran; submit with bash {report.submit_script}")
     failed = [o for o in report.jobs if o.error]
-    for o in failed:
-        console.print(f"[red]{o.cell}[/]: {o.status} - {o.error}")
     if labeler == "xtb":
-        console.print("labels: [yellow]xtb-gfn1 (approximate, ICOHPLIST.xtb), not DFT[/]")
+        console.print("labels: xtb-gfn1 (approximate, ICOHPLIST.xtb), not DFT")
+    for o in failed:
+        print_error(f"{o.cell}: {o.status}: {o.error}")
+    if failed:
+        from ..errors import PartialFailure
+
+        raise PartialFailure(f"{root}: {len(failed)} of {len(report.jobs)} job(s) failed (see above); "
+                             "fix them and run the same command again (finished cells are kept)")
 
 
 def _status(root: Path, as_json: bool) -> None:
@@ -86,9 +93,9 @@ def _status(root: Path, as_json: bool) -> None:
         counts[r.status] = counts.get(r.status, 0) + 1
         style = "green" if r.status in LABELLED_STATUSES else ("yellow" if r.status == "NEW" else "red")
         why = r.reason if not r.last_job or r.last_job == r.status else f"{r.reason} (last job: {r.last_job})"
-        table.add_row(r.cell.nc, str(r.cell.run), str(r.cell.sub_run), f"[{style}]{r.status}[/]",
+        table.add_row(r.cell.nc, str(r.cell.run), str(r.cell.sub_run), Text(r.status, style=style),
                       ",".join(r.labels) or "-", why)
-    console = Console()
+    console = make_console()
     console.print(table)
     console.print("  ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "no sub-runs found")
 

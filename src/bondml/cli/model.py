@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from rich.console import Console
+from ._io import console
 from rich.table import Table
 
 from ..constants import BOND_TYPES, LABEL_WINDOW, PAPER_RMSE
-from ..errors import ConfigError
+from ..errors import ConfigError, InputFileError
+from ._io import check_range, int_list, output_lock
 
-console = Console()
 
 StoreOpt = Annotated[Optional[Path], typer.Option("--store", help="bond store folder (bondml ingest)")]
 GetlOpt = Annotated[Optional[Path], typer.Option("--getl", help="read a GETL tree directly (no store)")]
@@ -45,6 +45,69 @@ def load_dataset(store: Path | None, getl: Path | None, nc: list[str] | None = N
     cells = [c for c in discover(getl) if (not nc or c.nc in nc) and (not run or c.run in run)
              and (not sub_run or c.sub_run in sub_run)]
     return dataset_from_getl(getl, cells=cells)
+
+
+def _folder_ok(out: Path) -> None:
+    """Refuse an --out that is a file before any work is done."""
+    if out.exists() and not out.is_dir():
+        raise InputFileError(out, "is a file, not a folder; give a folder for --out")
+
+
+def read_hyper(path: Path) -> dict[str, dict[str, float]]:
+    """``--hyper`` JSON ``{type: {sigma, gamma, zeta}}``, checked (types, keys, positive numbers)."""
+    if not path.is_file():
+        raise InputFileError(path, "hyper-parameter file not found" if not path.exists() else "is not a file")
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise InputFileError(path, "not a text file; give a JSON file {type: {sigma, gamma, zeta}}") from None
+    except json.JSONDecodeError as exc:
+        raise InputFileError(path, f"invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    if not isinstance(d, dict):
+        raise InputFileError(path, "must be a JSON object {type: {sigma, gamma, zeta}}")
+    for t, v in d.items():
+        a_, _, b_ = str(t).partition("-")
+        if not b_ or not a_.isalpha() or not b_.isalpha():
+            raise InputFileError(path, f"unknown bond type {t!r}; write types as A-B, e.g. {', '.join(BOND_TYPES)}")
+        if not isinstance(v, dict):
+            raise InputFileError(path, f"{t} must map to an object {{sigma, gamma, zeta}}")
+        for k, x in v.items():
+            if k not in ("sigma", "gamma", "zeta"):
+                raise InputFileError(path, f"{t}.{k}: unknown hyper-parameter; use sigma, gamma or zeta")
+            if isinstance(x, bool) or not isinstance(x, (int, float)) or not x > 0 or x != x or x == float("inf"):
+                raise InputFileError(path, f"{t}.{k} = {x!r}: must be a finite number > 0")
+    return d
+
+
+def refuse_existing_model(out: Path, overwrite: bool) -> None:
+    """A model folder is immutable: refuse one that holds a model (``model.json``) or anything that
+    is not a model, unless ``overwrite``. What a train killed before ``model.json`` was written
+    leaves (``arrays.npz``, temporary files) is no model and is replaced."""
+    from ..errors import BondmlError
+
+    if out.exists() and not out.is_dir():
+        raise BondmlError(f"{out}: is a file, not a folder; give a folder for the model")
+    if overwrite or not out.is_dir():
+        return
+    names = {p.name for p in out.iterdir()}
+    if "model.json" in names:
+        raise BondmlError(f"{out}: already holds a model; use --overwrite to replace it or choose another --out")
+    other = sorted(n for n in names if n != "arrays.npz" and not (n.startswith(".") and n.endswith(".tmp")))
+    if other:
+        raise BondmlError(f"{out}: is not empty and holds no model ({', '.join(other[:3])}); "
+                          "choose another --out or use --overwrite")
+
+
+def model_lock(out: Path) -> Any:
+    """Exclusive lock of a model folder while it is written (``.<name>.lock`` beside it, so the
+    lock survives the folder being swapped for a new one)."""
+    from ..errors import BondmlError
+    from ..util import file_lock, lock_wait_seconds
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return file_lock(out.parent / f".{out.name}.lock", lambda: BondmlError(
+        f"{out}: another bondml train is writing this model folder; wait for it or choose another --out"),
+        wait=lock_wait_seconds(0.0))
 
 
 def _read_windows(path: Path) -> dict[str, tuple[float, float]]:
@@ -120,18 +183,32 @@ def register(app: typer.Typer) -> None:
         preset: Annotated[str, typer.Option(help="hyper-parameters: paper, or tuned (needs --prior)")] = "paper",
         windows: Annotated[Optional[Path], typer.Option(help="JSON {type: [lo, hi]} (Angstrom) overriding the "
                                                              "chemistry's per-type prediction windows")] = None,
+        overwrite: Annotated[bool, typer.Option("--overwrite", help="replace a model already in --out")] = False,
     ) -> None:
         """Train one GP per bond type (paper kernel and hyper-parameters) and save the model folder."""
         from ..model.presets import train_bond_model
 
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-        ds = load_dataset(store, getl, nc, run, sub_run, version, selection)
-        dm = _distance_model(ds, tables)
-        model = train_bond_model(ds, preset, json.loads(hyper.read_text()) if hyper else None, distance_model=dm,
-                                 use_prior=prior, max_train_per_type=max_train, seed=seed, min_bonds=min_bonds)
-        if windows is not None:
-            model.windows.update(_read_windows(windows))
-        model.save(out)
+        check_range("--max-train", max_train, 0, low_open=True)
+        check_range("--seed", seed, 0)
+        check_range("--min-bonds", min_bonds, 1)
+        user_hp = read_hyper(hyper) if hyper else {}
+        from ..model.presets import resolve_hyperparameters
+
+        resolve_hyperparameters(preset, None, user_hp or None, use_prior=prior)  # bad input: refuse before any work
+        refuse_existing_model(out, overwrite)
+        with model_lock(out):
+            from ..util import clean_temp_files
+
+            clean_temp_files(out, recursive=False)
+            ds = load_dataset(store, getl, nc, run, sub_run, version, selection)
+            dm = _distance_model(ds, tables)
+            model = train_bond_model(ds, preset, user_hp or None, distance_model=dm, use_prior=prior,
+                                     max_train_per_type=max_train, seed=seed, min_bonds=min_bonds)
+            if windows is not None:
+                model.windows.update(_read_windows(windows))
+            refuse_existing_model(out, overwrite)  # another train finished meanwhile
+            model.save(out)
         t = Table(title=f"model {out} (SOAP {model.settings.digest}, prior: {'yes' if prior else 'no'})")
         for c in ("type", "kind", "bonds used", "bonds available", "sigma", "gamma", "zeta"):
             t.add_column(c)
@@ -140,9 +217,9 @@ def register(app: typer.Typer) -> None:
         for bt in types_in_order(model.lineage["types"]):
             info = model.lineage["types"].get(bt)
             if info is None:
-                t.add_row(bt, "[red]none[/]", "0", "0", "", "", "")
+                t.add_row(bt, "none", "0", "0", "", "", "")
             elif info["kind"] == "fallback":
-                t.add_row(bt, "[yellow]distance-only fallback[/]", "-", str(info["n_available"]), "", "", "")
+                t.add_row(bt, "distance-only fallback", "-", str(info["n_available"]), "", "", "")
             else:
                 p = info["params"]
                 t.add_row(bt, "GP", str(info["n_train"]), str(info["n_available"]), f"{p['sigma']:g}",
@@ -160,6 +237,12 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Optional[Path], typer.Option(help="folder for metrics.json and PNG plots")] = None,
     ) -> None:
         """Validate without leakage; SOAP GP and distance-only side by side per type."""
+        check_range("--max-train", max_train, 0, low_open=True)
+        check_range("--seed", seed, 0)
+        if protocol not in ("paper", "loco", "cell-kfold", "run-out"):
+            raise ConfigError(f"--protocol {protocol!r}: unknown protocol; use loco, paper, cell-kfold or run-out")
+        if out is not None:
+            _folder_ok(out)
         from ..evaluate import tune as tn
         from ..evaluate.metrics import regression_metrics
         from ..evaluate.plots import error_vs_distance_plot, parity_plot
@@ -179,14 +262,14 @@ def register(app: typer.Typer) -> None:
         proto = next(iter(res.values())).protocol if res else protocol
         _print_metrics(f"{proto}{' + distance prior' if prior else ''}", {k: v.metrics for k, v in res.items()}, dist)
         if out:
-            out.mkdir(parents=True, exist_ok=True)
-            parity_plot({k: (v.y, v.pred) for k, v in res.items()}, out / "parity.png", proto)
-            error_vs_distance_plot({k: (v.distance, v.y, v.pred) for k, v in res.items()}, out / "error_vs_distance.png", proto)
-            from ..util import atomic_write_json
+            with output_lock(out, "evaluation folder"):
+                parity_plot({k: (v.y, v.pred) for k, v in res.items()}, out / "parity.png", proto)
+                error_vs_distance_plot({k: (v.distance, v.y, v.pred) for k, v in res.items()}, out / "error_vs_distance.png", proto)
+                from ..util import atomic_write_json
 
-            atomic_write_json(out / "metrics.json", {"protocol": proto, "prior": prior,
-                                                     "soap_gp": {k: v.metrics for k, v in res.items()},
-                                                     "distance_only": dist})
+                atomic_write_json(out / "metrics.json", {"protocol": proto, "prior": prior,
+                                                         "soap_gp": {k: v.metrics for k, v in res.items()},
+                                                         "distance_only": dist})
             console.print(f"wrote {out}/metrics.json, parity.png, error_vs_distance.png")
 
     @app.command("composition-transfer")
@@ -221,6 +304,14 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Optional[Path], typer.Option(help="JSON file with every grid point")] = None,
     ) -> None:
         """Grid over sigma x gamma x zeta per type: grouped-CV RMSE and log marginal likelihood."""
+        check_range("--max-train", max_train, 0, low_open=True)
+        check_range("--seed", seed, 0)
+        check_range("--n-splits", n_splits, 2)
+        if level not in ("cell", "run"):
+            raise ConfigError(f"--level {level!r}: use cell or run")
+        for t in types or []:
+            if t not in BOND_TYPES:
+                raise ConfigError(f"--type {t!r}: unknown bond type; use one of {', '.join(BOND_TYPES)}")
         from ..evaluate import tune as tn
 
         ds = load_dataset(store, getl, nc, run, sub_run, version, selection)
@@ -259,33 +350,34 @@ def register(app: typer.Typer) -> None:
         from ..evaluate.plots import learning_curve_plot
         from ..util import atomic_write_json
 
+        sz = int_list("--sizes", sizes, 1)
+        sd = int_list("--seeds", seeds, 0)
+        _folder_ok(out)
         ds = load_dataset(store, getl, nc, run, sub_run, version, selection)
         pr = _distance_model(ds, tables) if prior else None
-        sz = [int(s) for s in sizes.split(",")]
-        sd = [int(s) for s in seeds.split(",")]
         curves = [tn.learning_curve(ds, bt, sz, sd, prior=pr) for bt in tn.types_with_data(ds)]
-        out.mkdir(parents=True, exist_ok=True)
-        learning_curve_plot(curves, out / "learning_curve.png")
-        t = Table(title="learning curves: RMSE (eV) on held-out cells, mean over seeds")
-        t.add_column("type")
-        for s in sz:
-            t.add_column(str(s), justify="right")
-        for c in curves:
-            vals = dict(zip(c["sizes"], c["rmse_mean"], strict=True))
-            t.add_row(c["bond_type"], *[f"{vals[s]:.3f}" if s in vals else "-" for s in sz])
-        console.print(t)
-        aug = []
-        if augmentation:
-            aug = [tn.augmentation_study(ds, bt, seeds=sd, prior=pr) for bt in tn.types_with_data(ds)
-                   if (ds.of_type(bt).sub_run == 0).sum() >= 10]
-            t = Table(title="augmentation: same budget, tested on each augmented cell left out")
-            for c in ("type", "budget", "RMSE without sub-runs 1..14", "RMSE with"):
-                t.add_column(c)
-            for a in aug:
-                t.add_row(a["bond_type"], str(a["budget"]), f"{a['rmse_without_augmentation']:.3f}",
-                          f"{a['rmse_with_augmentation']:.3f}")
+        with output_lock(out, "learning-curve folder"):
+            learning_curve_plot(curves, out / "learning_curve.png")
+            t = Table(title="learning curves: RMSE (eV) on held-out cells, mean over seeds")
+            t.add_column("type")
+            for s in sz:
+                t.add_column(str(s), justify="right")
+            for c in curves:
+                vals = dict(zip(c["sizes"], c["rmse_mean"], strict=True))
+                t.add_row(c["bond_type"], *[f"{vals[s]:.3f}" if s in vals else "-" for s in sz])
             console.print(t)
-        atomic_write_json(out / "learning_curve.json", {"curves": curves, "augmentation": aug})
+            aug = []
+            if augmentation:
+                aug = [tn.augmentation_study(ds, bt, seeds=sd, prior=pr) for bt in tn.types_with_data(ds)
+                       if (ds.of_type(bt).sub_run == 0).sum() >= 10]
+                t = Table(title="augmentation: same budget, tested on each augmented cell left out")
+                for c in ("type", "budget", "RMSE without sub-runs 1..14", "RMSE with"):
+                    t.add_column(c)
+                for a in aug:
+                    t.add_row(a["bond_type"], str(a["budget"]), f"{a['rmse_without_augmentation']:.3f}",
+                              f"{a['rmse_with_augmentation']:.3f}")
+                console.print(t)
+            atomic_write_json(out / "learning_curve.json", {"curves": curves, "augmentation": aug})
         console.print(f"wrote {out}/learning_curve.png and learning_curve.json")
 
     @app.command()
@@ -300,9 +392,14 @@ def register(app: typer.Typer) -> None:
         from ..evaluate.validate import validate_cell, write_report
         from ..model.bondmodel import BondModel
 
+        check_range("--max-distance", max_distance, 0, low_open=True)
         m = BondModel.load(model)
         rep = validate_cell(m, cell, max_distance, out)
         write_report(rep, json_path)
+        if rep["in_training_data"]:
+            from ._io import warn
+
+            warn(f"{cell}: this cell is in the model's training data; its errors are not a test of the model")
         t = Table(title=f"{rep['cell']} (d <= {max_distance:g} A){' [in training data]' if rep['in_training_data'] else ''}")
         for c in ("type", "n", "RMSE (eV)", "1-sigma cov", "fallback"):
             t.add_column(c)

@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
+from ._io import console
 from rich.table import Table
 
-console = Console()
 
 OutOpt = Annotated[Path, typer.Option("--out", help="pipeline output folder (holds stages/, store/, mlflow.db, al/, report/)")]
 UriOpt = Annotated[str, typer.Option("--tracking-uri", help="MLflow URI (default: sqlite:///<out>/mlflow.db)")]
@@ -28,11 +27,11 @@ def _uri(out: Path, uri: str) -> str:
 
 def _print_stage(res) -> None:  # res: StageResult
     if res.skipped:
-        console.print(f"  [dim]- {res.name:13s} disabled[/]")
+        console.print(f"  - {res.name:13s} disabled")
     elif res.ran:
-        console.print(f"  [green]\u2713 {res.name:13s} ran[/] in {res.seconds:7.1f} s  [dim]{res.key}[/]")
+        console.print(f"  \u2713 {res.name:13s} ran in {res.seconds:7.1f} s  {res.key}")
     else:
-        console.print(f"  [cyan]\u2713 {res.name:13s} cached[/]           [dim]{res.key}[/]")
+        console.print(f"  \u2713 {res.name:13s} cached           {res.key}")
 
 
 def _print_results(out: Path, res: dict) -> None:
@@ -67,19 +66,22 @@ def register(app: typer.Typer) -> None:
         out: OutOpt = Path("bondml-output"),
         stage: Annotated[list[str] | None, typer.Option("--stage", help="run only up to these stages")] = None,
         force: Annotated[list[str] | None, typer.Option("--force", help="re-run these stages even if cached")] = None,
+        overwrite: Annotated[bool, typer.Option("--overwrite", help="reuse --out made by a pipeline reading other data "
+                                                "(its store is rebuilt)")] = False,
     ) -> None:
         """Run the whole loop (ingest, train, validate, track, generate, deploy, active learning, report)
         as a DAG with content-hash caching: unchanged stages are skipped, an interrupted run resumes."""
         from ..pipeline import load_config, run_pipeline
 
         cfg = load_config(config)
-        console.rule(f"[bold]bondml run {config} -> {out}")
+        console.print(f"bondml run {config} -> {out}")
 
         def log(msg: str) -> None:
-            console.print(f"[dim]{msg}[/]", highlight=False)
+            console.print(msg)
 
         with console.status("running stages...", spinner="dots"):
-            res = run_pipeline(cfg, out, targets=stage or None, force=force or (), log=log, on_stage=_print_stage)
+            res = run_pipeline(cfg, out, targets=stage or None, force=force or (), log=log, on_stage=_print_stage,
+                               overwrite=overwrite)
         _print_results(out, res)
         n_ran = sum(r.ran for r in res["stages"].values())
         console.print(f"{n_ran} stage(s) ran, {res['tasks']} task(s), {res['seconds']:.1f} s"
@@ -101,7 +103,7 @@ def register(app: typer.Typer) -> None:
         t = Table("name", "version", "aliases", "data version", "artifact", "run")
         for r in rows:
             t.add_row(r["name"], str(r["version"]), ",".join(r["aliases"]), r["data_version"],
-                      "ok" if r["artifact_present"] else "[red]MISSING[/]", r["run_id"][:8])
+                      "ok" if r["artifact_present"] else "MISSING", r["run_id"][:8])
         console.print(t)
 
     @models.command("promote")

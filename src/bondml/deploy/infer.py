@@ -46,16 +46,17 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..errors import BondmlError, ModelError
+from ..errors import BondmlError, ConfigError, InputFileError, ModelError
 from ..features.soap import FeatureSettings, compute_soap
 from ..io.lammps import Frame, iter_frames, per_atom_stress_gpa, sniff_format
 from ..structure.bonds import find_bonds
-from ..util import atomic_write_json, code_version, sha256_file, sha256_json
+from ..util import atomic_write_json, clean_temp_files, code_version, file_lock, lock_wait_seconds, sha256_file, sha256_json
 from .outputs import FrameResult, write_frame
 
 MANIFEST = "manifest.json"
 SUMMARY = "summary.json"
 _OUTPUT_PARTS = ("bonds", "peratom", "icohplist", MANIFEST, SUMMARY)
+_RUN_INFO: dict[str, dict[str, Any]] = {}  # run key -> {"model": ..., "input": ...} (error messages)
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,7 @@ class FrameJob:
     l0: float
     model_dir: str
     out_dir: str
+    model_digest: str
     windows: dict[str, tuple[float, float]]
     settings: FeatureSettings
     cfg: PredictConfig
@@ -134,6 +136,7 @@ class FrameMeta:
     seconds: float
     unwrapped: bool = False
     steps: dict[str, float] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)  # relative path -> SHA-256 of every file
 
 
 class FrameExecutor(Protocol):
@@ -143,11 +146,57 @@ class FrameExecutor(Protocol):
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> Any: ...
 
 
+def _model_file_hashes(model_dir: str | Path) -> dict[str, str]:
+    d = Path(model_dir)
+    if not (d / "model.json").is_file():
+        raise ModelError(f"{d}: not a model folder (no model.json)")
+    return {p.name: sha256_file(p) for p in sorted(d.iterdir()) if p.is_file() and not p.name.startswith(".")}
+
+
 @lru_cache(maxsize=2)
-def _load_model(model_dir: str) -> Any:
+def _load_model(model_dir: str, digest: str | None = None) -> Any:
+    """The model of ``model_dir``; with ``digest``, only if the folder still holds exactly the
+    model of that digest (checked before and after loading): a model replaced during a run is a
+    clear error, never a silent mix of two models in one output."""
     from ..model.bondmodel import BondModel
 
-    return BondModel.load(model_dir)
+    if digest is None:
+        return BondModel.load(model_dir)
+    before = _model_file_hashes(model_dir)
+    if sha256_json(before) != digest:
+        raise ModelError(f"{model_dir}: the model changed during this run (digest {sha256_json(before)[:12]}, "
+                         f"the run is pinned to {digest[:12]}); restore it, or start again with --overwrite")
+    model = BondModel.load(model_dir)
+    if _model_file_hashes(model_dir) != before:
+        raise ModelError(f"{model_dir}: the model changed while it was being loaded; restore it, or start again "
+                         "with --overwrite")
+    return model
+
+
+def _worker_init(parent: int) -> None:
+    """Worker processes die with their parent: ``PR_SET_PDEATHSIG`` (Linux) plus a watch thread
+    (any OS; also covers the parent thread that spawned us exiting before the parent itself)."""
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+        except (OSError, AttributeError):  # pragma: no cover - no libc prctl
+            pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="bondml-parent-watch", daemon=True).start()
 
 
 _SOAP_LOCK = threading.Lock()
@@ -162,11 +211,9 @@ def _soap(atoms: Any, settings: FeatureSettings) -> np.ndarray:
 
 
 def model_digest(model_dir: str | Path) -> str:
-    """Content hash of a model folder (every file, names and bytes)."""
-    d = Path(model_dir)
-    if not (d / "model.json").is_file():
-        raise ModelError(f"{d}: not a model folder (no model.json)")
-    return sha256_json({p.name: sha256_file(p) for p in sorted(d.iterdir()) if p.is_file()})
+    """Content hash of a model folder (every file, names and bytes; hidden files such as the
+    folder lock left out)."""
+    return sha256_json(_model_file_hashes(model_dir))
 
 
 def strain_of(frame: Frame, l0: float, axis: int) -> float:
@@ -174,10 +221,23 @@ def strain_of(frame: Frame, l0: float, axis: int) -> float:
     return float(np.linalg.norm(frame.atoms.cell.array[axis]) / l0 - 1.0)
 
 
+def check_frame(frame: Frame, source: str | Path, index: int) -> None:
+    """InputFileError unless the frame's positions and cell are finite and the cell has volume."""
+    a = frame.atoms
+    if len(a) == 0:
+        raise InputFileError(source, f"frame {index} has no atoms")
+    if not np.isfinite(a.positions).all():
+        raise InputFileError(source, f"frame {index}: non-finite atom coordinates (NaN or inf)")
+    cell = a.cell.array
+    if not np.isfinite(cell).all() or abs(np.linalg.det(cell)) < 1e-9:
+        raise InputFileError(source, f"frame {index}: the cell is not finite or has no volume")
+
+
 def infer_frame(job: FrameJob) -> FrameMeta:
     """Bonds, SOAP, prediction and files of one frame; returns its manifest entry."""
+    check_frame(job.frame, f"frame {job.index} of the input", job.index)
     t0 = time.perf_counter()
-    model = _load_model(job.model_dir)  # shared by threads: prediction does not modify it
+    model = _load_model(job.model_dir, job.model_digest)  # shared by threads: prediction does not modify it
     atoms = job.frame.atoms
     model.check_elements(atoms.get_chemical_symbols(), f"frame {job.index}")
     t1 = time.perf_counter()
@@ -198,12 +258,15 @@ def infer_frame(job: FrameJob) -> FrameMeta:
     strain = strain_of(job.frame, job.l0, job.cfg.strain_axis)
     res = FrameResult(job.index, job.frame.timestep, strain, atoms, bonds, pred, per_atom_stress_gpa(job.frame))
     counts = write_frame(Path(job.out_dir), res, icohplist=job.cfg.icohplist, ovito=job.cfg.ovito)
+    files = {rel: sha256_file(Path(job.out_dir) / rel)
+             for rel in frame_files(job.index, job.cfg.icohplist, job.cfg.ovito)}
     t5 = time.perf_counter()
     meta = FrameMeta(
         frame=job.index, timestep=job.frame.timestep, strain=strain, n_atoms=len(atoms), n_bonds=len(bonds),
         counts=counts, n_out_of_domain=int(pred["out_of_domain"].sum()), n_fallback=int(pred["fallback"].sum()),
         seconds=t5 - t0, unwrapped=job.frame.unwrapped,
         steps={"load": t1 - t0, "bonds": t2 - t1, "soap": t3 - t2, "predict": t4 - t3, "write": t5 - t4},
+        files=files,
     )
     return meta
 
@@ -211,6 +274,45 @@ def infer_frame(job: FrameJob) -> FrameMeta:
 # ------------------------------------------------------------------------------------------
 # run bookkeeping
 # ------------------------------------------------------------------------------------------
+
+
+def frame_files(frame: int, icohplist: bool, ovito: bool = False) -> list[str]:
+    """Paths (relative to the output folder) of every file of one frame."""
+    from .outputs import frame_dir
+
+    rel = [frame_dir(Path(""), "bonds", frame) / "part-0.parquet", frame_dir(Path(""), "peratom", frame) / "part-0.parquet",
+           Path("peratom") / f"frame_{frame:05d}.xyz"]
+    if icohplist:
+        rel.append(Path("icohplist") / f"frame_{frame:05d}.ICOHPLIST.lobster")
+    if ovito:
+        rel += [Path("ovito") / f"frame_{frame:05d}.data", Path("ovito") / f"frame_{frame:05d}.bonds.dump"]
+    return [p.as_posix() for p in rel]
+
+
+def _intact_frames(out: Path, manifest: dict[str, Any]) -> list[str]:
+    """Drop from ``manifest`` every recorded frame whose files are missing or damaged (SHA-256);
+    returns one line per frame dropped (those frames are computed again)."""
+    kept, dropped = [], []
+    for m in manifest["frames"]:
+        files = m.get("files")
+        bad = None
+        if not files:
+            bad = "records no file hashes (older bondml)"
+        else:
+            for rel, sha in files.items():
+                p = out / rel
+                if not p.is_file():
+                    bad = f"{p} is missing"
+                    break
+                if sha256_file(p) != sha:
+                    bad = f"{p} is damaged (SHA-256 differs from the manifest)"
+                    break
+        if bad is None:
+            kept.append(m)
+        else:
+            dropped.append(f"frame {m['frame']}: {bad}")
+    manifest["frames"] = kept
+    return dropped
 
 
 def _prepare_out(out: Path, run_key: str, overwrite: bool) -> dict[str, Any] | None:
@@ -226,13 +328,21 @@ def _prepare_out(out: Path, run_key: str, overwrite: bool) -> dict[str, Any] | N
         if old.get("run_key") == run_key and not overwrite:
             return old
         if not overwrite:
+            what = []
+            new = _RUN_INFO.get(run_key, {})
+            if old.get("model", {}).get("digest") != new.get("model", {}).get("digest"):
+                what.append(f"model was {old.get('model', {}).get('path', '?')} digest "
+                            f"{str(old.get('model', {}).get('digest', '?'))[:12]}")
+            if old.get("input", {}).get("sha256") != new.get("input", {}).get("sha256"):
+                what.append(f"input was {old.get('input', {}).get('path', '?')}")
+            detail = ", ".join(what) or "other settings"
             raise BondmlError(
-                f"{out} holds another run (input {old.get('input', {}).get('path', '?')}, other input/model/settings); "
-                "pass overwrite=True to replace them, or choose another output folder"
+                f"{out}: holds the predictions of another run ({detail}); "
+                "replace them (overwrite) or choose another output folder"
             )
     elif (out / "bonds").exists() and not overwrite:
-        raise BondmlError(f"{out} holds bond tables without a manifest; pass overwrite=True to replace them, "
-                          "or choose another output folder")
+        raise BondmlError(f"{out}: holds bond tables without a manifest (not a bondml predict folder); "
+                          "replace them (overwrite) or choose another output folder")
     if overwrite:
         for part in _OUTPUT_PARTS:
             p = out / part
@@ -308,41 +418,86 @@ def predict_trajectory(
     """
     cfg = cfg or PredictConfig()
     structure, out, model_dir = Path(structure), Path(out), Path(model_dir)
-    model = _load_model(str(model_dir.resolve()))
+    _check_config(cfg)
+    if not structure.is_file():
+        raise InputFileError(structure, "structure file not found" if not structure.exists() else "is not a file")
+    digest = model_digest(model_dir)
+    model = _load_model(str(model_dir.resolve()), digest)
     settings = cfg.settings or model.settings
     model.settings.require_same(settings, "SOAP settings requested for this run")
     windows = dict(cfg.windows or model.windows)
     fmt = cfg.fmt or sniff_format(structure)
     input_info = {"path": str(structure.resolve()), "sha256": sha256_file(structure), "format": fmt}
-    model_info = {"path": str(model_dir.resolve()), "digest": model_digest(model_dir)}
+    model_info = {"path": str(model_dir.resolve()), "digest": digest}
     run_key = sha256_json({"input": input_info["sha256"], "model": model_info["digest"], "cfg": cfg.key_fields(),
                            "windows": {k: list(v) for k, v in sorted(windows.items())}})
+    _RUN_INFO[run_key] = {"model": model_info, "input": input_info}
+    if out.exists() and not out.is_dir():
+        raise InputFileError(out, "output folder is a file; give a folder path")
+    first = next(iter(_frames(structure, cfg)), None)  # bad input is refused before anything is written
+    if first is None:
+        raise InputFileError(structure, "holds no frame")
+    check_frame(first, structure, 0)
+    del first
+    if out.is_dir() and not cfg.overwrite:  # refuse before anything (even the lock file) is created
+        _prepare_out(out, run_key, False)
     out.mkdir(parents=True, exist_ok=True)
-    manifest = _prepare_out(out, run_key, cfg.overwrite) or {
-        "run_key": run_key, "input": input_info, "model": model_info, "config": cfg.key_fields(),
-        "windows": windows, "settings": settings.to_dict(), "code": code_version(), "frames": [], "l0": None,
-        "complete": False,
-    }
-    done = {m["frame"] for m in manifest["frames"]}
-    total = count_frames(structure, fmt)
-    limit = cfg.max_frames
-    progress = _Progress(cfg.progress, total if limit is None else min(total or limit, limit), len(done))
-    t_start = time.perf_counter()
-    try:
-        _run_frames(model_dir, structure, out, cfg, windows, settings, manifest, done, progress, executor)
-    finally:
-        progress.close()
-    manifest["complete"] = limit is None or len(manifest["frames"]) < limit
-    atomic_write_json(out / MANIFEST, manifest)
-    summary = _summary(manifest, time.perf_counter() - t_start, cfg)
-    atomic_write_json(out / SUMMARY, summary)
+    with file_lock(out / ".lock", lambda: BondmlError(
+            f"{out}: another bondml predict is writing this output folder; wait for it or use another --out"),
+            wait=lock_wait_seconds(0.0)):
+        clean_temp_files(out)  # left by a run killed mid-write
+        manifest = _prepare_out(out, run_key, cfg.overwrite) or {
+            "run_key": run_key, "input": input_info, "model": model_info, "config": cfg.key_fields(),
+            "windows": windows, "settings": settings.to_dict(), "code": code_version(), "frames": [], "l0": None,
+            "complete": False,
+        }
+        dropped = _intact_frames(out, manifest)
+        for line in dropped:
+            import logging
+
+            logging.getLogger("bondml.deploy").warning("recomputing %s", line)
+        manifest["complete"] = False
+        atomic_write_json(out / MANIFEST, manifest)  # before the first frame: a kill at any point resumes
+        done = {m["frame"] for m in manifest["frames"]}
+        total = count_frames(structure, fmt)
+        limit = cfg.max_frames
+        progress = _Progress(cfg.progress, total if limit is None else min(total or limit, limit), len(done))
+        t_start = time.perf_counter()
+        try:
+            _run_frames(model_dir, structure, out, cfg, windows, settings, manifest, done, progress, executor,
+                        digest)
+        finally:
+            progress.close()
+        manifest["complete"] = limit is None or len(manifest["frames"]) < limit
+        atomic_write_json(out / MANIFEST, manifest)
+        summary = _summary(manifest, time.perf_counter() - t_start, cfg)
+        atomic_write_json(out / SUMMARY, summary)
     return summary
+
+
+def _check_config(cfg: PredictConfig) -> None:
+    """Range checks of the options (one line naming the value and the valid range)."""
+    if cfg.workers < 1:
+        raise ConfigError(f"workers = {cfg.workers}: must be >= 1")
+    if cfg.recycle_every is not None and cfg.recycle_every < 1:
+        raise ConfigError(f"recycle_every = {cfg.recycle_every}: must be >= 1 frame per worker")
+    if cfg.max_frames is not None and cfg.max_frames < 1:
+        raise ConfigError(f"max_frames = {cfg.max_frames}: must be >= 1")
+    if cfg.batch_size < 1:
+        raise ConfigError(f"batch_size = {cfg.batch_size}: must be >= 1")
+    if cfg.precision not in ("float32", "float64"):
+        raise ConfigError(f"precision = {cfg.precision!r}: use float32 or float64")
+    if cfg.strain_axis not in (0, 1, 2):
+        raise ConfigError(f"strain_axis = {cfg.strain_axis}: must be 0, 1 or 2")
+    for t, (lo, hi) in (cfg.windows or {}).items():
+        if not 0 <= lo < hi:
+            raise ConfigError(f"window of {t} = ({lo}, {hi}): needs 0 <= low < high (Angstrom)")
 
 
 def _run_frames(
     model_dir: Path, structure: Path, out: Path, cfg: PredictConfig, windows: dict[str, tuple[float, float]],
     settings: FeatureSettings, manifest: dict[str, Any], done: set[int], progress: _Progress,
-    external: FrameExecutor | None = None,
+    external: FrameExecutor | None = None, digest: str | None = None,
 ) -> None:
     """Stream frames to workers (own process pool, ``external`` or none); record finished frames
     in order in the manifest."""
@@ -352,7 +507,8 @@ def _run_frames(
     executor: Any = external
     if executor is None and not cfg.in_process:
         executor = ProcessPoolExecutor(max_workers=max(1, cfg.workers), mp_context=_mp_context(),
-                                       max_tasks_per_child=cfg.recycle_every)
+                                       max_tasks_per_child=cfg.recycle_every, initializer=_worker_init,
+                                       initargs=(os.getpid(),))
 
     def record_ready(block: bool) -> None:
         nonlocal next_record
@@ -363,6 +519,7 @@ def _run_frames(
                     return
                 item = item.result()
             manifest["frames"].append(asdict(item))
+            manifest["frames"].sort(key=lambda m: m["frame"])  # a recomputed damaged frame goes in its place
             atomic_write_json(out / MANIFEST, manifest)
             progress.advance()
             del pending[next_record]
@@ -380,7 +537,8 @@ def _run_frames(
                 manifest["l0"] = float(np.linalg.norm(frame.atoms.cell.array[cfg.strain_axis]))
             if k in done:
                 continue
-            job = FrameJob(k, frame, manifest["l0"], str(model_dir.resolve()), str(out), windows, settings, cfg)
+            job = FrameJob(k, frame, manifest["l0"], str(model_dir.resolve()), str(out),
+                           digest or model_digest(model_dir), windows, settings, cfg)
             if executor is None:
                 pending[k] = infer_frame(job)
                 record_ready(block=True)

@@ -36,7 +36,7 @@ from ..data import eam_potential, production_cell
 from ..errors import ConfigError, InputFileError, JobError
 from ..io.lammps import STUDY_TYPE_MAP, read_lammps_data, type_map_string, write_lammps_data  # noqa: F401 - re-exported
 from ..lammps_util import open_lammps
-from ..util import atomic_write_json, atomic_write_text
+from ..util import atomic_write_json, atomic_write_text, lammps_word, working_dir
 
 AXES = ("x", "y", "z")
 
@@ -155,7 +155,10 @@ def cut_cell(
 
 
 def lammps_commands(p: CompressionProtocol, out_dir: Path) -> list[str]:
-    """The LAMMPS input of the protocol, one command per item (also written to ``in.lammps``)."""
+    """The LAMMPS input of the protocol, one command per item (also written to ``in.lammps``).
+
+    LAMMPS runs in ``out_dir``: every path is relative to it and quoted
+    (:func:`bondml.util.lammps_word`), so folders with spaces or non-ASCII names work."""
     ax = p.axis
     others = [a for a in AXES if a != ax]
     els = " ".join(e.split("=")[1] for e in p.type_map.split(","))
@@ -167,9 +170,9 @@ def lammps_commands(p: CompressionProtocol, out_dir: Path) -> list[str]:
         "units metal",
         "boundary p p p",
         "atom_style atomic",
-        f"read_data {p.cell_file}",
+        f"read_data {lammps_word(p.cell_file, out_dir)}",
         "pair_style eam/alloy",
-        f"pair_coeff * * {p.potential_file} {els}",
+        f"pair_coeff * * {lammps_word(p.potential_file, out_dir)} {els}",
         f"timestep {p.timestep_ps}",
         "thermo_style custom step temp pe press pxx pyy pzz lx ly lz",
         f"thermo {max(1, p.steps(10.0))}",
@@ -208,8 +211,8 @@ def lammps_commands(p: CompressionProtocol, out_dir: Path) -> list[str]:
         cmds.append(f"variable {name} atom c_spa[{k}]/v_vat/10000")
     cmds += [
         f"fix tp all print {th} \"${{tps}} ${{strain}} ${{gxx}} ${{gyy}} ${{gzz}} ${{tk}} ${{ep}}\" "
-        f"file {out_dir / 'thermo.raw'} screen no title \"# time_ps strain pxx pyy pzz temp pe\"",
-        f"dump d all custom {every} {out_dir / 'compression.dump'} id type x y z ix iy iz "
+        "file thermo.raw screen no title \"# time_ps strain pxx pyy pzz temp pe\"",
+        f"dump d all custom {every} compression.dump id type x y z ix iy iz "
         "v_sxx v_syy v_szz v_sxy v_sxz v_syz",
         "dump_modify d sort id format float %.8g",
         f"thermo {th}",
@@ -268,14 +271,15 @@ def _run_in_subprocess(out: Path, threads: int | None) -> None:
 
 def _run_commands(cmds: list[str], out: Path, threads: int | None) -> None:
     """Execute the LAMMPS commands in this process."""
-    lmp = open_lammps(log=str(out / "log.lammps"), threads=threads)
-    try:
-        for c in cmds:
-            lmp.command(c)
-    except Exception as exc:  # noqa: BLE001 - LAMMPS raises plain Exception
-        raise JobError(f"LAMMPS failed ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); see {out / 'log.lammps'}") from None
-    finally:
-        lmp.close()
+    with working_dir(out):  # the input's paths are relative to the run folder
+        lmp = open_lammps(log="log.lammps", threads=threads)
+        try:
+            for c in cmds:
+                lmp.command(c)
+        except Exception as exc:  # noqa: BLE001 - LAMMPS raises plain Exception
+            raise JobError(f"LAMMPS failed ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); see {out / 'log.lammps'}") from None
+        finally:
+            lmp.close()
 
 
 def _write_thermo_csv(raw: Path, csv: Path, dt: float) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..constants import LABEL_WINDOW
-from ..errors import InputFileError
+from ..errors import BondmlError, InputFileError
 from ..io.lobster import write_icohplist
 from ..model.bondmodel import BondModel
 from ..store.extract import extract_cell
@@ -80,10 +80,15 @@ def validate_cell(model: BondModel, folder: str | Path, max_distance: float = LA
     res = m.predict_bonds(b.type, b.distance, ex.soap, b.i, b.j, model.settings)
     metrics = per_type_metrics(b.type, y, res["minus_icohp"], res["std"])
     types = [t for t in metrics if t != "all"]
-    trained_cells = {c.get("cell") for c in model.lineage.get("data", {}).get("cells", [])}
+    trained_cells = set()
+    for c in model.lineage.get("data", {}).get("cells", []):
+        try:  # the store records keys (Zr49Cu49Al2-21-14), a GETL tree str() (Zr49Cu49Al2/21/14)
+            trained_cells.add(CellId.parse(c.get("cell", "")))
+        except BondmlError:
+            continue
     report = {
         "cell": str(cell), "folder": str(folder), "composition": cell.nc, "max_distance": max_distance,
-        "in_training_data": str(cell) in trained_cells,
+        "in_training_data": cell in trained_cells,
         "rmse": {t: metrics[t]["rmse"] for t in types}, "n": {t: metrics[t]["n"] for t in types},
         "mae": {t: metrics[t]["mae"] for t in types}, "r2": {t: metrics[t]["r2"] for t in types},
         "coverage_1sigma": {t: metrics[t].get("cov1") for t in types},

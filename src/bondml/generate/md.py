@@ -39,7 +39,7 @@ from ..errors import ConfigError, InputFileError, JobError
 from ..io.lammps import STUDY_TYPE_MAP
 from ..io.lammps import format_lammps_data as lammps_data_text
 from ..types import bond_type, check_element, composition_counts
-from ..util import atomic_write_json, atomic_write_text
+from ..util import atomic_write_json, atomic_write_text, lammps_word, working_dir
 from .augment import write_xyz
 
 _AMU_G = 1.66053906660e-24  # g per amu
@@ -173,7 +173,10 @@ def format_quench_input(
     """The LAMMPS input of one melt-quench (the run 21 protocol; see the module doc).
 
     ``threads`` > 1 switches on LAMMPS's OPENMP styles (``package omp``, ``suffix omp``).
+    LAMMPS runs in the folder of ``data_file``: paths are relative to it and quoted
+    (:func:`bondml.util.lammps_word`), so folders with spaces or non-ASCII names work.
     """
+    run_dir = Path(data_file).resolve().parent
     p = protocol
     melt, quench, hold = p.steps()
     npt = f"iso {p.pressure_bar:g} {p.pressure_bar:g} {p.pdamp_ps:g}"
@@ -184,9 +187,9 @@ def format_quench_input(
         "units metal",
         "boundary p p p",
         "atom_style atomic",
-        f"read_data {Path(data_file).resolve()}",
+        f"read_data {lammps_word(data_file, run_dir)}",
         "pair_style eam/alloy",
-        f"pair_coeff * * {Path(potential).resolve()} {' '.join(ELEMENTS)}",
+        f"pair_coeff * * {lammps_word(potential, run_dir)} {' '.join(ELEMENTS)}",
         "thermo_style custom step etotal temp press pe vol density lx ly lz enthalpy",
         "thermo 50",
         "# CG minimisation at constant volume, to remove overlaps",
@@ -345,14 +348,15 @@ def melt_quench(
     atomic_write_text(data_path, format_lammps_data(atoms0))
     atomic_write_text(inp_path, format_quench_input(data_path, potential, protocol, vseed, threads))
     t0 = time.perf_counter()
-    lmp = open_lammps(log=str(log_path), threads=threads)
-    try:
-        lmp.file(str(inp_path))
-        final = _final_atoms(lmp)
-    except Exception as exc:  # noqa: BLE001 - LAMMPS raises plain exceptions
-        raise JobError(f"LAMMPS melt-quench failed in {out}: {_first_line(exc)}") from None
-    finally:
-        lmp.close()
+    with working_dir(out):  # the input's paths are relative to the run folder
+        lmp = open_lammps(log=log_path.name, threads=threads)
+        try:
+            lmp.file(inp_path.name)
+            final = _final_atoms(lmp)
+        except Exception as exc:  # noqa: BLE001 - LAMMPS raises plain exceptions
+            raise JobError(f"LAMMPS melt-quench failed in {out}: {_first_line(exc)}") from None
+        finally:
+            lmp.close()
     wall = time.perf_counter() - t0
     _check_glass(final, protocol.min_glass_distance, out)
     stats = glass_stats(log_path, n_atoms)
@@ -389,10 +393,11 @@ def eam_energy(atoms: Atoms, potential: str | Path | None = None) -> float:
                           atom_style="atomic", masses=False)
         lmp = open_lammps()
         try:
-            for cmd in ("units metal", "boundary p p p", "atom_style atomic", f"read_data {data}",
-                        "pair_style eam/alloy", f"pair_coeff * * {potential.resolve()} {' '.join(ELEMENTS)}",
+            for cmd in ("units metal", "boundary p p p", "atom_style atomic", f"read_data {lammps_word(data, tmp)}",
+                        "pair_style eam/alloy", f"pair_coeff * * {lammps_word(potential, tmp)} {' '.join(ELEMENTS)}",
                         "run 0"):
-                lmp.command(cmd)
+                with working_dir(tmp):
+                    lmp.command(cmd)
             return float(lmp.get_thermo("pe"))
         except Exception as exc:  # noqa: BLE001
             raise JobError(f"LAMMPS energy evaluation failed: {_first_line(exc)}") from None

@@ -163,14 +163,25 @@ def batch_path(out: str | Path, n: int) -> Path:
 
 def list_batches(out: str | Path) -> list[dict[str, Any]]:
     """Every batch under ``<out>/al`` in number order (JSON content)."""
-    import json
-
     d = al_dir(out)
     rows = []
     for p in sorted(d.glob("batch-*.json"), key=lambda p: int(BATCH_RE.match(p.name).group(1)) if BATCH_RE.match(p.name) else -1):
         if BATCH_RE.match(p.name):
-            rows.append(json.loads(p.read_text()))
+            rows.append(_read_batch_file(p))
     return rows
+
+
+def _read_batch_file(p: Path) -> dict[str, Any]:
+    import json
+
+    try:
+        b = json.loads(p.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        raise BatchError(f"{p}: damaged active-learning batch (not valid JSON); restore it or delete it "
+                         "and run 'bondml al propose' again") from None
+    if not isinstance(b, dict) or "status" not in b or "items" not in b:
+        raise BatchError(f"{p}: not an active-learning batch (no status/items)")
+    return b
 
 
 def write_batch(out: str | Path, picked: Sequence[Candidate], meta: dict[str, Any]) -> dict[str, Any]:
@@ -195,13 +206,11 @@ def write_batch(out: str | Path, picked: Sequence[Candidate], meta: dict[str, An
 
 
 def read_batch(out: str | Path, n: int) -> dict[str, Any]:
-    import json
-
     p = batch_path(out, n)
     if not p.is_file():
         have = ", ".join(str(b["batch"]) for b in list_batches(out)) or "none"
         raise BatchError(f"{p}: no active-learning batch {n} (batches: {have})")
-    return json.loads(p.read_text())
+    return _read_batch_file(p)
 
 
 def approve_batch(out: str | Path, n: int, by: str = "") -> dict[str, Any]:

@@ -313,6 +313,15 @@ def _check_choice(where: str, value: str, choices: tuple[str, ...]) -> None:
         raise ConfigError(f"{where} = {value!r} is not one of {', '.join(choices)}{_did_you_mean(value, list(choices))}")
 
 
+def _range(source: str, key: str, value: float, low: float, open_low: bool = False, unit: str = "") -> None:
+    """ConfigError naming the key, the value and the valid range."""
+    import math
+
+    bad = (isinstance(value, float) and not math.isfinite(value)) or (value <= low if open_low else value < low)
+    if bad:
+        raise ConfigError(f"{source}: {key} = {value!r}: must be {'>' if open_low else '>='} {low:g}{unit}")
+
+
 def check_config(cfg: PipelineConfig, source: str = "<config>") -> None:
     """Cross-field checks: compositions, choices, ranges, executor completeness."""
     ex = cfg.executor
@@ -345,6 +354,30 @@ def check_config(cfg: PipelineConfig, source: str = "<config>") -> None:
     if g.labeler == "xtb" and ex.kind not in ("local",) and g.enabled:
         raise ConfigError(f"{source}: the xtb labeler runs locally; use executor.kind = 'local' or labeler = 'dft'")
     _check_choice(f"{source}: features.backend", cfg.features.backend, ("quippy", "featomic"))
+    f = cfg.features
+    _range(source, "features.cutoff", f.cutoff, 0.0, open_low=True, unit=" Angstrom")
+    _range(source, "features.atom_sigma", f.atom_sigma, 0.0, open_low=True, unit=" Angstrom")
+    _range(source, "features.n_max", f.n_max, 1)
+    _range(source, "features.l_max", f.l_max, 0)
+    _range(source, "pipeline.seed", cfg.pipeline.seed, 0)
+    _range(source, "generate.seed", g.seed, 0)
+    _range(source, "generate.n_atoms", g.n_atoms, 2)
+    _range(source, "generate.first_run", g.first_run, 0)
+    _range(source, "deploy.seed", cfg.deploy.seed, 0)
+    _range(source, "deploy.threads", cfg.deploy.threads, 0)
+    _range(source, "deploy.strain_rate_per_s", cfg.deploy.strain_rate_per_s, 0.0)
+    _range(source, "deploy.frame_ps", cfg.deploy.frame_ps, 0.0)
+    _range(source, "executor.retries", ex.retries, 0)
+    _range(source, "executor.blas_threads", ex.blas_threads, 0)
+    _range(source, "model.search_max_train", cfg.model.search_max_train, 1)
+    _range(source, "validation.max_train", cfg.validation.max_train, 1)
+    _range(source, "validation.n_splits", cfg.validation.n_splits, 2)
+    for k, n in enumerate(cfg.validation.learning_curve_sizes):
+        _range(source, f"validation.learning_curve_sizes[{k}]", n, 1)
+    for k, n in enumerate((*cfg.validation.learning_curve_seeds, *cfg.active_learning.benchmark_seeds)):
+        _range(source, f"seed {n} (validation.learning_curve_seeds / active_learning.benchmark_seeds)", n, 0)
+    _range(source, "active_learning.benchmark_test_cells", cfg.active_learning.benchmark_test_cells, 1)
+    _range(source, "active_learning.benchmark_max_train", cfg.active_learning.benchmark_max_train, 1)
     for t, hp in cfg.model.hyperparameters.items():
         if t not in BOND_TYPES:
             raise ConfigError(f"{source}: model.hyperparameters has unknown bond type {t!r}{_did_you_mean(t, list(BOND_TYPES))}")
@@ -387,7 +420,9 @@ def load_config(path: str | Path) -> PipelineConfig:
     if not p.is_file():
         raise ConfigError(f"{p}: config file not found")
     try:
-        raw = tomllib.loads(p.read_text())
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not a text file (invalid UTF-8); give a TOML pipeline file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: not valid TOML ({exc})") from None
     return parse_config(raw, str(p))

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BondmlError, ConfigError
-from ..util import atomic_write_json, code_version, pid_lock, sha256_file, sha256_json
+from ..util import atomic_write_json, code_version, file_lock, lock_wait_seconds, sha256_file, sha256_json
 from .fingerprint import code_fingerprint, entries_of
 
 MANIFEST = "manifest.json"
@@ -221,10 +221,12 @@ def run_stage(stage: Stage, ctx_base: StageContext, force: bool = False, code: s
 
 
 def out_lock(out: Path) -> contextlib.AbstractContextManager[None]:
-    """Exclusive use of an output folder by one run (``<out>/.lock`` holds the pid); a lock left
-    by a dead process (a killed run) is taken over."""
-    return pid_lock(out / ".lock", lambda pid: BondmlError(
-        f"{out}: another bondml run (pid {pid}) is using this output folder"))
+    """Exclusive use of an output folder by one run: ``fcntl.flock`` on ``<out>/.lock`` (released by
+    the kernel when the holder exits or is killed). Refused at once when busy, unless
+    ``BONDML_LOCK_WAIT`` (seconds) says to wait."""
+    return file_lock(out / ".lock", lambda: BondmlError(
+        f"{out}: another bondml run is using this output folder; wait for it to finish or use another --out"),
+        wait=lock_wait_seconds(0.0))
 
 
 def run_dag(stages: list[Stage], config: Any, out: str | Path, targets: Iterable[str] | None = None,

@@ -35,12 +35,13 @@ import pyarrow.parquet as pq
 
 from ..chemistry import Chemistry
 from ..constants import LABEL_WINDOW, STUDY_COMPOSITIONS
-from ..errors import InputFileError, StoreError
+from ..errors import BondmlError, InputFileError, StoreError
 from ..features.soap import PAPER_SETTINGS, FeatureSettings
 from ..io.getl import SubRunFiles
 from ..io.runs import Run, find_runs
 from ..types import CellId
-from ..util import atomic_write_bytes, atomic_write_json, code_version, pid_lock, sha256_file, sha256_json
+from ..util import (atomic_write_bytes, atomic_write_json, clean_temp_files, code_version, file_lock,
+                    lock_wait_seconds, sha256_bytes, sha256_file, sha256_json)
 from ..core.dataset import BondDataset
 from .extract import CellExtract, extract_cell
 
@@ -53,8 +54,45 @@ def _table_bytes(table: pa.Table) -> bytes:
     return buf.getvalue()
 
 
-def _write_table(path: Path, table: pa.Table) -> None:
-    atomic_write_bytes(path, _table_bytes(table))
+def _write_table(path: Path, table: pa.Table) -> str:
+    """Write a Parquet object atomically; returns its SHA-256."""
+    data = _table_bytes(table)
+    atomic_write_bytes(path, data)
+    return sha256_bytes(data)
+
+
+def _damaged(path: Path, problem: str) -> StoreError:
+    store = next((p for p in path.parents if (p / "store.json").is_file()), path.parent)
+    return StoreError(f"{path}: {problem}; run 'bondml db verify --store {store} --repair' "
+                      "(re-extracts it from the source files)")
+
+
+def read_parquet(path: Path, sha256: str | None = None, columns: list[str] | None = None) -> pa.Table:
+    """A stored Parquet object, checked against its recorded SHA-256 (when known) before it is
+    decoded; a damaged or missing object is a one-line StoreError naming it."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise _damaged(path, "stored object is missing") from None
+    if sha256 is not None and sha256_bytes(data) != sha256:
+        raise _damaged(path, "stored object is damaged (SHA-256 differs from the manifest)")
+    try:
+        return pq.read_table(pa.BufferReader(data), columns=columns)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise _damaged(path, f"stored object is not readable Parquet ({first})") from None
+
+
+def _read_json(path: Path, what: str = "store manifest") -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise _damaged(path, f"{what} is missing") from None
+    except (ValueError, UnicodeDecodeError):
+        raise _damaged(path, f"{what} is damaged (not valid JSON)") from None
+
+
+OBJECT_FILES = ("atoms.parquet", "bonds.parquet")
 
 
 @dataclass
@@ -64,6 +102,7 @@ class IngestReport:
     added: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
+    repaired: list[str] = field(default_factory=list)
     version: str = ""
     version_changed: bool = False
     seconds: float = 0.0
@@ -99,9 +138,10 @@ class BondStore:
         self.label_source = label_source or "lobster"
         if meta.is_file():
             try:
-                d = json.loads(meta.read_text())
-            except json.JSONDecodeError:
-                raise StoreError(f"{meta}: corrupt store metadata") from None
+                d = json.loads(meta.read_text(encoding="utf-8"))
+                FeatureSettings.from_dict(d["settings"])
+            except (ValueError, UnicodeDecodeError, KeyError, TypeError):
+                raise StoreError(f"{meta}: corrupt store metadata (not the JSON bondml writes)") from None
             if d.get("format", 0) > STORE_FORMAT:
                 raise StoreError(f"{meta}: store format {d['format']} is newer than this bondml ({STORE_FORMAT})")
             self.settings = FeatureSettings.from_dict(d["settings"])
@@ -132,8 +172,15 @@ class BondStore:
 
     # ------------------------------------------------------------------ locking
     def _lock(self) -> contextlib.AbstractContextManager[None]:
-        return pid_lock(self.path / ".lock", lambda pid: StoreError(
-            f"{self.path}: store is in use by process {pid}"))
+        """Exclusive write lock of the store (``fcntl.flock`` on ``<store>/.lock``). A writer waits
+        for another one (``BONDML_LOCK_WAIT`` seconds, default 600) so that concurrent ingests
+        queue up instead of losing a version; readers need no lock (objects are immutable)."""
+        import logging
+
+        return file_lock(self.path / ".lock", lambda: StoreError(
+            f"{self.path}: the store is locked by another bondml process; try again when it is done"),
+            wait=lock_wait_seconds(600.0),
+            on_wait=lambda: logging.getLogger("bondml.store").info("waiting for the store lock of %s", self.path))
 
     # ------------------------------------------------------------------ ingest
     def fingerprint(self, folder: Path, cell: CellId, run: Run | None = None) -> str:
@@ -165,6 +212,9 @@ class BondStore:
     def _write_object(self, ex: CellExtract, fp: str) -> None:
         d = self._object_dir(ex.cell, fp)
         d.mkdir(parents=True, exist_ok=True)
+        files: dict[str, str] = {}
+        for name in OBJECT_FILES:  # a re-extraction: no stale file of another extraction stays
+            (d / name).unlink(missing_ok=True)
         if ex.atoms is not None:
             sym = ex.atoms.get_chemical_symbols()
             pos = ex.atoms.positions
@@ -176,11 +226,11 @@ class BondStore:
             if ex.soap is not None:
                 p = ex.soap.shape[1]
                 cols["soap"] = pa.FixedSizeListArray.from_arrays(pa.array(ex.soap.ravel()), p)
-            _write_table(d / "atoms.parquet", pa.table(cols))
+            files["atoms.parquet"] = _write_table(d / "atoms.parquet", pa.table(cols))
         if ex.bonds is not None:
             b = ex.bonds
             y = ex.minus_icohp if ex.minus_icohp is not None else np.full(len(b), np.nan)
-            _write_table(d / "bonds.parquet", pa.table({
+            files["bonds.parquet"] = _write_table(d / "bonds.parquet", pa.table({
                 "i": pa.array(b.i.astype(np.int32)), "j": pa.array(b.j.astype(np.int32)),
                 "sx": pa.array(b.shift[:, 0].astype(np.int16)), "sy": pa.array(b.shift[:, 1].astype(np.int16)),
                 "sz": pa.array(b.shift[:, 2].astype(np.int16)),
@@ -200,8 +250,38 @@ class BondStore:
             "cell_matrix": ex.atoms.cell.array.tolist() if ex.atoms is not None else None,
             "n_atoms": len(ex.atoms) if ex.atoms is not None else 0,
             "settings": self.settings.to_dict(), "code": code_version(),
+            "files": files,  # SHA-256 of every Parquet file of the object
         }
         atomic_write_json(d / "cell.json", meta)  # written last: the object is complete
+
+    def check_object(self, obj: Path) -> tuple[dict[str, Any] | None, str | None]:
+        """(cell.json, None) when the object is complete and every file matches its SHA-256,
+        else (None or the metadata, the problem). Objects of older stores (no hashes) are
+        checked by decoding their Parquet files."""
+        meta_p = obj / "cell.json"
+        if not meta_p.is_file():
+            return None, f"{meta_p}: missing"
+        try:
+            meta = json.loads(meta_p.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError, OSError):
+            return None, f"{meta_p}: damaged (not valid JSON)"
+        files = meta.get("files")
+        if files is None:  # legacy object: decodable Parquet is the best check there is
+            for name in OBJECT_FILES:
+                p = obj / name
+                if p.is_file():
+                    try:
+                        pq.read_table(p)
+                    except (pa.ArrowException, OSError, ValueError):
+                        return meta, f"{p}: not readable Parquet"
+            return meta, None
+        for name, sha in files.items():
+            p = obj / name
+            if not p.is_file():
+                return meta, f"{p}: missing"
+            if sha256_file(p) != sha:
+                return meta, f"{p}: SHA-256 differs from cell.json (damaged)"
+        return meta, None
 
     def ingest(self, root: str | Path, progress: Callable[[CellId, str], None] | None = None) -> IngestReport:
         """Add every sub-run found under a GETL ``root``; idempotent and resumable.
@@ -212,6 +292,7 @@ class BondStore:
         t0 = time.perf_counter()
         rep = IngestReport()
         with self._lock():
+            clean_temp_files(self.path)  # left by a writer killed mid-write
             entries: dict[str, dict[str, Any]] = {}
             cur = self.current_version(required=False)
             if cur is not None:
@@ -221,20 +302,13 @@ class BondStore:
                 folder = run.files.folder
                 fp = self.fingerprint(folder, cell, run)
                 obj = self._object_dir(cell, fp)
-                if (obj / "cell.json").is_file():
+                meta, problem = self.check_object(obj) if (obj / "cell.json").exists() else (None, "new")
+                if problem is None and meta is not None:
                     rep.unchanged.append(str(cell))
-                    meta = json.loads((obj / "cell.json").read_text())
                 else:
-                    kw: dict[str, Any] = {"target": self.target}
-                    if self.label_source != "lobster":
-                        kw.update(icohp_file="ICOHPLIST.xtb", label_source=self.label_source)
-                    if run.layout == "study":
-                        ex = extract_cell(folder, cell, self.settings, **kw)
-                    else:
-                        ex = extract_cell(folder, cell, self.settings, window=None, files=run.files, **kw)
-                    self._write_object(ex, fp)
+                    self._write_object(self._extract(run), fp)
                     meta = json.loads((obj / "cell.json").read_text())
-                    rep.added.append(str(cell))
+                    (rep.added if problem == "new" else rep.repaired).append(str(cell))
                 if meta.get("error"):
                     rep.errors[str(cell)] = meta["error"]
                 entries[cell.key] = {"key": cell.key, "nc": cell.nc, "run": cell.run, "sub_run": cell.sub_run,
@@ -248,6 +322,97 @@ class BondStore:
         rep.seconds = time.perf_counter() - t0
         return rep
 
+    # ------------------------------------------------------------------ integrity
+    def verify(self, repair: bool = False,
+               progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+        """Check every object, table and manifest of the store against the SHA-256 recorded for it.
+
+        Returns ``{"checked": n, "problems": [line, ...], "repaired": [line, ...]}``. With
+        ``repair``, damaged cell objects are re-extracted from their source files (the GETL root
+        recorded in the version) and the tables of damaged versions are rewritten; what cannot
+        be repaired (source gone) stays in ``problems``.
+        """
+        problems: list[str] = []
+        repaired: list[str] = []
+        checked = 0
+        head = None
+        try:
+            head = self.current_version(required=False)
+        except StoreError as exc:
+            problems.append(str(exc).split("; run")[0])
+        ctx = self._lock() if repair else contextlib.nullcontext()
+        with ctx:
+            for vp in sorted((self.path / "versions").glob("*.json")):
+                try:
+                    ver = json.loads(vp.read_text(encoding="utf-8"))
+                    h = ver["hash"]
+                except (ValueError, UnicodeDecodeError, KeyError, TypeError):
+                    problems.append(f"{vp}: version manifest damaged (not valid JSON)")
+                    continue
+                bad_cells = False
+                for c in ver["cells"]:
+                    cell = CellId(c["nc"], c["run"], c["sub_run"])
+                    obj = self._object_dir(cell, c["fingerprint"])
+                    checked += 1
+                    meta, problem = self.check_object(obj)
+                    if problem is None and c.get("files") is not None and meta is not None \
+                            and meta.get("files") != c["files"]:
+                        problem = f"{obj}: object files differ from the version manifest"
+                    if problem is None:
+                        continue
+                    bad_cells = True
+                    if repair and self._reextract(cell, c, obj):
+                        repaired.append(f"{problem}: re-extracted from {c.get('source_root')}")
+                    else:
+                        problems.append(problem + ("" if not repair else
+                                                   f" (source {c.get('source_root')} not available)"))
+                    if progress:
+                        progress(problem)
+                checked += len(ver.get("tables") or {})
+                tprob = self._tables_problems(h, ver) if ver.get("tables") is not None else []
+                if tprob or (repair and bad_cells):
+                    if repair:
+                        try:
+                            cells = ver["cells"]
+                            for c in cells:
+                                m = _read_json(self._object_dir(CellId(c["nc"], c["run"], c["sub_run"]),
+                                                                c["fingerprint"]) / "cell.json")
+                                if m.get("files") is not None:
+                                    c["files"] = m["files"]
+                            ver["tables"] = self._write_tables(h, cells)
+                            atomic_write_json(vp, ver)
+                            repaired.extend(f"{t}: rewritten from the cell objects" for t in tprob)
+                        except StoreError as exc:
+                            problems.extend(tprob or [str(exc)])
+                    else:
+                        problems.extend(tprob)
+            if head is not None and not (self.path / "versions" / f"{head}.json").is_file():
+                problems.append(f"{self.path / 'HEAD'}: names version {head}, which does not exist")
+        return {"store": str(self.path), "checked": checked, "problems": problems, "repaired": repaired}
+
+    def _extract(self, run: Run) -> CellExtract:
+        """Extract one discovered run with the store's settings, target and label source."""
+        kw: dict[str, Any] = {"target": self.target}
+        if self.label_source != "lobster":
+            kw.update(icohp_file="ICOHPLIST.xtb", label_source=self.label_source)
+        if run.layout == "study":
+            return extract_cell(run.files.folder, run.cell, self.settings, **kw)
+        return extract_cell(run.files.folder, run.cell, self.settings, window=None, files=run.files, **kw)
+
+    def _reextract(self, cell: CellId, entry: dict[str, Any], obj: Path) -> bool:
+        """Re-extract one damaged object from its source run (same fingerprint only)."""
+        root = entry.get("source_root")
+        if not root:
+            return False
+        try:
+            run = next((r for r in find_runs(root) if r.cell == cell), None)
+            if run is None or self.fingerprint(run.files.folder, cell, run) != entry["fingerprint"]:
+                return False
+            self._write_object(self._extract(run), entry["fingerprint"])
+        except (BondmlError, OSError):
+            return False
+        return self.check_object(obj)[1] is None
+
     # ------------------------------------------------------------------ versions
     def _commit_version(self, cells: list[dict[str, Any]]) -> tuple[str, bool]:
         cells = sorted(cells, key=lambda e: (e["nc"], e["run"], e["sub_run"]))
@@ -257,26 +422,53 @@ class BondStore:
         h = sha256_json(content)[:16]
         vpath = self.path / "versions" / f"{h}.json"
         changed = self.current_version(required=False) != h
-        if not vpath.is_file():
-            self._write_tables(h, cells)
-            lineage = {"code": code_version(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                       "parent": self.current_version(required=False)}
-            atomic_write_json(vpath, {**content, "hash": h, "lineage": lineage,
-                                      "cells": cells})
+        for e in cells:  # the SHA-256 of every object file, as recorded by the object
+            meta = _read_json(self._object_dir(CellId(e["nc"], e["run"], e["sub_run"]), e["fingerprint"])
+                              / "cell.json", "cell object metadata")
+            if meta.get("files") is not None:
+                e["files"] = meta["files"]
+        old = None
+        if vpath.is_file():
+            try:
+                old = json.loads(vpath.read_text(encoding="utf-8"))
+            except (ValueError, UnicodeDecodeError):
+                old = None
+        if old is None or self._tables_problems(h, old) or any("files" not in c for c in old.get("cells", [])):
+            tables = self._write_tables(h, cells)
+            lineage = (old or {}).get("lineage") or {
+                "code": code_version(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "parent": self.current_version(required=False)}
+            atomic_write_json(vpath, {**content, "hash": h, "lineage": lineage, "cells": cells, "tables": tables})
         if changed:
             atomic_write_bytes(self.path / "HEAD", (h + "\n").encode())
         return h, changed
 
-    def _write_tables(self, h: str, cells: list[dict[str, Any]]) -> None:
-        """Materialise the per-type bond tables (the DBI) and the cell table of a version."""
+    def _tables_problems(self, h: str, ver: dict[str, Any]) -> list[str]:
+        """Problems of the materialised tables of a version (missing, damaged, no hashes)."""
+        tables = ver.get("tables")
+        if tables is None:
+            return [f"{self.path / 'versions' / (h + '.json')}: records no table hashes (older store)"]
+        out = []
+        for name, sha in tables.items():
+            p = self.path / "tables" / h / name
+            if not p.is_file():
+                out.append(f"{p}: missing")
+            elif sha256_file(p) != sha:
+                out.append(f"{p}: SHA-256 differs from the version manifest (damaged)")
+        return out
+
+    def _write_tables(self, h: str, cells: list[dict[str, Any]]) -> dict[str, str]:
+        """Materialise the per-type bond tables (the DBI) and the cell table of a version;
+        returns {file name: SHA-256}."""
         out = self.path / "tables" / h
+        hashes: dict[str, str] = {}
         per_type: dict[str, list[pa.Table]] = {t: [] for t in self.chemistry.bond_types}
         for e in cells:
             obj = self._object_dir(CellId(e["nc"], e["run"], e["sub_run"]), e["fingerprint"])
             bp = obj / "bonds.parquet"
             if not bp.is_file():
                 continue
-            t = pq.read_table(bp)
+            t = read_parquet(bp, (e.get("files") or {}).get("bonds.parquet"))
             n = t.num_rows
             t = t.append_column("nc", pa.array([e["nc"]] * n)).append_column(
                 "run", pa.array(np.full(n, e["run"], np.int32))).append_column(
@@ -292,15 +484,19 @@ class BondStore:
                 tab = pa.concat_tables(parts)
                 cols = ["nc", "run", "sub_run", "i", "j", "sx", "sy", "sz", "distance", "minus_icohp",
                         "label_source", "status"]
-                _write_table(out / f"{bt}.parquet", tab.select(cols))
-        _write_table(out / "cells.parquet", pa.table({
+                hashes[f"{bt}.parquet"] = _write_table(out / f"{bt}.parquet", tab.select(cols))
+        hashes["cells.parquet"] = _write_table(out / "cells.parquet", pa.table({
             k: pa.array([e[k] for e in cells]) for k in ("nc", "run", "sub_run", "status", "reason", "fingerprint")
         }))
+        return hashes
 
     def current_version(self, required: bool = True) -> str | None:
         head = self.path / "HEAD"
         if head.is_file():
-            return head.read_text().strip()
+            v = head.read_text(encoding="utf-8", errors="replace").strip()
+            if not v or not all(ch in "0123456789abcdef" for ch in v):
+                raise _damaged(head, f"HEAD is damaged ({v[:20]!r} is not a version hash)")
+            return v
         if required:
             raise StoreError(f"{self.path}: the store holds no version yet; run 'bondml ingest'")
         return None
@@ -309,7 +505,7 @@ class BondStore:
         """Every dataset version with its hash, creation time and cell count."""
         out = []
         for p in sorted((self.path / "versions").glob("*.json")):
-            d = json.loads(p.read_text())
+            d = _read_json(p, "version manifest")
             out.append({"hash": d["hash"], "created": d["lineage"]["created"], "cells": len(d["cells"]),
                         "parent": d["lineage"].get("parent")})
         return sorted(out, key=lambda d: d["created"])
@@ -322,7 +518,7 @@ class BondStore:
             if len(matches) != 1:
                 raise StoreError(f"{self.path}: no dataset version {v!r}")
             p = matches[0]
-        return json.loads(p.read_text())
+        return _read_json(p, "version manifest")
 
     # ------------------------------------------------------------------ queries
     def cells(self, version: str | None = None) -> list[dict[str, Any]]:
@@ -330,27 +526,42 @@ class BondStore:
 
     def bond_table(self, bond_type: str, version: str | None = None) -> pa.Table:
         """The DBI table of one bond type for a version (all bonds 1.80-4.20 A, NaN = unlabelled)."""
-        v = self.read_version(version)["hash"]
-        p = self.path / "tables" / v / f"{bond_type}.parquet"
-        if not p.is_file():
+        ver = self.read_version(version)
+        p = self.path / "tables" / ver["hash"] / f"{bond_type}.parquet"
+        tables = ver.get("tables")
+        if tables is not None and f"{bond_type}.parquet" not in tables:
             return pa.table({})
-        return pq.read_table(p)
+        if tables is None and not p.is_file():
+            return pa.table({})
+        return read_parquet(p, (tables or {}).get(f"{bond_type}.parquet"))
 
     def query(self, sql: str, version: str | None = None) -> Any:
         """Run SQL with duckdb over the version's tables, exposed as views ``bonds`` (all types,
-        with a ``type`` column) and ``cells``. Returns a list of row tuples."""
+        with a ``type`` column) and ``cells``. Returns a list of row tuples.
+
+        The tables are read (and checked against their SHA-256) here and handed to duckdb as
+        registered Arrow tables: no path is ever pasted into SQL."""
         import duckdb
 
-        v = self.read_version(version)["hash"]
-        tdir = self.path / "tables" / v
+        ver = self.read_version(version)
+        tdir = self.path / "tables" / ver["hash"]
+        tables = ver.get("tables")
         con = duckdb.connect()
-        files = [str(tdir / f"{t}.parquet") for t in self.chemistry.bond_types if (tdir / f"{t}.parquet").is_file()]
-        if files:
-            unions = " UNION ALL ".join(
-                f"SELECT *, '{Path(f).stem}' AS type FROM read_parquet('{f}')" for f in files)
-            con.execute(f"CREATE VIEW bonds AS {unions}")
-        con.execute(f"CREATE VIEW cells AS SELECT * FROM read_parquet('{tdir / 'cells.parquet'}')")
-        return con.execute(sql).fetchall()
+        parts = []
+        for k, t in enumerate(self.chemistry.bond_types):
+            tab = self.bond_table(t, ver["hash"])
+            if tab.num_rows:
+                con.register(f"_bonds_{k}", tab)
+                parts.append(f"SELECT *, '{t}' AS type FROM _bonds_{k}")
+        if parts:
+            con.execute(f"CREATE VIEW bonds AS {' UNION ALL '.join(parts)}")
+        con.register("_cells", read_parquet(tdir / "cells.parquet", (tables or {}).get("cells.parquet")))
+        con.execute("CREATE VIEW cells AS SELECT * FROM _cells")
+        try:
+            return con.execute(sql).fetchall()
+        except duckdb.Error as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise StoreError(f"SQL {sql!r}: {first}") from None
 
     def info(self, version: str | None = None, label_window: tuple[float, float] = LABEL_WINDOW) -> dict[str, Any]:
         """Inventory: cells with status, labelled bonds per type in ``label_window``, label statistics."""
@@ -409,7 +620,8 @@ class BondStore:
             if ncs and c["nc"] not in ncs or runs and c["run"] not in runs or sub_runs and c["sub_run"] not in sub_runs:
                 continue
             obj = self._object_dir(CellId(c["nc"], c["run"], c["sub_run"]), c["fingerprint"])
-            b = pq.read_table(obj / "bonds.parquet").to_pydict()
+            files = c.get("files") or {}
+            b = read_parquet(obj / "bonds.parquet", files.get("bonds.parquet")).to_pydict()
             d = np.asarray(b["distance"])
             y = np.asarray(b["minus_icohp"], dtype=float)
             bt = np.asarray(b["type"]).astype(str)
@@ -425,7 +637,7 @@ class BondStore:
             n = int(keep.sum())
             if n == 0:
                 continue
-            at = pq.read_table(obj / "atoms.parquet", columns=["soap"])
+            at = read_parquet(obj / "atoms.parquet", files.get("atoms.parquet"), columns=["soap"])
             soap = np.asarray(at["soap"].combine_chunks().flatten().to_numpy()).reshape(at.num_rows, -1)
             add = {"bond_type": bt[keep], "distance": d[keep], "y": y[keep],
                    "nc": np.full(n, c["nc"]).astype(str), "run": np.full(n, c["run"], np.int64),
@@ -497,14 +709,15 @@ class BondStore:
                "bonds": bonds, "code": code_version()}
         sel["hash"] = sha256_json({"version": sel["version"], "bonds": bonds})[:16]
         _check_name(name)
-        atomic_write_json(self.path / "selections" / f"{name}.json", sel)
+        with self._lock():
+            atomic_write_json(self.path / "selections" / f"{name}.json", sel)
         return sel
 
     def read_selection(self, name: str) -> dict[str, Any]:
         p = self.path / "selections" / f"{name}.json"
         if not p.is_file():
             raise StoreError(f"{self.path}: no selection named {name!r} (have: {', '.join(self.selection_names()) or 'none'})")
-        return json.loads(p.read_text())
+        return _read_json(p, "selection")
 
     def selection_names(self) -> list[str]:
         return sorted(p.stem for p in (self.path / "selections").glob("*.json"))
@@ -527,13 +740,17 @@ class BondStore:
         name = name or folder.name
         _check_name(name)
         tables, extras = read_bnd_folder(folder)
+        if not tables:
+            raise InputFileError(folder, "no .bnd label tables in this folder")
         out = self.path / "labels" / name
         counts = {}
-        for t, tab in tables.items():
-            _write_table(out / f"{t}.parquet", tab)
-            counts[t] = tab.num_rows
-        atomic_write_json(out / "meta.json", {"source": str(folder.resolve()), "counts": counts, **extras,
-                                              "code": code_version()})
+        files = {}
+        with self._lock():
+            for t, tab in tables.items():
+                files[f"{t}.parquet"] = _write_table(out / f"{t}.parquet", tab)
+                counts[t] = tab.num_rows
+            atomic_write_json(out / "meta.json", {"source": str(folder.resolve()), "counts": counts, **extras,
+                                                  "files": files, "code": code_version()})
         return counts
 
     def label_table_names(self) -> list[str]:
@@ -589,7 +806,9 @@ def settings_for_data(root: str | Path, base: FeatureSettings = PAPER_SETTINGS) 
 
 
 def _elements_of(obj: Path) -> np.ndarray:
-    return np.asarray(pq.read_table(obj / "atoms.parquet", columns=["element"])["element"].to_pylist())
+    meta = _read_json(obj / "cell.json", "cell object metadata")
+    tab = read_parquet(obj / "atoms.parquet", (meta.get("files") or {}).get("atoms.parquet"), columns=["element"])
+    return np.asarray(tab["element"].to_pylist())
 
 
 def _stratified_draw(idx: np.ndarray, groups: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
