@@ -20,16 +20,15 @@ def ingest_with_progress(root: Path, store_dir: Path, quiet: bool = False, targe
     """Ingest a GETL tree with a rich progress bar; returns the IngestReport."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from ..io.runs import find_runs
-    from ..store.db import BondStore, settings_for_data
+    from ..store.db import BondStore, require_runs, settings_for_data
 
+    cells = require_runs(root)  # bad input: refused before any store is created
     source = {"xtb": "xtb-gfn1"}.get(labels or "", labels)
     if (Path(store_dir) / "store.json").is_file():
         store = BondStore(store_dir, target=target, label_source=source)
     else:
         store = BondStore(store_dir, create=True, settings=settings_for_data(root), target=target,
                           label_source=source)
-    cells = find_runs(root)
     with Progress(TextColumn("ingest"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}", markup=False),
                   TimeRemainingColumn(), console=make_console(), disable=quiet, transient=True) as prog:
         task = prog.add_task("", total=len(cells))

@@ -291,13 +291,14 @@ class BondStore:
         """
         t0 = time.perf_counter()
         rep = IngestReport()
+        runs = require_runs(root)
         with self._lock():
             clean_temp_files(self.path)  # left by a writer killed mid-write
             entries: dict[str, dict[str, Any]] = {}
             cur = self.current_version(required=False)
             if cur is not None:
                 entries = {e["key"]: e for e in self.read_version(cur)["cells"]}
-            for run in find_runs(root):
+            for run in runs:
                 cell = run.cell
                 folder = run.files.folder
                 fp = self.fingerprint(folder, cell, run)
@@ -780,6 +781,15 @@ class BondStore:
             prefix = selection or f"v{ds.lineage['version'][:8]}"
             written[t] = write_bnd(out / f"{prefix}_{t}.bnd", sub, ncs_order, swap=swap)
         return written
+
+
+def require_runs(root: str | Path) -> list[Run]:
+    """The runs under ``root`` (:func:`bondml.io.runs.find_runs`); InputFileError when there is none."""
+    runs = find_runs(root)
+    if not runs:
+        raise InputFileError(root, "holds no LOBSTER run (no study tree, and no folder with an ICOHPLIST.lobster "
+                                   "next to a structure); see docs/formats.md")
+    return runs
 
 
 def settings_for_data(root: str | Path, base: FeatureSettings = PAPER_SETTINGS) -> FeatureSettings:
