@@ -25,15 +25,6 @@ def _print_summary(s: dict) -> None:
                   f"fallback: {100 * s['fraction_fallback']:.3f} %")
 
 
-def _frames_done(out: Path) -> int:
-    import json
-
-    try:
-        return len(json.loads((out / "manifest.json").read_text(encoding="utf-8")).get("frames", []))
-    except (OSError, ValueError, AttributeError):
-        return 0
-
-
 def _check_type_map(text: str) -> None:
     """``--type-map 1=Zr,2=Cu,3=Al``: integer types, known elements (one-line error otherwise)."""
     from ..errors import BondmlError, ConfigError
@@ -92,13 +83,10 @@ def register(app: typer.Typer) -> None:
 
         try:
             s = predict_trajectory(model, structure, out, cfg)
-        except BondmlError as exc:
-            done = _frames_done(out)
-            if isinstance(exc, PartialFailure) or not done:
-                raise
-            print_error(exc)  # a bad frame after good ones: those are kept, the run resumes
-            raise PartialFailure(f"{out}: stopped at a failing frame after {done} frame(s), which are kept; "
-                                 "fix the input and run the same command to resume") from None
+        except PartialFailure as exc:  # a bad frame after good ones: those are kept, the run resumes
+            if isinstance(exc.__cause__, BondmlError):
+                print_error(exc.__cause__)
+            raise
         _print_summary(s)
         console.print(f"wrote {out / 'summary.json'}")
 

@@ -46,7 +46,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..errors import BondmlError, ConfigError, InputFileError, ModelError
+from ..errors import BondmlError, ConfigError, InputFileError, ModelError, PartialFailure
 from ..features.soap import FeatureSettings, compute_soap
 from ..io.lammps import Frame, iter_frames, per_atom_stress_gpa, sniff_format
 from ..structure.bonds import find_bonds
@@ -466,6 +466,11 @@ def predict_trajectory(
         try:
             _run_frames(model_dir, structure, out, cfg, windows, settings, manifest, done, progress, executor,
                         digest)
+        except BondmlError as exc:
+            if not manifest["frames"] or isinstance(exc, PartialFailure):
+                raise
+            raise PartialFailure(f"{out}: stopped at a failing frame after {len(manifest['frames'])} frame(s), "
+                                 "which are kept; fix the input and run the same command to resume") from exc
         finally:
             progress.close()
         manifest["complete"] = limit is None or len(manifest["frames"]) < limit

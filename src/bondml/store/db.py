@@ -16,6 +16,12 @@ Layout of a store folder::
 Every write is atomic (temp file + rename) and objects are written before the manifests that
 name them, so an interrupted ingest leaves the previous version intact and re-running resumes.
 Re-ingesting unchanged inputs finds every object by fingerprint and writes nothing.
+
+Integrity: ``cell.json`` records the SHA-256 of the object's Parquet files, the version manifest
+repeats them (``cells[].files``) and adds those of its tables (``tables``). Every read checks the
+hash before decoding (:func:`read_parquet`); re-ingest re-extracts a damaged object from its
+source files; :meth:`BondStore.verify` checks (and with ``repair`` re-extracts) everything.
+Writers hold an ``fcntl.flock`` on ``.lock`` (:func:`bondml.util.file_lock`); readers need none.
 """
 
 from __future__ import annotations
