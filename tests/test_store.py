@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import copy_subruns
 
-from bondml.errors import StoreError
+from bondml.errors import InputFileError, StoreError
 from bondml.io.getl import subrun_path
 from bondml.store import db as dbmod
 from bondml.store.db import BondStore
@@ -188,12 +188,15 @@ def test_store_errors(tmp_path: Path) -> None:
     import fcntl
     import os
 
+    with pytest.raises(InputFileError, match="holds no LOBSTER run"):
+        s.ingest(tmp_path / "db")  # a folder without runs is refused before the lock
+    tree = copy_subruns(tmp_path / "tree", [0])
     fd = os.open(s.path / ".lock", os.O_RDWR | os.O_CREAT)  # another holder of the store lock
     fcntl.flock(fd, fcntl.LOCK_EX)
     os.environ["BONDML_LOCK_WAIT"] = "0.2"
     try:
         with pytest.raises(StoreError, match="locked by another bondml process"):
-            s.ingest(tmp_path)
+            s.ingest(tree)
     finally:
         del os.environ["BONDML_LOCK_WAIT"]
         os.close(fd)

@@ -195,6 +195,8 @@ def register(app: typer.Typer) -> None:
         user_hp = read_hyper(hyper) if hyper else {}
         from ..model.presets import resolve_hyperparameters
 
+        if preset == "tuned" and not prior:
+            raise ConfigError("--preset tuned was chosen with the prior mean; add --prior")
         resolve_hyperparameters(preset, None, user_hp or None, use_prior=prior)  # bad input: refuse before any work
         refuse_existing_model(out, overwrite)
         with model_lock(out):
