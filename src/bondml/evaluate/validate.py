@@ -54,7 +54,11 @@ def validate_cell(model: BondModel, folder: str | Path, max_distance: float = LA
     b = b.select(keep)
     y = ex.minus_icohp[keep]
     m = model.for_composition(cell.nc) if model.composition != cell.nc else model
-    res = m.predict_bonds(b.type, b.distance, ex.soap, b.i, b.j, model.settings)
+    if model.settings.kind == "bond":  # ex.soap has one row per bond of ex.bonds
+        rows, ri, rj = ex.soap[keep], np.arange(len(b)), np.arange(len(b))
+    else:
+        rows, ri, rj = ex.soap, b.i, b.j
+    res = m.predict_bonds(b.type, b.distance, rows, ri, rj, model.settings)
     metrics = per_type_metrics(b.type, y, res["minus_icohp"], res["std"])
     types = [t for t in metrics if t != "all"]
     trained_cells = {c.get("cell") for c in model.lineage.get("data", {}).get("cells", [])}

@@ -1,4 +1,4 @@
-"""SOAP descriptors per atom, with the paper's settings as a frozen value object.
+"""SOAP descriptors per atom (or per bond midpoint), with the paper's settings as a frozen value object.
 
 The default backend is QUIP through ``quippy-ase``, which gives the paper's own descriptors:
 ``soap cutoff=3.75 l_max=6 n_max=8 atom_sigma=0.5 n_Z=3 Z={13 29 40} n_species=3
@@ -21,6 +21,10 @@ from ..errors import FeatureMismatchError, UnknownElementError
 from ..util import sha256_json
 
 BACKENDS = ("quippy", "featomic")
+#: ``atom``: per-atom SOAP, a bond is described by its two atoms (the paper: kernel on
+#: pbar = (pA + pB) / 2); ``bond``: SOAP expanded at the bond midpoint, one vector per bond
+#: (:mod:`bondml.features.bond_centred`).
+KINDS = ("atom", "bond")
 
 
 @dataclass(frozen=True)
@@ -28,7 +32,10 @@ class FeatureSettings:
     """SOAP settings (Angstrom for ``cutoff`` and ``atom_sigma``) plus the backend computing them.
 
     Frozen and hashable: it travels with every feature table, dataset and model, and two
-    feature sets are only comparable when their settings are equal.
+    feature sets are only comparable when their settings are equal. ``kind`` is ``"atom"``
+    (per-atom SOAP, the paper) or ``"bond"`` (SOAP at the bond midpoint, computed with the
+    featomic radial basis: needs ``backend="featomic"``). ``kind="atom"`` is left out of
+    :meth:`to_dict` so that the digests of atom-centred settings are those of earlier versions.
     """
 
     cutoff: float = PAPER_SOAP["cutoff"]
@@ -39,10 +46,17 @@ class FeatureSettings:
     backend: str = "quippy"
     normalise: bool = True
     extra: tuple[tuple[str, Any], ...] = field(default=())
+    kind: str = "atom"
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise ValueError(f"unknown SOAP backend {self.backend!r}; choose one of {', '.join(BACKENDS)}")
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown descriptor kind {self.kind!r}; choose one of {', '.join(KINDS)}")
+        if self.kind == "bond" and (self.backend != "featomic" or dict(self.extra).get("featomic_radial", "quip_poly")
+                                    != "quip_poly"):
+            raise ValueError("bond-centred SOAP uses featomic's QUIP-polynomial radial basis: "
+                             "backend='featomic' without featomic_radial")
         object.__setattr__(self, "species_z", tuple(sorted(int(z) for z in self.species_z)))
         object.__setattr__(self, "extra", tuple(tuple(x) for x in self.extra))
 
@@ -60,6 +74,8 @@ class FeatureSettings:
         d = asdict(self)
         d["species_z"] = list(self.species_z)
         d["extra"] = [list(x) for x in self.extra]
+        if self.kind == "atom":
+            del d["kind"]
         return d
 
     @classmethod
@@ -89,6 +105,17 @@ class FeatureSettings:
 
 #: The paper's settings through QUIP.
 PAPER_SETTINGS = FeatureSettings()
+#: The paper's SOAP settings expanded at the bond midpoint (one vector per bond).
+BOND_SETTINGS = FeatureSettings(backend="featomic", kind="bond")
+
+
+def settings_for(descriptor: str) -> FeatureSettings:
+    """Feature settings of a descriptor name: ``atom`` (the paper's QUIP SOAP) or ``bond``."""
+    if descriptor == "atom":
+        return PAPER_SETTINGS
+    if descriptor == "bond":
+        return BOND_SETTINGS
+    raise ValueError(f"unknown descriptor {descriptor!r}; choose atom or bond")
 
 
 @lru_cache(maxsize=8)
@@ -137,7 +164,33 @@ def compute_soap(atoms: Atoms, settings: FeatureSettings = PAPER_SETTINGS) -> np
     """Per-atom SOAP vectors, shape (n_atoms, n_features), rows in atom order.
 
     Normalised to unit length when ``settings.normalise`` (the paper's choice). Raises
-    :class:`UnknownElementError` for an element outside ``settings.species_z``.
+    :class:`UnknownElementError` for an element outside ``settings.species_z``, and
+    FeatureMismatchError for bond-centred settings (use :func:`compute_bond_features`).
     """
+    if settings.kind != "atom":
+        raise FeatureMismatchError("bond-centred SOAP settings need the bonds: use compute_bond_features")
     _check_species(atoms, settings)
     return _BACKEND_FUNCS[settings.backend](atoms, settings)
+
+
+def compute_bond_features(
+    atoms: Atoms, i: np.ndarray, j: np.ndarray, shift: np.ndarray, settings: FeatureSettings = PAPER_SETTINGS,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Model features of the bonds (i, j, shift) of ``atoms``: ``(rows, row_i, row_j)``.
+
+    ``kind="atom"``: rows are the per-atom SOAP (n_atoms, p) and ``row_i, row_j = i, j``;
+    ``kind="bond"``: rows are the bond-centred SOAP (n_bonds, p) and ``row_i = row_j =
+    arange(n_bonds)`` (so that the model's pbar = (q + q) / 2 = q). ``shift`` (n, 3): bond vector
+    ``r_j + shift @ cell - r_i``. Pass the result to :class:`bondml.store.dataset.BondFeatures`
+    or ``BondModel.predict_bonds``.
+    """
+    i = np.asarray(i, np.int64).ravel()
+    j = np.asarray(j, np.int64).ravel()
+    if settings.kind == "atom":
+        return compute_soap(atoms, settings), i, j
+    _check_species(atoms, settings)
+    from .bond_centred import bond_soap
+
+    rows = bond_soap(atoms, i, j, np.asarray(shift, np.int64).reshape(-1, 3), settings)
+    k = np.arange(i.size, dtype=np.int64)
+    return rows, k, k.copy()
