@@ -30,8 +30,10 @@ PriorOpt = Annotated[bool, typer.Option("--prior/--no-prior", help="distance+com
 
 
 def load_dataset(store: Path | None, getl: Path | None, nc: list[str] | None = None, run: list[int] | None = None,
-                 sub_run: list[int] | None = None, version: str | None = None, selection: str | None = None) -> Any:
-    """BondDataset from a store (with selection) or straight from a GETL tree."""
+                 sub_run: list[int] | None = None, version: str | None = None, selection: str | None = None,
+                 settings: Any = None) -> Any:
+    """BondDataset from a store (with selection) or straight from a GETL tree (SOAP ``settings``,
+    default the paper's; a store has its own)."""
     if (store is None) == (getl is None):
         raise ConfigError("give exactly one of --store <dir> or --getl <root>")
     if store is not None:
@@ -44,7 +46,9 @@ def load_dataset(store: Path | None, getl: Path | None, nc: list[str] | None = N
 
     cells = [c for c in discover(getl) if (not nc or c.nc in nc) and (not run or c.run in run)
              and (not sub_run or c.sub_run in sub_run)]
-    return dataset_from_getl(getl, cells=cells)
+    if settings is None:
+        return dataset_from_getl(getl, cells=cells)
+    return dataset_from_getl(getl, settings=settings, cells=cells)
 
 
 def _tables_root(tables: Path | None) -> Path:
@@ -87,32 +91,48 @@ def register(app: typer.Typer) -> None:
     def train(
         out: Annotated[Path, typer.Option("--out", help="model folder to write")],
         store: StoreOpt = None, getl: GetlOpt = None, nc: NcOpt = None, run: RunOpt = None, sub_run: SubOpt = None,
-        version: VersionOpt = None, selection: SelOpt = None, tables: TablesOpt = None, prior: PriorOpt = False,
+        version: VersionOpt = None, selection: SelOpt = None, tables: TablesOpt = None,
+        prior: Annotated[Optional[bool], typer.Option("--prior/--no-prior", help="distance(+composition) prior "
+                         "mean from the label tables on every type (default: as the preset says)")] = None,
         max_train: Annotated[Optional[int], typer.Option(help="at most this many bonds per type (seeded)")] = None,
         seed: Annotated[int, typer.Option(help="seed of the subset draw")] = 0,
         min_bonds: Annotated[int, typer.Option(help="fewest bonds for a GP; fewer -> distance-only fallback")] = 30,
         hyper: Annotated[Optional[Path], typer.Option(help="JSON {type: {sigma, gamma, zeta}} overriding the preset")] = None,
-        preset: Annotated[str, typer.Option(help="hyper-parameters: paper, or tuned (needs --prior)")] = "paper",
+        preset: Annotated[str, typer.Option(help="default (chosen by the shift protocols: bond-centred SOAP, "
+                                                  "per-type prior, shift-calibrated std), paper (the paper's "
+                                                  "model exactly), or tuned (needs --prior)")] = "default",
+        descriptor: Annotated[Optional[str], typer.Option(help="bond (SOAP at the bond midpoint) or atom (the "
+                                                              "paper's per-atom SOAP); default: bond, atom for "
+                                                              "--preset paper, the store's own with --store")] = None,
     ) -> None:
-        """Train one GP per bond type (paper kernel and hyper-parameters) and save the model folder."""
-        from ..model.bondmodel import BondModel
+        """Train one GP per bond type and save the model folder (default: the most accurate model
+        under the shift protocols; --preset paper reproduces the paper)."""
+        from ..constants import DEFAULT_DESCRIPTOR
+        from ..evaluate.shift import train_model
+        from ..features.soap import settings_for
 
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-        ds = load_dataset(store, getl, nc, run, sub_run, version, selection)
-        dm = _distance_model(ds, tables)
-        from ..evaluate.tune import TUNED_HYPERPARAMETERS
-
-        if preset not in ("paper", "tuned"):
-            raise ConfigError(f"unknown preset {preset!r}; use paper or tuned")
+        if descriptor is not None and descriptor not in ("atom", "bond"):
+            raise ConfigError(f"unknown descriptor {descriptor!r}; use bond or atom")
+        if preset not in ("default", "paper", "tuned"):
+            raise ConfigError(f"unknown preset {preset!r}; use default, paper or tuned")
         if preset == "tuned" and not prior:
             raise ConfigError("--preset tuned was chosen with the prior mean; add --prior")
-        hp = {k: dict(v) for k, v in TUNED_HYPERPARAMETERS.items()} if preset == "tuned" else {}
+        want = descriptor or ("atom" if preset in ("paper", "tuned") else DEFAULT_DESCRIPTOR)
+        ds = load_dataset(store, getl, nc, run, sub_run, version, selection,
+                          settings=settings_for(want) if getl is not None else None)
+        if store is not None and descriptor is not None and ds.settings.kind != descriptor:
+            raise ConfigError(f"{store}: the store holds {ds.settings.kind}-centred descriptors, not {descriptor}; "
+                              f"ingest into a store made with the {descriptor} descriptor")
+        hp: dict[str, dict[str, float]] = {}
         for k, v in (json.loads(hyper.read_text()) if hyper else {}).items():
             hp.setdefault(k, {}).update(v)
-        model = BondModel.fit(ds, hyperparameters=hp or None, distance_model=dm, use_prior=prior,
-                              max_train_per_type=max_train, seed=seed, min_bonds=min_bonds)
+        model = train_model(ds, _tables_root(tables), preset=preset, hyperparameters=hp or None, prior=prior,
+                            max_train_per_type=max_train, seed=seed, min_bonds=min_bonds)
+        prior = model.use_prior
         model.save(out)
-        t = Table(title=f"model {out} (SOAP {model.settings.digest}, prior: {'yes' if prior else 'no'})")
+        t = Table(title=f"model {out} (preset {preset}, {model.settings.kind}-centred SOAP {model.settings.digest}, "
+                  f"prior: {'yes' if prior else 'no'})")
         for c in ("type", "kind", "bonds used", "bonds available", "sigma", "gamma", "zeta"):
             t.add_column(c)
         for bt in BOND_TYPES:

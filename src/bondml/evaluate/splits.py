@@ -11,6 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..constants import DEFORMATION_GROUPS  # noqa: F401 - re-exported
+from ..model.domain import deformation_group  # noqa: F401 - re-exported
+
+
 PAPER_PROTOCOL = "bond-level random split (paper protocol; leaky: bonds of one cell on both sides)"
 
 
@@ -62,27 +66,7 @@ def group_holdout(groups: np.ndarray, test_groups: list[str] | None = None, test
     return Split(np.flatnonzero(~te), np.flatnonzero(te), f"hold-out by {level}", tuple(sorted(test_groups)))
 
 
-#: The four deformation families of a run's 15 cells (sub-run numbers; DOMAIN.md, Learnt since):
-#: the quenched cell with the small deformations, the six shears, the 20 % compressions, x0.90.
-DEFORMATION_GROUPS: dict[str, tuple[int, ...]] = {
-    "small (0, 2 % tensions, x1.01)": (0, 7, 8, 9, 13),
-    "shears": (1, 2, 3, 4, 5, 6),
-    "20 % compressions": (10, 11, 12),
-    "x0.90": (14,),
-}
 LDGO_PROTOCOL = "leave-deformation-group-out"
-
-
-def deformation_group(sub_run: np.ndarray) -> np.ndarray:
-    """Deformation family name of each sub-run number (ValueError for one outside 0..14)."""
-    s = np.asarray(sub_run).astype(np.int64)
-    out = np.empty(s.shape, dtype=object)
-    for name, subs in DEFORMATION_GROUPS.items():
-        out[np.isin(s, subs)] = name
-    bad = np.flatnonzero(out == None)  # noqa: E711 - object array
-    if bad.size:
-        raise ValueError(f"sub-run {int(s[bad[0]])} is in no deformation group (0..14)")
-    return out.astype(str)
 
 
 def leave_deformation_group_out(sub_run: np.ndarray, cells: np.ndarray | None = None) -> Iterator[Split]:
