@@ -355,16 +355,17 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def nested_calibrated_ldgo(sample: TypeSample, params: dict[str, float], mean: str,
-                           priors: dict[str, DistanceModel], max_train: int | None = 1200, seed: int = 0
-                           ) -> dict[str, Any]:
-    """LDGO with the std scale learnt without the held-out group: for each held-out deformation
-    group, an inner LDGO on the other groups gives the 68.3 % quantile of |e|/std, applied to the held-out
-    group. Returns pooled metrics (RMSE, bias, cov1, cov2 of the calibrated std), the Spearman
-    correlation of |error| with the std, and the held-out errors, stds and rho."""
+                           priors: dict[str, DistanceModel], max_train: int | None = 1200, seed: int = 0,
+                           protocol: str = "ldgo") -> dict[str, Any]:
+    """``protocol`` (LDGO by default, or ``loco``) with the std scale learnt without the held-out
+    bonds: for each outer split, an inner LDGO on the training bonds gives the 68.3 % quantile of
+    |e|/std, applied to the held-out bonds. Returns pooled metrics (RMSE, bias, cov1, cov2 of the
+    calibrated std, Spearman correlation of |error| with the std) and the held-out errors, stds
+    and rho."""
     y = sample.data.y
     prior = prior_values(priors, mean, sample.bond_type, sample.data)
     resid = y - prior
-    outer = protocol_splits(sample, "ldgo")
+    outer = protocol_splits(sample, protocol)
     e_all, s_all, r_all = [], [], []
     for k, sp in enumerate(outer):
         inner_z = []
