@@ -9,7 +9,7 @@ Protocols
 
 For each SOAP configuration: RMSE, bias (pred - LOBSTER), 1/2-sigma coverage of the std scaled by
 an inner LDGO on the training bonds only (nested: the held-out bonds never set their own scale),
-Spearman rank correlation of |error| with the std. The cost column is the per-frame cost of the
+Spearman rank correlation of |error| with the std under LDGO ("rank"). The cost column is the per-frame cost of the
 descriptor + GP (with std) on the 10,000-atom production frame, one thread (measured here, on a
 possibly loaded machine: read the ratio).
 
@@ -89,7 +89,7 @@ def main() -> None:
         print(f"\n## {bt}  (n = {len(samples['atom'].data)})")
         print(f"{'descriptor':10s}{'hp':7s}{'zeta':>5s}{'sigma':>6s}{'gamma':>7s}  {'mean':22s}"
               f"{'LOCO rmse':>10s}{'bias':>7s}{'cov1':>6s}{'cov2':>6s}{'LDGO rmse':>11s}{'bias':>7s}{'cov1':>6s}"
-              f"{'cov2':>6s}{'rho':>6s}{'cost':>7s}")
+              f"{'cov2':>6s}{'rank':>6s}{'cost':>7s}")
         for r in rows:
             c = cost.get(r["descriptor"] + ("-paper" if r["hyperparameters"] == "paper" else ""), float("nan"))
             print(f"{r['descriptor'] + ('*' if r['default'] else ''):10s}{r['hyperparameters']:7s}{r['zeta']:5g}"

@@ -321,3 +321,5 @@ def register(app: typer.Typer) -> None:
                       "yes" if rep["fallback"][bt] else "")
         t.add_row("all", str(rep["n_total"]), f"{rep['overall_rmse']:.3f}", "", "")
         console.print(t)
+        console.print(f"protocol: {rep['protocol']}; {rep['fraction_out_of_domain']:.0%} of the GP bonds out of domain"
+                      + (" -> [red]the cell is out of the model's domain[/]" if rep["cell_out_of_domain"] else ""))
