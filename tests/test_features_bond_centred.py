@@ -124,3 +124,34 @@ def test_dataset_and_store_hold_bond_centred_descriptors(mini_tree, tmp_path):
     o1 = np.lexsort((ds.j, ds.i, ds.sub_run))
     o2 = np.lexsort((ds2.j, ds2.i, ds2.sub_run))
     np.testing.assert_allclose(ds2.atom_soap[ds2.atom_i[o2]], ds.atom_soap[ds.atom_i[o1]], atol=1e-12)
+
+
+def test_train_cli_rejects_an_unknown_descriptor(tmp_path, mini_tree):
+    from typer.testing import CliRunner
+
+    from bondml.cli.main import build_app
+
+    r = CliRunner().invoke(build_app(), ["train", "--getl", str(mini_tree), "--out", str(tmp_path / "m"),
+                                         "--descriptor", "nope"])
+    assert r.exit_code != 0 and "unknown descriptor" in str(r.exception or r.output)
+
+
+@pytest.mark.slow
+def test_bond_centred_model_deploys(mini_tree, small_cell, tmp_path, ref_root):
+    """A default (bond-centred) model predicts a LAMMPS cell through the deployment path."""
+    import pandas as pd
+
+    from bondml.deploy.infer import PredictConfig, predict_trajectory
+    from bondml.evaluate.shift import train_model
+    from bondml.store.extract import dataset_from_getl
+
+    ds = dataset_from_getl(mini_tree, settings=BOND_SETTINGS)
+    m = train_model(ds, ref_root, "default", max_train_per_type=100, seed=0, min_bonds=20)
+    assert m.settings.kind == "bond" and m.domain
+    m.save(tmp_path / "m")
+    predict_trajectory(tmp_path / "m", small_cell, tmp_path / "out", PredictConfig(progress=False, in_process=True))
+
+    files = sorted((tmp_path / "out").rglob("*.parquet"))
+    assert files
+    df = pd.read_parquet(files[0])
+    assert np.isfinite(df.filter(like="icohp").to_numpy(dtype=float)).any()

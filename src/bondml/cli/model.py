@@ -151,8 +151,9 @@ def register(app: typer.Typer) -> None:
     def evaluate(
         store: StoreOpt = None, getl: GetlOpt = None, nc: NcOpt = None, run: RunOpt = None, sub_run: SubOpt = None,
         version: VersionOpt = None, selection: SelOpt = None, tables: TablesOpt = None, prior: PriorOpt = False,
-        protocol: Annotated[str, typer.Option(help="loco (leave-one-cell-out), paper (bond-level, leaky), "
-                                                   "cell-kfold, run-out (leave-one-run-out)")] = "loco",
+        protocol: Annotated[str, typer.Option(help="loco (leave-one-cell-out, optimistic), ldgo (leave-"
+                                                   "deformation-group-out: the shift protocol), paper (bond-level, "
+                                                   "leaky), cell-kfold, run-out (leave-one-run-out)")] = "loco",
         max_train: Annotated[Optional[int], typer.Option(help="cap on training bonds per type per fold")] = None,
         seed: int = 0,
         out: Annotated[Optional[Path], typer.Option(help="folder for metrics.json and PNG plots")] = None,
@@ -170,6 +171,11 @@ def register(app: typer.Typer) -> None:
             res = tn.paper_protocol(ds, seed=seed, prior=pr)
         elif protocol == "loco":
             res = tn.loco(ds, prior=pr, max_train=max_train, seed=seed)
+        elif protocol == "ldgo":
+            from ..evaluate.splits import leave_deformation_group_out
+
+            res = {bt: tn.cross_validate_type(ds, bt, leave_deformation_group_out(ds.of_type(bt).sub_run), None, pr,
+                                              max_train, seed, calibrate=True) for bt in tn.types_with_data(ds)}
         elif protocol in ("cell-kfold", "run-out"):
             level = "cell" if protocol == "cell-kfold" else "run"
             res = {}
@@ -178,7 +184,7 @@ def register(app: typer.Typer) -> None:
                 sp = group_kfold(g, 5, seed, level) if level == "cell" else leave_one_group_out(g, level)
                 res[bt] = tn.cross_validate_type(ds, bt, sp, None, pr, max_train, seed, calibrate=True)
         else:
-            raise ConfigError(f"unknown protocol {protocol!r}; use loco, paper, cell-kfold or run-out")
+            raise ConfigError(f"unknown protocol {protocol!r}; use loco, ldgo, paper, cell-kfold or run-out")
         dist = {}
         for bt, r in res.items():
             if bt in dm.fits:

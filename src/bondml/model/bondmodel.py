@@ -102,17 +102,18 @@ class BondModel:
         min_bonds: int = MIN_BONDS,
         estimator_options: dict[str, Any] | None = None,
         calibrate: bool = True,
-        calibration: str = "shift",
+        calibration: str = "cell",
         composition_inflation: dict[str, float] | None = None,
     ) -> BondModel:
         """Train one GP per bond type with at least ``min_bonds`` labelled bonds.
 
         ``hyperparameters`` override the paper's per type; ``max_train_per_type`` draws a seeded
         random subset; ``use_prior`` fits the GP on y - distance_model(d, composition).
-        ``calibrate`` scales each type's std on held-out data: ``calibration="shift"`` (default)
-        by leave-deformation-group-out, learning the out-of-domain thresholds too
-        (:mod:`bondml.model.domain`; ``composition_inflation`` per type widens the std at other
-        compositions), ``"cell"`` by cell-grouped 5-fold CV (:func:`cv_std_scale`, std-only).
+        ``calibrate`` scales each type's std on held-out data: ``calibration="cell"`` (default,
+        as in earlier versions) by cell-grouped 5-fold CV (:func:`cv_std_scale`, std only);
+        ``"shift"`` (what ``bondml train`` uses) by leave-deformation-group-out, learning the
+        out-of-domain thresholds too (:mod:`bondml.model.domain`; ``composition_inflation`` per
+        type widens the std at other compositions).
         Types with fewer bonds use ``distance_model`` as a logged, flagged fallback.
         """
         if calibration not in ("shift", "cell"):
