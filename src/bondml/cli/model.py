@@ -133,19 +133,28 @@ def register(app: typer.Typer) -> None:
         model.save(out)
         t = Table(title=f"model {out} (preset {preset}, {model.settings.kind}-centred SOAP {model.settings.digest}, "
                   f"prior: {'yes' if prior else 'no'})")
-        for c in ("type", "kind", "bonds used", "bonds available", "sigma", "gamma", "zeta"):
-            t.add_column(c)
+        for c in ("type", "kind", "bonds used", "bonds available", "sigma", "gamma", "zeta", "prior",
+                  "std x", "new nc std x"):
+            t.add_column(c, min_width=8 if c == "kind" else None, overflow="fold")
         for bt in BOND_TYPES:
             info = model.lineage["types"].get(bt)
             if info is None:
-                t.add_row(bt, "[red]none[/]", "0", "0", "", "", "")
+                t.add_row(bt, "[red]none[/]", "0", "0", *[""] * 6)
             elif info["kind"] == "fallback":
-                t.add_row(bt, "[yellow]distance-only fallback[/]", "-", str(info["n_available"]), "", "", "")
+                t.add_row(bt, "[yellow]fallback (distance only)[/]", "-", str(info["n_available"]), *[""] * 6)
             else:
                 p = info["params"]
+                dom = model.domain.get(bt)
+                dmod = model.distance_model
+                pr = bool(model.use_prior and dmod is not None and bt in dmod.fits and dmod.is_prior_for(bt))
                 t.add_row(bt, "GP", str(info["n_train"]), str(info["n_available"]), f"{p['sigma']:g}",
-                          f"{p['gamma']:g}", f"{p['zeta']:g}")
+                          f"{p['gamma']:g}", f"{p['zeta']:g}", "distance" if pr else "zero",
+                          f"{model.std_scale.get(bt, 1.0):.2f}",
+                          f"{dom.composition_inflation:.2f}" if dom else "-")
         console.print(t)
+        cal = {d.protocol for d in model.domain.values()} or {"cell-grouped 5-fold CV"}
+        console.print(f"std calibrated by {', '.join(sorted(cal))}"
+                      + ("; out-of-domain thresholds learnt on held-out deformation groups" if model.domain else ""))
 
     @app.command()
     def evaluate(
