@@ -88,7 +88,8 @@ LABELLED_STATUSES: frozenset[str] = frozenset(
 )
 
 # ----------------------------------------------------------------------------------------------
-# The default model, chosen by the shift protocols (docs/accuracy.md; bench/accuracy_report.py):
+# The default model, chosen by the shift protocols (docs/accuracy.md; bench/accuracy_sweep.py,
+# bench/accuracy_report.py):
 # leave-deformation-group-out inside run 21 (1,600-bond samples per type, <= 1,200 training bonds
 # per fold, seed 0) for the descriptor, zeta, sigma, gamma and the prior; leave-composition-out
 # on the label-only tables (PBSSDB, DB4, DB8) for the composition term of the prior. zeta 2 is
