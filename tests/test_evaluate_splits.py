@@ -62,3 +62,32 @@ def test_distance_model_and_composition_transfer(ref_root):
     back = DistanceModel.from_dict(dm.to_dict())
     np.testing.assert_allclose(back.predict("Zr-Cu", np.array([2.8, 3.1]), 0.06)[0],
                                dm.predict("Zr-Cu", np.array([2.8, 3.1]), 0.06)[0])
+
+
+def test_shift_protocols_never_share_a_cell_run_or_composition(ref_root):
+    from bondml.evaluate.splits import (
+        DEFORMATION_GROUPS, deformation_group, leave_composition_out, leave_deformation_group_out, leave_run_out,
+    )
+
+    assert sorted(s for v in DEFORMATION_GROUPS.values() for s in v) == list(range(15))
+    sub = np.repeat(np.arange(15), 3)
+    cells = np.char.add("Zr49Cu49Al2/21/", sub.astype(str))
+    splits = list(leave_deformation_group_out(sub, cells))
+    assert len(splits) == 4 and all(sp.protocol == "leave-deformation-group-out" for sp in splits)
+    held = np.concatenate([sp.test for sp in splits])
+    assert np.array_equal(np.sort(held), np.arange(sub.size))  # every bond held out exactly once
+    for sp in splits:
+        assert not set(cells[sp.train]) & set(cells[sp.test])
+        assert not set(deformation_group(sub[sp.train])) & set(deformation_group(sub[sp.test]))
+    assert set(sub[splits[3].test]) == {14} and set(sub[splits[2].test]) == {10, 11, 12}
+    with pytest.raises(ValueError):
+        deformation_group(np.array([15]))
+    t = read_all_tables(ref_root)
+    comp = list(leave_composition_out(t.nc))
+    assert len(comp) == 3
+    for sp in comp:
+        assert not set(t.nc[sp.train]) & set(t.nc[sp.test])
+    runs = t.groups("run")
+    for sp in leave_run_out(runs, n_splits=5, seed=0):
+        assert not set(runs[sp.train]) & set(runs[sp.test])
+        assert sp.train.size + sp.test.size == len(t)

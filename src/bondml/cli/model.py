@@ -30,8 +30,10 @@ PriorOpt = Annotated[bool, typer.Option("--prior/--no-prior", help="distance+com
 
 
 def load_dataset(store: Path | None, getl: Path | None, nc: list[str] | None = None, run: list[int] | None = None,
-                 sub_run: list[int] | None = None, version: str | None = None, selection: str | None = None) -> Any:
-    """BondDataset from a store (with selection) or straight from a GETL tree."""
+                 sub_run: list[int] | None = None, version: str | None = None, selection: str | None = None,
+                 settings: Any = None) -> Any:
+    """BondDataset from a store (with selection) or straight from a GETL tree (SOAP ``settings``,
+    default the paper's; a store has its own)."""
     if (store is None) == (getl is None):
         raise ConfigError("give exactly one of --store <dir> or --getl <root>")
     if store is not None:
@@ -44,7 +46,9 @@ def load_dataset(store: Path | None, getl: Path | None, nc: list[str] | None = N
 
     cells = [c for c in discover(getl) if (not nc or c.nc in nc) and (not run or c.run in run)
              and (not sub_run or c.sub_run in sub_run)]
-    return dataset_from_getl(getl, cells=cells)
+    if settings is None:
+        return dataset_from_getl(getl, cells=cells)
+    return dataset_from_getl(getl, settings=settings, cells=cells)
 
 
 def _folder_ok(out: Path) -> None:
@@ -175,65 +179,96 @@ def register(app: typer.Typer) -> None:
     def train(
         out: Annotated[Path, typer.Option("--out", help="model folder to write")],
         store: StoreOpt = None, getl: GetlOpt = None, nc: NcOpt = None, run: RunOpt = None, sub_run: SubOpt = None,
-        version: VersionOpt = None, selection: SelOpt = None, tables: TablesOpt = None, prior: PriorOpt = False,
+        version: VersionOpt = None, selection: SelOpt = None, tables: TablesOpt = None,
+        prior: Annotated[Optional[bool], typer.Option("--prior/--no-prior", help="distance(+composition) prior "
+                         "mean from the label tables on every type (default: as the preset says)")] = None,
         max_train: Annotated[Optional[int], typer.Option(help="at most this many bonds per type (seeded)")] = None,
         seed: Annotated[int, typer.Option(help="seed of the subset draw")] = 0,
         min_bonds: Annotated[int, typer.Option(help="fewest bonds for a GP; fewer -> distance-only fallback")] = 30,
         hyper: Annotated[Optional[Path], typer.Option(help="JSON {type: {sigma, gamma, zeta}} overriding the preset")] = None,
-        preset: Annotated[str, typer.Option(help="hyper-parameters: paper, or tuned (needs --prior)")] = "paper",
+        preset: Annotated[str, typer.Option(help="default (chosen by the shift protocols: bond-centred SOAP, "
+                                                  "per-type prior, shift-calibrated std), paper (the paper's "
+                                                  "model exactly), or tuned (needs --prior)")] = "default",
+        descriptor: Annotated[Optional[str], typer.Option(help="bond (SOAP at the bond midpoint) or atom (the "
+                                                              "paper's per-atom SOAP); default: bond, atom for "
+                                                              "--preset paper, the store's own with --store")] = None,
         windows: Annotated[Optional[Path], typer.Option(help="JSON {type: [lo, hi]} (Angstrom) overriding the "
                                                              "chemistry's per-type prediction windows")] = None,
         overwrite: Annotated[bool, typer.Option("--overwrite", help="replace a model already in --out")] = False,
     ) -> None:
-        """Train one GP per bond type (paper kernel and hyper-parameters) and save the model folder."""
-        from ..model.presets import train_bond_model
+        """Train one GP per bond type and save the model folder (default: the most accurate model
+        under the shift protocols; --preset paper reproduces the paper)."""
+        from ..constants import DEFAULT_DESCRIPTOR
+        from ..evaluate.shift import PRESETS, train_model
+        from ..features.soap import settings_for
+        from ..model.presets import resolve_hyperparameters
 
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
         check_range("--max-train", max_train, 0, low_open=True)
         check_range("--seed", seed, 0)
         check_range("--min-bonds", min_bonds, 1)
-        user_hp = read_hyper(hyper) if hyper else {}
-        from ..model.presets import resolve_hyperparameters
-
+        if descriptor is not None and descriptor not in ("atom", "bond"):
+            raise ConfigError(f"--descriptor {descriptor!r}: unknown descriptor; use bond or atom")
+        if preset not in PRESETS:
+            raise ConfigError(f"--preset {preset!r}: unknown preset; use {', '.join(PRESETS)}")
         if preset == "tuned" and not prior:
             raise ConfigError("--preset tuned was chosen with the prior mean; add --prior")
-        resolve_hyperparameters(preset, None, user_hp or None, use_prior=prior)  # bad input: refuse before any work
+        user_hp = read_hyper(hyper) if hyper else {}
+        win = _read_windows(windows) if windows is not None else None
+        resolve_hyperparameters(preset, user_hp or None, use_prior=True)  # bad input: refuse before any work
         refuse_existing_model(out, overwrite)
         with model_lock(out):
             from ..util import clean_temp_files
 
             clean_temp_files(out, recursive=False)
-            ds = load_dataset(store, getl, nc, run, sub_run, version, selection)
-            dm = _distance_model(ds, tables)
-            model = train_bond_model(ds, preset, user_hp or None, distance_model=dm, use_prior=prior,
-                                     max_train_per_type=max_train, seed=seed, min_bonds=min_bonds)
-            if windows is not None:
-                model.windows.update(_read_windows(windows))
+            want = descriptor or ("atom" if preset in ("paper", "tuned") else DEFAULT_DESCRIPTOR)
+            ds = load_dataset(store, getl, nc, run, sub_run, version, selection,
+                              settings=settings_for(want) if getl is not None else None)
+            if store is not None and descriptor is not None and ds.settings.kind != descriptor:
+                raise ConfigError(f"{store}: the store holds {ds.settings.kind}-centred descriptors, not "
+                                  f"{descriptor}; ingest into a store made with the {descriptor} descriptor")
+            model = train_model(ds, _tables_root(tables), preset=preset, hyperparameters=user_hp or None,
+                                prior=prior if prior else None, max_train_per_type=max_train, seed=seed,
+                                min_bonds=min_bonds)
+            if win is not None:
+                model.windows.update(win)
             refuse_existing_model(out, overwrite)  # another train finished meanwhile
             model.save(out)
-        t = Table(title=f"model {out} (SOAP {model.settings.digest}, prior: {'yes' if prior else 'no'})")
-        for c in ("type", "kind", "bonds used", "bonds available", "sigma", "gamma", "zeta"):
-            t.add_column(c)
+        prior = model.use_prior
+        t = Table(title=f"model {out} (preset {preset}, {model.settings.kind}-centred SOAP {model.settings.digest}, "
+                  f"prior: {'yes' if prior else 'no'})")
+        for c in ("type", "kind", "bonds used", "bonds available", "sigma", "gamma", "zeta", "prior",
+                  "std x", "new nc std x"):
+            t.add_column(c, min_width=8 if c == "kind" else None, overflow="fold")
         from ..chemistry import types_in_order
 
         for bt in types_in_order(model.lineage["types"]):
             info = model.lineage["types"].get(bt)
             if info is None:
-                t.add_row(bt, "none", "0", "0", "", "", "")
+                t.add_row(bt, "none", "0", "0", *[""] * 6)
             elif info["kind"] == "fallback":
-                t.add_row(bt, "distance-only fallback", "-", str(info["n_available"]), "", "", "")
+                t.add_row(bt, "fallback (distance only)", "-", str(info["n_available"]), *[""] * 6)
             else:
                 p = info["params"]
+                dom = model.domain.get(bt)
+                dmod = model.distance_model
+                pr = bool(model.use_prior and dmod is not None and bt in dmod.fits and dmod.is_prior_for(bt))
                 t.add_row(bt, "GP", str(info["n_train"]), str(info["n_available"]), f"{p['sigma']:g}",
-                          f"{p['gamma']:g}", f"{p['zeta']:g}")
+                          f"{p['gamma']:g}", f"{p['zeta']:g}", "distance" if pr else "zero",
+                          f"{model.std_scale.get(bt, 1.0):.2f}",
+                          f"{dom.composition_inflation:.2f}" if dom else "-")
         console.print(t)
+        cal = {d.protocol for d in model.domain.values()} or {"cell-grouped 5-fold CV"}
+        console.print(f"std calibrated by {', '.join(sorted(cal))}"
+                      + ("; out-of-domain thresholds learnt on held-out deformation groups" if model.domain else ""))
 
     @app.command()
     def evaluate(
         store: StoreOpt = None, getl: GetlOpt = None, nc: NcOpt = None, run: RunOpt = None, sub_run: SubOpt = None,
         version: VersionOpt = None, selection: SelOpt = None, tables: TablesOpt = None, prior: PriorOpt = False,
-        protocol: Annotated[str, typer.Option(help="loco (leave-one-cell-out), paper (bond-level, leaky), "
-                                                   "cell-kfold, run-out (leave-one-run-out)")] = "loco",
+        protocol: Annotated[str, typer.Option(help="loco (leave-one-cell-out, optimistic), ldgo (leave-"
+                                                   "deformation-group-out: the shift protocol), paper (bond-level, "
+                                                   "leaky), cell-kfold, run-out (leave-one-run-out)")] = "loco",
         max_train: Annotated[Optional[int], typer.Option(help="cap on training bonds per type per fold")] = None,
         seed: int = 0,
         out: Annotated[Optional[Path], typer.Option(help="folder for metrics.json and PNG plots")] = None,
@@ -241,8 +276,8 @@ def register(app: typer.Typer) -> None:
         """Validate without leakage; SOAP GP and distance-only side by side per type."""
         check_range("--max-train", max_train, 0, low_open=True)
         check_range("--seed", seed, 0)
-        if protocol not in ("paper", "loco", "cell-kfold", "run-out"):
-            raise ConfigError(f"--protocol {protocol!r}: unknown protocol; use loco, paper, cell-kfold or run-out")
+        if protocol not in ("paper", "loco", "ldgo", "cell-kfold", "run-out"):
+            raise ConfigError(f"--protocol {protocol!r}: unknown protocol; use loco, ldgo, paper, cell-kfold or run-out")
         if out is not None:
             _folder_ok(out)
         from ..evaluate import tune as tn
@@ -410,3 +445,5 @@ def register(app: typer.Typer) -> None:
                       "yes" if rep["fallback"][bt] else "")
         t.add_row("all", str(rep["n_total"]), f"{rep['overall_rmse']:.3f}", "", "")
         console.print(t)
+        console.print(f"protocol: {rep['protocol']}; {rep['fraction_out_of_domain']:.0%} of the GP bonds out of domain"
+                      + (" -> [red]the cell is out of the model's domain[/]" if rep["cell_out_of_domain"] else ""))

@@ -14,6 +14,10 @@ from ..errors import FeatureMismatchError
 from ..util import sha256_json
 
 BACKENDS = ("quippy", "featomic")
+#: ``atom``: per-atom SOAP, a bond is described by its two atoms (the paper: kernel on
+#: pbar = (pA + pB) / 2); ``bond``: SOAP expanded at the bond midpoint, one vector per bond
+#: (:mod:`bondml.features.bond_centred`).
+KINDS = ("atom", "bond")
 _PAPER: dict[str, Any] = dict(PAPER_SOAP)
 
 
@@ -22,7 +26,10 @@ class FeatureSettings:
     """SOAP settings (Angstrom for ``cutoff`` and ``atom_sigma``) plus the backend computing them.
 
     Frozen and hashable: it travels with every feature table, dataset and model, and two
-    feature sets are only comparable when their settings are equal.
+    feature sets are only comparable when their settings are equal. ``kind`` is ``"atom"``
+    (per-atom SOAP, the paper) or ``"bond"`` (SOAP at the bond midpoint, computed with the
+    featomic radial basis: needs ``backend="featomic"``). ``kind="atom"`` is left out of
+    :meth:`to_dict` so that the digests of atom-centred settings are those of earlier versions.
     """
 
     cutoff: float = _PAPER["cutoff"]
@@ -33,10 +40,17 @@ class FeatureSettings:
     backend: str = "quippy"
     normalise: bool = True
     extra: tuple[tuple[str, Any], ...] = field(default=())
+    kind: str = "atom"
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise ValueError(f"unknown SOAP backend {self.backend!r}; choose one of {', '.join(BACKENDS)}")
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown descriptor kind {self.kind!r}; choose one of {', '.join(KINDS)}")
+        if self.kind == "bond" and (self.backend != "featomic" or dict(self.extra).get("featomic_radial", "quip_poly")
+                                    != "quip_poly"):
+            raise ValueError("bond-centred SOAP uses featomic's QUIP-polynomial radial basis: "
+                             "backend='featomic' without featomic_radial")
         object.__setattr__(self, "species_z", tuple(sorted(int(z) for z in self.species_z)))
         object.__setattr__(self, "extra", tuple(tuple(x) for x in self.extra))
 
@@ -55,6 +69,8 @@ class FeatureSettings:
         d = asdict(self)
         d["species_z"] = list(self.species_z)
         d["extra"] = [list(x) for x in self.extra]
+        if self.kind == "atom":
+            del d["kind"]
         return d
 
     @classmethod
@@ -87,5 +103,16 @@ class FeatureSettings:
 
 #: The paper's settings through QUIP.
 PAPER_SETTINGS = FeatureSettings()
+#: The paper's SOAP settings expanded at the bond midpoint (one vector per bond).
+BOND_SETTINGS = FeatureSettings(backend="featomic", kind="bond")
+
+
+def settings_for(descriptor: str) -> FeatureSettings:
+    """Feature settings of a descriptor name: ``atom`` (the paper's QUIP SOAP) or ``bond``."""
+    if descriptor == "atom":
+        return PAPER_SETTINGS
+    if descriptor == "bond":
+        return BOND_SETTINGS
+    raise ValueError(f"unknown descriptor {descriptor!r}; choose atom or bond")
 
 

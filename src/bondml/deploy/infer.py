@@ -47,7 +47,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..errors import BondmlError, ConfigError, InputFileError, ModelError, PartialFailure
-from ..features.soap import FeatureSettings, compute_soap
+from ..features.soap import FeatureSettings, compute_bond_features, compute_soap
 from ..io.lammps import Frame, iter_frames, per_atom_stress_gpa, sniff_format
 from ..structure.bonds import find_bonds
 from ..util import atomic_write_json, clean_temp_files, code_version, file_lock, lock_wait_seconds, sha256_file, sha256_json
@@ -247,10 +247,13 @@ def infer_frame(job: FrameJob) -> FrameMeta:
     missing = sorted(present - set(model.bond_types))
     if missing:
         raise ModelError(f"frame {job.index}: bond types {missing} have no model (model has {list(model.bond_types)})")
-    soap = _soap(atoms, job.settings)
+    if job.settings.kind == "bond":  # bond-centred SOAP: one row per bond (accuracy, issue 12)
+        soap, row_i, row_j = compute_bond_features(atoms, bonds.i, bonds.j, bonds.shift, job.settings)
+    else:
+        soap, row_i, row_j = _soap(atoms, job.settings), bonds.i, bonds.j
     t3 = time.perf_counter()
     pred = model.predict_bonds(
-        bonds.type, bonds.distance, soap, bonds.i, bonds.j, job.settings,
+        bonds.type, bonds.distance, soap, row_i, row_j, job.settings,
         return_std=job.cfg.return_std, batch_size=job.cfg.batch_size, precision=job.cfg.precision,
         exact_std=job.cfg.exact_std,
     )

@@ -11,6 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..constants import DEFORMATION_GROUPS  # noqa: F401 - re-exported
+from ..model.domain import deformation_group  # noqa: F401 - re-exported
+
+
 PAPER_PROTOCOL = "bond-level random split (paper protocol; leaky: bonds of one cell on both sides)"
 
 
@@ -60,3 +64,38 @@ def group_holdout(groups: np.ndarray, test_groups: list[str] | None = None, test
         test_groups = np.random.default_rng(seed).choice(u, k, replace=False).tolist()
     te = np.isin(g, test_groups)
     return Split(np.flatnonzero(~te), np.flatnonzero(te), f"hold-out by {level}", tuple(sorted(test_groups)))
+
+
+LDGO_PROTOCOL = "leave-deformation-group-out"
+
+
+def leave_deformation_group_out(sub_run: np.ndarray, cells: np.ndarray | None = None) -> Iterator[Split]:
+    """One split per deformation family present: every cell of that family (in every run) is
+    held out, the other families train. ``cells`` (group label per bond, e.g.
+    ``BondDataset.groups("cell")``) is only checked: no cell may fall in two families."""
+    g = deformation_group(sub_run)
+    if cells is not None:
+        c = np.asarray(cells).astype(str)
+        pairs = np.unique(np.char.add(np.char.add(c, "|"), g))
+        if np.unique([p.split("|")[0] for p in pairs]).size != pairs.size:
+            raise ValueError("a cell label spans two deformation groups")
+    for name in DEFORMATION_GROUPS:
+        te = g == name
+        if te.any() and (~te).any():
+            yield Split(np.flatnonzero(~te), np.flatnonzero(te), LDGO_PROTOCOL, (name,))
+
+
+def leave_composition_out(nc: np.ndarray) -> Iterator[Split]:
+    """One split per composition: train on the others (label-only tables: distance models)."""
+    for sp in leave_one_group_out(np.asarray(nc).astype(str), "composition"):
+        yield sp
+
+
+def leave_run_out(runs: np.ndarray, n_splits: int | None = None, seed: int = 0) -> Iterator[Split]:
+    """Whole runs held out (``runs``: "nc/run" labels): one split per run, or ``n_splits`` seeded
+    folds of runs."""
+    if n_splits is None:
+        yield from leave_one_group_out(runs, "run")
+    else:
+        for sp in group_kfold(runs, n_splits, seed, "run"):
+            yield Split(sp.train, sp.test, f"leave-run-out ({n_splits} folds of runs)", sp.held_out)

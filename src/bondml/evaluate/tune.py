@@ -23,7 +23,8 @@ from ..model.gpr import BondGPR
 from ..model.presets import TUNED_HYPERPARAMETERS  # noqa: F401 - re-exported (moved to model.presets)
 from ..core.dataset import BondDataset
 from .metrics import regression_metrics
-from .splits import Split, bond_level_split, group_holdout, group_kfold, leave_one_group_out
+from .splits import (Split, bond_level_split, group_holdout, group_kfold, leave_deformation_group_out,
+                     leave_one_group_out)
 from .tables import LabelTable, read_all_tables
 
 
@@ -124,7 +125,7 @@ def cross_validate_type(ds: BondDataset, bt: str, splits: Iterable[Split], param
 
 
 #: Protocol names of :func:`grouped_validation` (CLI spellings and the pipeline's config values).
-PROTOCOLS = ("loco", "cell-kfold", "run-out", "paper", "leave-one-group-out", "group-kfold")
+PROTOCOLS = ("loco", "ldgo", "cell-kfold", "run-out", "paper", "leave-one-group-out", "group-kfold")
 
 
 def grouped_validation(ds: BondDataset, protocol: str = "loco", level: str = "cell", n_splits: int = 5,
@@ -141,7 +142,8 @@ def grouped_validation(ds: BondDataset, protocol: str = "loco", level: str = "ce
     protocol : str
         ``leave-one-group-out`` (whole ``level`` groups out, one fold per group), ``group-kfold``
         (``n_splits`` folds of whole groups, seeded), ``paper`` (the paper's bond-level random
-        split; leaky, for comparison only), or the CLI shorthands ``loco`` (leave-one-cell-out),
+        split; leaky, for comparison only), ``ldgo`` (leave-deformation-group-out: the four
+        deformation families of a run, the shift protocol), or the CLI shorthands ``loco`` (leave-one-cell-out),
         ``cell-kfold`` (5 folds by cell) and ``run-out`` (leave-one-run-out), which fix ``level``.
     level : str
         ``cell``, ``run`` or ``nc``.
@@ -166,6 +168,10 @@ def grouped_validation(ds: BondDataset, protocol: str = "loco", level: str = "ce
     """
     if protocol == "paper":
         return paper_protocol(ds, seed=seed, params=params, prior=prior, types=types)
+    if protocol == "ldgo":
+        return {bt: cross_validate_type(ds, bt, leave_deformation_group_out(ds.of_type(bt).sub_run),
+                                        (params or {}).get(bt), prior, max_train, seed, calibrate=True, map_fn=map_fn)
+                for bt in types or types_with_data(ds)}
     kind, level = {"loco": ("leave-one-group-out", "cell"), "cell-kfold": ("group-kfold", "cell"),
                    "run-out": ("leave-one-group-out", "run")}.get(protocol, (protocol, level))
     if protocol == "cell-kfold":

@@ -13,6 +13,7 @@ from ..constants import LABEL_WINDOW
 from ..errors import BondmlError, InputFileError
 from ..io.lobster import write_icohplist
 from ..model.bondmodel import BondModel
+from ..model.domain import cell_out_of_domain
 from ..store.extract import extract_cell
 from ..types import CellId, parse_composition
 from ..util import atomic_write_json
@@ -77,7 +78,11 @@ def validate_cell(model: BondModel, folder: str | Path, max_distance: float = LA
     y = ex.minus_icohp[keep]
     model.check_elements(ex.atoms.get_chemical_symbols(), str(folder))
     m = model.for_composition(cell.nc) if model.composition != cell.nc else model
-    res = m.predict_bonds(b.type, b.distance, ex.soap, b.i, b.j, model.settings)
+    if model.settings.kind == "bond":  # ex.soap has one row per bond of ex.bonds
+        rows, ri, rj = ex.soap[keep], np.arange(len(b)), np.arange(len(b))
+    else:
+        rows, ri, rj = ex.soap, b.i, b.j
+    res = m.predict_bonds(b.type, b.distance, rows, ri, rj, model.settings)
     metrics = per_type_metrics(b.type, y, res["minus_icohp"], res["std"])
     types = [t for t in metrics if t != "all"]
     trained_cells = set()
@@ -95,6 +100,12 @@ def validate_cell(model: BondModel, folder: str | Path, max_distance: float = LA
         "fallback": {t: int(res["fallback"][b.type == t].sum()) for t in types},
         "out_of_domain": {t: int(res["out_of_domain"][b.type == t].sum()) for t in types},
         "overall_rmse": metrics["all"]["rmse"], "n_total": metrics["all"]["n"],
+        "protocol": "single cell predicted whole" + (" (in the training data: optimistic)"
+                                                     if str(cell) in trained_cells else " (not in the training data)"),
+        "std_calibration": {t: (model.domain[t].protocol if t in model.domain else "cell-grouped 5-fold CV")
+                            for t in types if t in model.estimators},
+        "cell_out_of_domain": cell_out_of_domain(res["out_of_domain"], res["fallback"])[0],
+        "fraction_out_of_domain": cell_out_of_domain(res["out_of_domain"], res["fallback"])[1],
     }
     if out is not None:
         out = Path(out)

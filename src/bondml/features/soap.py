@@ -1,4 +1,4 @@
-"""SOAP descriptors per atom, with the paper's settings as a frozen value object.
+"""SOAP descriptors per atom (or per bond midpoint), with the paper's settings as a frozen value object.
 
 The default backend is QUIP through ``quippy-ase``, which gives the paper's own descriptors:
 ``soap cutoff=3.75 l_max=6 n_max=8 atom_sigma=0.5 n_Z=3 Z={13 29 40} n_species=3
@@ -16,8 +16,15 @@ import numpy as np
 from ase import Atoms
 
 # FeatureSettings lives in the core layer (every stage and the model use it); re-exported here.
-from ..core.settings import BACKENDS, PAPER_SETTINGS, FeatureSettings  # noqa: F401
-from ..errors import UnknownElementError
+from ..core.settings import (  # noqa: F401
+    BACKENDS,
+    BOND_SETTINGS,
+    KINDS,
+    PAPER_SETTINGS,
+    FeatureSettings,
+    settings_for,
+)
+from ..errors import FeatureMismatchError, UnknownElementError
 
 
 @lru_cache(maxsize=8)
@@ -66,11 +73,40 @@ def compute_soap(atoms: Atoms, settings: FeatureSettings = PAPER_SETTINGS) -> np
     """Per-atom SOAP vectors, shape (n_atoms, n_features), rows in atom order.
 
     Normalised to unit length when ``settings.normalise`` (the paper's choice). Raises
-    :class:`UnknownElementError` for an element outside ``settings.species_z``. ``atoms`` may
-    also be a pymatgen ``Structure``.
+    :class:`UnknownElementError` for an element outside ``settings.species_z``, and
+    FeatureMismatchError for bond-centred settings (use :func:`compute_bond_features`).
+    ``atoms`` may also be a pymatgen ``Structure``.
+    """
+    from ..interop import as_atoms
+
+    if settings.kind != "atom":
+        raise FeatureMismatchError("bond-centred SOAP settings need the bonds: use compute_bond_features")
+    atoms = as_atoms(atoms)
+    _check_species(atoms, settings)
+    return _BACKEND_FUNCS[settings.backend](atoms, settings)
+
+
+def compute_bond_features(
+    atoms: Atoms, i: np.ndarray, j: np.ndarray, shift: np.ndarray, settings: FeatureSettings = PAPER_SETTINGS,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Model features of the bonds (i, j, shift) of ``atoms``: ``(rows, row_i, row_j)``.
+
+    ``kind="atom"``: rows are the per-atom SOAP (n_atoms, p) and ``row_i, row_j = i, j``;
+    ``kind="bond"``: rows are the bond-centred SOAP (n_bonds, p) and ``row_i = row_j =
+    arange(n_bonds)`` (so that the model's pbar = (q + q) / 2 = q). ``shift`` (n, 3): bond vector
+    ``r_j + shift @ cell - r_i``. Pass the result to :class:`bondml.store.dataset.BondFeatures`
+    or ``BondModel.predict_bonds``.
     """
     from ..interop import as_atoms
 
     atoms = as_atoms(atoms)
+    i = np.asarray(i, np.int64).ravel()
+    j = np.asarray(j, np.int64).ravel()
+    if settings.kind == "atom":
+        return compute_soap(atoms, settings), i, j
     _check_species(atoms, settings)
-    return _BACKEND_FUNCS[settings.backend](atoms, settings)
+    from .bond_centred import bond_soap
+
+    rows = bond_soap(atoms, i, j, np.asarray(shift, np.int64).reshape(-1, 3), settings)
+    k = np.arange(i.size, dtype=np.int64)
+    return rows, k, k.copy()

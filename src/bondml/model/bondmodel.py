@@ -24,6 +24,7 @@ from ..core.settings import FeatureSettings
 from ..core.dataset import BondDataset, BondFeatures
 from ..util import atomic_write_bytes, atomic_write_json, code_version, sha256_bytes, sha256_file
 from .distance import DistanceModel
+from .domain import DomainInfo, assess, held_out_statistics, learn_domain
 from .gpr import BondGPR
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,8 @@ class BondModel:
     std_scale: dict[str, float] = field(default_factory=dict)
     windows: dict[str, tuple[float, float]] = field(default_factory=lambda: dict(INFERENCE_WINDOWS))
     lineage: dict[str, Any] = field(default_factory=dict)
+    #: per type: calibrated std and out-of-domain thresholds (bondml.model.domain; accuracy, issue 12)
+    domain: dict[str, DomainInfo] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ fit
     @classmethod
@@ -100,14 +103,22 @@ class BondModel:
         min_bonds: int = MIN_BONDS,
         estimator_options: dict[str, Any] | None = None,
         calibrate: bool = True,
+        calibration: str = "cell",
+        composition_inflation: dict[str, float] | None = None,
     ) -> BondModel:
         """Train one GP per bond type with at least ``min_bonds`` labelled bonds.
 
         ``hyperparameters`` override the paper's per type; ``max_train_per_type`` draws a seeded
         random subset; ``use_prior`` fits the GP on y - distance_model(d, composition).
-        ``calibrate`` scales each type's std by cell-grouped 5-fold CV (:func:`cv_std_scale`).
+        ``calibrate`` scales each type's std on held-out data: ``calibration="cell"`` (default,
+        as in earlier versions) by cell-grouped 5-fold CV (:func:`cv_std_scale`, std only);
+        ``"shift"`` (what ``bondml train`` uses) by leave-deformation-group-out, learning the
+        out-of-domain thresholds too (:mod:`bondml.model.domain`; ``composition_inflation`` per
+        type widens the std at other compositions).
         Types with fewer bonds use ``distance_model`` as a logged, flagged fallback.
         """
+        if calibration not in ("shift", "cell"):
+            raise ModelError(f"calibration {calibration!r}: use shift or cell")
         if use_prior and distance_model is None:
             raise ModelError("use_prior needs a distance_model")
         sources = np.unique(np.asarray(dataset.label_source).astype(str))
@@ -151,12 +162,19 @@ class BondModel:
                 return model._prior(bt, x.distance)[0]
 
             est = make().fit(sub.features(), sub.y - prior(sub))
-            model.std_scale[bt] = cv_std_scale(sub, make, prior, seed=seed) if calibrate else 1.0
+            if calibrate and calibration == "shift":  # accuracy (issue 12): bondml.model.domain
+                z, rho, raw, proto = held_out_statistics(sub, make, prior, seed=seed)
+                model.domain[bt] = learn_domain(z, rho, raw, (composition_inflation or {}).get(bt, 1.0), comp,
+                                                protocol=proto)
+                model.std_scale[bt] = model.domain[bt].std_scale
+            else:
+                model.std_scale[bt] = cv_std_scale(sub, make, prior, seed=seed) if calibrate else 1.0
             model.estimators[bt] = est
             model.std_threshold[bt] = STD_THRESHOLD_FRACTION * float(np.std(sub.y))
             trained[bt] = {"kind": "gp", "n_train": len(sub), "n_available": counts[bt],
                            "params": est.get_params(), "lml": est.log_marginal_likelihood(),
-                           "std_scale": model.std_scale[bt]}
+                           "std_scale": model.std_scale[bt],
+                           **({"domain": model.domain[bt].to_dict()} if bt in model.domain else {})}
         if distance_model is not None:
             for bt, f in distance_model.fits.items():
                 model.std_threshold.setdefault(bt, 2.0 * float(np.max(f.bin_rmse)))
@@ -195,10 +213,12 @@ class BondModel:
 
         parse_composition(nc, any_element=True)
         return BondModel(self.settings, self.estimators, self.distance_model, self.use_prior, nc,
-                         dict(self.std_threshold), dict(self.std_scale), dict(self.windows), self.lineage)
+                         dict(self.std_threshold), dict(self.std_scale), dict(self.windows), self.lineage,
+                         dict(self.domain))
 
     def _prior(self, bt: str, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if not self.use_prior or self.distance_model is None or bt not in self.distance_model.fits:
+        if (not self.use_prior or self.distance_model is None or bt not in self.distance_model.fits
+                or not self.distance_model.is_prior_for(bt)):
             return np.zeros_like(d, dtype=float), np.zeros_like(d, dtype=float)
         return self.distance_model.predict(bt, d, self.composition)
 
@@ -257,6 +277,7 @@ class BondModel:
                       aj: np.ndarray, return_std: bool, batch_size: int, out: dict[str, np.ndarray],
                       fast: bool | None = None, exact_std: bool = False) -> None:
         dm = d[m]
+        dom = None
         if t in self.estimators:
             est = self.estimators[t]
             if soap.shape[1] != est.pbar_train_.shape[1]:
@@ -265,7 +286,10 @@ class BondModel:
             res = est.predict(feats, return_std=return_std, batch_size=batch_size, fast_soap=fast,
                               exact_std=exact_std or None)
             mu, sd = res if return_std else (res, None)
-            if sd is not None:
+            if sd is not None and t in self.domain:  # accuracy (issue 12): calibrated std + domain flag
+                dom = assess(self.domain[t], est, soap, ai[m], aj[m], dm, sd, self.composition)
+                sd = dom.std
+            elif sd is not None:
                 sd = sd * self.std_scale.get(t, 1.0)
             prior, _ = self._prior(t, dm)
             out["minus_icohp"][m] = mu + prior
@@ -281,7 +305,7 @@ class BondModel:
         ood = (dm < lo) | (dm > hi)
         if sd is not None and return_std:
             out["std"][m] = sd
-            ood |= sd > self.std_threshold.get(t, np.inf)
+            ood |= dom.out_of_domain if dom is not None else sd > self.std_threshold.get(t, np.inf)
         out["out_of_domain"][m] = ood
 
     def predict_structure(self, structure: Any, windows: dict[str, tuple[float, float]] | None = None,
@@ -327,7 +351,7 @@ class BondModel:
             "format": FORMAT, "format_version": FORMAT_VERSION, "settings": self.settings.to_dict(),
             "types": types, "distance_model": self.distance_model.to_dict() if self.distance_model else None,
             "use_prior": self.use_prior, "composition": self.composition, "std_threshold": self.std_threshold,
-            "std_scale": self.std_scale,
+            "std_scale": self.std_scale, "domain": {k: v.to_dict() for k, v in self.domain.items()},
             "windows": {k: list(v) for k, v in self.windows.items()}, "lineage": self.lineage,
             "arrays_sha256": sha256_bytes(data), "written_by": code_version(),
         })
@@ -355,7 +379,8 @@ class BondModel:
             return cls(settings, ests, dmodel, bool(meta["use_prior"]), str(meta["composition"]),
                        {k: float(v) for k, v in meta["std_threshold"].items()},
                        {k: float(v) for k, v in meta.get("std_scale", {}).items()},
-                       {k: tuple(v) for k, v in meta["windows"].items()}, meta.get("lineage", {}))
+                       {k: tuple(v) for k, v in meta["windows"].items()}, meta.get("lineage", {}),
+                       {k: DomainInfo.from_dict(v) for k, v in meta.get("domain", {}).items()})
         except ModelError:
             raise
         except Exception as exc:  # noqa: BLE001 - any decoding problem is a corrupt model

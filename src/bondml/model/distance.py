@@ -132,11 +132,23 @@ def fit_distance_type(
 class DistanceModel:
     """Per-type distance (+ composition) model; ``fit(table)`` with a :class:`LabelTable`."""
 
-    def __init__(self, composition: bool = True, smooth: float = 1.0, min_bonds: int = 10) -> None:
-        self.composition = composition
+    def __init__(self, composition: bool | tuple[str, ...] = True, smooth: float = 1.0, min_bonds: int = 10,
+                 prior_types: tuple[str, ...] | None = None) -> None:
+        self.composition = composition if isinstance(composition, bool) else tuple(composition)
         self.smooth = smooth
         self.min_bonds = min_bonds
+        #: types for which a BondModel uses this model as its GP prior mean (None: every type);
+        #: the fallback of types without a GP ignores it
+        self.prior_types = None if prior_types is None else tuple(prior_types)
         self.fits: dict[str, DistanceFit] = {}
+
+    def uses_composition(self, bond_type: str) -> bool:
+        """Whether the fit of ``bond_type`` has the composition term (``composition`` may name types)."""
+        return self.composition if isinstance(self.composition, bool) else bond_type in self.composition
+
+    def is_prior_for(self, bond_type: str) -> bool:
+        """Whether a BondModel's GP of ``bond_type`` models the residual of this model."""
+        return self.prior_types is None or bond_type in self.prior_types
 
     def fit(self, table: object) -> DistanceModel:
         """Fit every bond type present in ``table`` (bond_type, nc, distance, y columns)."""
@@ -146,7 +158,7 @@ class DistanceModel:
                 continue
             nc = table.nc[m]
             self.fits[str(bt)] = fit_distance_type(
-                table.distance[m], table.y[m], al_fraction(nc), self.composition, smooth=self.smooth,
+                table.distance[m], table.y[m], al_fraction(nc), self.uses_composition(str(bt)), smooth=self.smooth,
                 min_bonds=self.min_bonds, compositions=sorted(set(np.asarray(nc).astype(str).tolist())))
         if not self.fits:
             raise ModelError("no bond type had enough bonds to fit a distance model")
@@ -165,11 +177,15 @@ class DistanceModel:
         return self.fits[bond_type].predict(distance, x)
 
     def to_dict(self) -> dict:
-        return {"composition": self.composition, "smooth": self.smooth, "min_bonds": self.min_bonds,
+        comp = self.composition if isinstance(self.composition, bool) else list(self.composition)
+        return {"composition": comp, "smooth": self.smooth, "min_bonds": self.min_bonds,
+                "prior_types": None if self.prior_types is None else list(self.prior_types),
                 "fits": {k: v.to_dict() for k, v in self.fits.items()}}
 
     @classmethod
     def from_dict(cls, d: dict) -> DistanceModel:
-        m = cls(bool(d["composition"]), float(d["smooth"]), int(d["min_bonds"]))
+        comp = d["composition"]
+        m = cls(bool(comp) if isinstance(comp, bool) else tuple(comp), float(d["smooth"]), int(d["min_bonds"]),
+                None if d.get("prior_types") is None else tuple(d["prior_types"]))
         m.fits = {k: DistanceFit.from_dict(v) for k, v in d["fits"].items()}
         return m

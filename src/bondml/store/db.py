@@ -229,7 +229,7 @@ class BondStore:
                 "element": pa.array(sym),
                 "x": pa.array(pos[:, 0]), "y": pa.array(pos[:, 1]), "z": pa.array(pos[:, 2]),
             }
-            if ex.soap is not None:
+            if ex.soap is not None and self.settings.kind == "atom":
                 p = ex.soap.shape[1]
                 cols["soap"] = pa.FixedSizeListArray.from_arrays(pa.array(ex.soap.ravel()), p)
             files["atoms.parquet"] = _write_table(d / "atoms.parquet", pa.table(cols))
@@ -242,6 +242,9 @@ class BondStore:
                 "sz": pa.array(b.shift[:, 2].astype(np.int16)),
                 "distance": pa.array(b.distance), "type": pa.array(b.type.astype(str)),
                 "minus_icohp": pa.array(y, mask=np.isnan(y)),  # null = no label
+                # bond-centred descriptors live with their bonds, one row each
+                **({"soap": pa.FixedSizeListArray.from_arrays(pa.array(ex.soap.ravel()), ex.soap.shape[1])}
+                   if ex.soap is not None and self.settings.kind == "bond" else {}),
             }))
         meta = {
             "cell": {"nc": ex.cell.nc, "run": ex.cell.run, "sub_run": ex.cell.sub_run},
@@ -628,7 +631,8 @@ class BondStore:
                 continue
             obj = self._object_dir(CellId(c["nc"], c["run"], c["sub_run"]), c["fingerprint"])
             files = c.get("files") or {}
-            b = read_parquet(obj / "bonds.parquet", files.get("bonds.parquet")).to_pydict()
+            btab = read_parquet(obj / "bonds.parquet", files.get("bonds.parquet"))
+            b = btab.drop_columns([c_ for c_ in ("soap",) if c_ in btab.column_names]).to_pydict()
             d = np.asarray(b["distance"])
             y = np.asarray(b["minus_icohp"], dtype=float)
             bt = np.asarray(b["type"]).astype(str)
@@ -644,13 +648,20 @@ class BondStore:
             n = int(keep.sum())
             if n == 0:
                 continue
-            at = read_parquet(obj / "atoms.parquet", files.get("atoms.parquet"), columns=["soap"])
-            soap = np.asarray(at["soap"].combine_chunks().flatten().to_numpy()).reshape(at.num_rows, -1)
+            if self.settings.kind == "bond":  # one descriptor per bond: keep the selected rows
+                bt_soap = btab.select(["soap"])
+                soap = np.asarray(bt_soap["soap"].combine_chunks().flatten().to_numpy()).reshape(
+                    bt_soap.num_rows, -1)[keep]
+                rows_i = rows_j = np.arange(n)
+            else:
+                at = read_parquet(obj / "atoms.parquet", files.get("atoms.parquet"), columns=["soap"])
+                soap = np.asarray(at["soap"].combine_chunks().flatten().to_numpy()).reshape(at.num_rows, -1)
+                rows_i, rows_j = i[keep], j[keep]
             add = {"bond_type": bt[keep], "distance": d[keep], "y": y[keep],
                    "nc": np.full(n, c["nc"]).astype(str), "run": np.full(n, c["run"], np.int64),
                    "sub_run": np.full(n, c["sub_run"], np.int64), "i": i[keep], "j": j[keep],
                    "shift": sh[keep], "label_source": np.full(n, self.label_source).astype(str),
-                   "atom_i": i[keep] + offset, "atom_j": j[keep] + offset}
+                   "atom_i": rows_i + offset, "atom_j": rows_j + offset}
             for k, v in add.items():
                 cols.setdefault(k, []).append(v)
             soaps.append(soap)

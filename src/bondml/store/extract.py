@@ -13,7 +13,7 @@ from ase.io import read
 
 from ..constants import LABEL_WINDOW, LOBSTER_WINDOW
 from ..errors import InputFileError
-from ..features.soap import PAPER_SETTINGS, FeatureSettings, compute_soap
+from ..features.soap import PAPER_SETTINGS, FeatureSettings, compute_bond_features
 from ..io.getl import StatusReport, classify_files, discover, subrun_path
 from ..io.lobster import IcohpList, read_icohplist, read_lobsterin
 from ..io.runs import RunFiles, read_structure, study_files
@@ -95,7 +95,8 @@ class CellExtract:
 
     ``bonds`` are all structure bonds in the LOBSTER window; ``minus_icohp`` (eV) is aligned with
     them (NaN where LOBSTER has no value); ``unmatched`` lists LOBSTER rows with no structure bond
-    (the original's DUB list) as strings. ``soap`` is per atom (None when not computed).
+    (the original's DUB list) as strings. ``soap`` is per atom, or per bond of ``bonds`` for
+    bond-centred settings (None when not computed).
     """
 
     cell: CellId
@@ -216,7 +217,8 @@ def extract_cell(
             if name is not None and name.is_file():
                 ex.sources[name.name] = sha256_file(name)
         if settings is not None:
-            ex.soap = compute_soap(atoms, settings)
+            # per atom (kind "atom") or one row per bond of ``bonds`` (kind "bond")
+            ex.soap = compute_bond_features(atoms, bonds.i, bonds.j, bonds.shift, settings)[0]
     except InputFileError as exc:
         ex.error = str(exc)
     except Exception as exc:  # noqa: BLE001 - one bad cell must not stop a whole ingest
@@ -254,10 +256,16 @@ def extracts_to_dataset(
         cols["j"].append(b.j[keep])
         cols["shift"].append(b.shift[keep])
         cols["label_source"].append(np.full(n, ex.label_source, dtype=object).astype(str))
-        cols["atom_i"].append(b.i[keep] + offset)
-        cols["atom_j"].append(b.j[keep] + offset)
-        soaps.append(ex.soap)
-        offset += ex.soap.shape[0]
+        if settings.kind == "bond":  # one descriptor row per bond: keep the labelled ones
+            rows = ex.soap[keep]
+            cols["atom_i"].append(np.arange(n) + offset)
+            cols["atom_j"].append(np.arange(n) + offset)
+        else:
+            rows = ex.soap
+            cols["atom_i"].append(b.i[keep] + offset)
+            cols["atom_j"].append(b.j[keep] + offset)
+        soaps.append(rows)
+        offset += rows.shape[0]
         lineage_cells.append({"cell": str(ex.cell), "sources": ex.sources})
     if not soaps:
         raise InputFileError("<dataset>", "no labelled bonds found")
