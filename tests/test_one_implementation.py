@@ -96,18 +96,17 @@ def test_train_cli_and_train_stage_same_model(store4: Path, tmp_path: Path) -> N
     """Same data, preset and cap: the CLI's model and the stage's model predict identically."""
     from bondml.cli.main import build_app
     from bondml.model.bondmodel import BondModel
-    from bondml.model.presets import train_bond_model
+    from bondml.evaluate.shift import train_model
     from bondml.store.db import BondStore
 
     ds = BondStore(store4).load_dataset()
     hyper = tmp_path / "hp.json"
     hyper.write_text(json.dumps({"Zr-Cu": {"sigma": 0.8}}))
     r = CliRunner().invoke(build_app(), ["train", "--store", str(store4), "--out", str(tmp_path / "m"),
-                                         "--max-train", "100", "--hyper", str(hyper)])
+                                         "--max-train", "100", "--hyper", str(hyper), "--preset", "paper"])
     assert r.exit_code == 0, r.output
     cli = BondModel.load(tmp_path / "m")
-    lib = train_bond_model(ds, "paper", {"Zr-Cu": {"sigma": 0.8}}, distance_model=cli.distance_model,
-                           max_train_per_type=100, seed=0)
+    lib = train_model(ds, None, "paper", {"Zr-Cu": {"sigma": 0.8}}, max_train_per_type=100, seed=0)
     assert cli.estimators["Zr-Cu"].get_params()["sigma"] == 0.8
     a, b = cli.predict_dataset(ds), lib.predict_dataset(ds)
     np.testing.assert_array_equal(a["minus_icohp"], b["minus_icohp"])

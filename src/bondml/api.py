@@ -1,7 +1,7 @@
 """bondml's public Python API: the names a notebook user can guess, as ``bondml.<name>``.
 
 Thin wrappers over the library (the same functions the CLI and the pipeline call): the bond
-store (:class:`~bondml.store.db.BondStore`), training (:func:`bondml.model.presets.train_bond_model`),
+store (:class:`~bondml.store.db.BondStore`), training (:func:`bondml.evaluate.shift.train_model`),
 the fitted model artifact (:class:`bondml.model.bondmodel.BondModel`, kept as ``model_``), the
 bond finder, SOAP and per-frame inference (:func:`bondml.deploy.infer.predict_trajectory`).
 Units: Angstrom, eV. Element symbols everywhere.
@@ -150,13 +150,16 @@ class BondModel:
     Parameters
     ----------
     hyperparameters : str or mapping
-        ``"paper"`` (the paper's per-type values), ``"tuned"`` (needs ``use_prior``), or
-        {bond type: {sigma, gamma, zeta}} overriding the paper's.
-    use_prior : bool
-        Fit each GP on the residual of the distance(+composition) model.
-    fallback : "tables", None or DistanceModel
+        A preset: ``"default"`` (chosen by the shift protocols for the data's descriptor, with the
+        distance prior and the shift-calibrated std), ``"paper"`` (the paper's per-type values),
+        ``"tuned"`` (needs ``use_prior``); or {bond type: {sigma, gamma, zeta}} overriding the
+        paper's.
+    use_prior : bool or None
+        Fit each GP on the residual of the distance(+composition) model (None: as the preset says;
+        the ``default`` preset uses it).
+    fallback : "tables" or None
         Distance-only model for types with too few bonds (and the prior): ``"tables"`` fits it
-        on the bundled label tables without the runs in the training data.
+        on the bundled label tables without the runs in the training data; None: no tables.
     max_train_per_type : int or None
         Seeded random subset of at most this many bonds per type (None: all).
     min_bonds : int
@@ -165,8 +168,8 @@ class BondModel:
         Seed of every random draw.
     """
 
-    def __init__(self, hyperparameters: str | Mapping[str, Mapping[str, float]] = "paper", *,
-                 use_prior: bool = False, fallback: Any = "tables", max_train_per_type: int | None = 600,
+    def __init__(self, hyperparameters: str | Mapping[str, Mapping[str, float]] = "default", *,
+                 use_prior: bool | None = None, fallback: Any = "tables", max_train_per_type: int | None = 600,
                  min_bonds: int = 30, seed: int = 0) -> None:
         self.hyperparameters = hyperparameters
         self.use_prior = use_prior
@@ -198,25 +201,19 @@ class BondModel:
     # ------------------------------------------------------------------ fit / use
     def fit(self, dataset: Any) -> BondModel:
         """Train on a :class:`~bondml.core.BondDataset` (e.g. ``store.load_dataset()``); returns self."""
-        from .model.presets import train_bond_model
+        from .errors import ConfigError
+        from .evaluate.shift import train_model
 
         if isinstance(self.hyperparameters, str):
             preset, overrides = self.hyperparameters, None
         else:
             preset, overrides = "paper", self.hyperparameters
-        dm = self.fallback
-        if isinstance(dm, str):
-            if dm != "tables":
-                from .errors import ConfigError
-
-                raise ConfigError(f"fallback {dm!r}: use 'tables', None or a DistanceModel")
-            from .evaluate.tune import distance_model_for
-
-            dm = distance_model_for(dataset)
-        self.model_ = train_bond_model(dataset, preset, overrides, distance_model=dm,
-                                       use_prior=self.use_prior and dm is not None,
-                                       max_train_per_type=self.max_train_per_type, seed=self.seed,
-                                       min_bonds=self.min_bonds)
+        if self.fallback not in ("tables", None):
+            raise ConfigError(f"fallback {self.fallback!r}: use 'tables' or None")
+        self.model_ = train_model(dataset, None if self.fallback == "tables" else "", preset=preset,
+                                  hyperparameters=overrides, prior=self.use_prior,
+                                  max_train_per_type=self.max_train_per_type, seed=self.seed,
+                                  min_bonds=self.min_bonds)
         self.path_ = None
         return self
 

@@ -93,7 +93,7 @@ class ModelSection:
     SOAP-labelled bonds (Al-Al in run 21); empty = no fallback. ``name``: registered model name."""
 
     max_train_per_type: int = 600
-    preset: str = "paper"  # hyper-parameter preset (bondml.model.presets): paper | tuned (needs use_prior)
+    preset: str = "paper"  # hyper-parameter preset (bondml.model.presets): paper | default | tuned (needs use_prior)
     use_prior: bool = False
     search: bool = False
     search_max_train: int = 300
@@ -386,7 +386,7 @@ def check_config(cfg: PipelineConfig, source: str = "<config>") -> None:
                 raise ConfigError(f"{source}: model.hyperparameters.{t}.{k} unknown{_did_you_mean(k, ['sigma', 'gamma', 'zeta'])}")
             if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
                 raise ConfigError(f"{source}: model.hyperparameters.{t}.{k} must be a positive number, got {v!r}")
-    _check_choice(f"{source}: model.preset", cfg.model.preset, ("paper", "tuned"))
+    _check_choice(f"{source}: model.preset", cfg.model.preset, ("paper", "default", "tuned"))
     if cfg.model.preset == "tuned" and not cfg.model.use_prior:
         raise ConfigError(f"{source}: model.preset = 'tuned' needs model.use_prior = true")
     if cfg.model.max_train_per_type < 10:

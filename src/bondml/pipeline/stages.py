@@ -160,16 +160,17 @@ def held_out_released(ctx: StageContext) -> list[str]:
 
 def train_stage(ctx: StageContext) -> dict[str, Any]:
     """Fit the per-type bond GPs (preset + config overrides, or a grouped-CV search first):
-    :func:`bondml.model.presets.train_bond_model`, as ``bondml train``."""
-    from ..model.presets import train_bond_model
+    :func:`bondml.evaluate.shift.train_model`, as ``bondml train``."""
+    from ..evaluate.shift import train_model
 
     cfg = ctx.config
     ds = load_training_dataset(ctx, held_out_released(ctx))
     searched = _search(ds, cfg, ctx.runner) if cfg.model.search else {}
-    dm = _distance_model(cfg)
-    model = train_bond_model(ds, cfg.model.preset, cfg.model.hyperparameters, distance_model=dm,
-                             use_prior=cfg.model.use_prior and dm is not None,
-                             max_train_per_type=cfg.model.max_train_per_type, seed=cfg.pipeline.seed, searched=searched)
+    tables = cfg.resolve_path(cfg.model.fallback_tables) if cfg.model.fallback_tables else ""
+    prior = cfg.model.use_prior if cfg.model.preset != "default" else (None if cfg.model.use_prior else False)
+    model = train_model(ds, tables, preset=cfg.model.preset, hyperparameters=cfg.model.hyperparameters or None,
+                        prior=prior, max_train_per_type=cfg.model.max_train_per_type, seed=cfg.pipeline.seed,
+                        searched=searched or None)
     if isinstance(model.lineage.get("data"), dict) and "store" in model.lineage["data"]:
         model.lineage["data"]["store"] = _rel(Path(model.lineage["data"]["store"]), ctx.out)
     model.lineage["pipeline"] = {"data_version": ctx.inputs["ingest"].summary["version"],
