@@ -186,7 +186,7 @@ def test_prepare_inputs_never_overwrites(tmp_path):
                                          ("local", None)])
 def test_dry_run_scripts(tmp_path, kind, marker):
     folder, cell = _copy_subrun(tmp_path, 1, ("{nc}.xyz", "{nc}.scf.in", "lobsterin"))
-    cfg = ExecutorConfig(kind=kind, partition="short", walltime="02:00:00", cores=8, account="proj42",
+    cfg = ExecutorConfig(kind=kind, partition="short", walltime="02:00:00", cores_per_node=8, account="proj42",
                          worker_init="module load qe")
     todo, _ = plan_jobs(tmp_path, cores=8)
     top = write_job_scripts(todo, cfg, tmp_path)
@@ -217,18 +217,27 @@ def test_executor_config_validation_and_parsl_configs(tmp_path):
     with pytest.raises(ConfigError, match="walltime"):
         ExecutorConfig(walltime="2h").validate()
     with pytest.raises(ConfigError, match="cores"):
-        ExecutorConfig(cores=0).validate()
-    slurm = build_parsl_config(ExecutorConfig(kind="slurm", partition="p", account="a", cores=4,
-                                              cores_per_node=32, walltime="01:00:00"), tmp_path)
+        ExecutorConfig(cores_per_task=0).validate()
+    with pytest.raises(ConfigError, match="partition"):
+        ExecutorConfig(kind="slurm").validate()
+    slurm = build_parsl_config(ExecutorConfig(kind="slurm", partition="p", account="a", cores_per_task=4,
+                                              cores_per_node=32, walltime="01:00:00", retries=2), tmp_path)
     ex = slurm.executors[0]
     assert type(ex).__name__ == "HighThroughputExecutor"
     assert type(ex.provider).__name__ == "SlurmProvider" and ex.provider.partition == "p"
     assert ex.max_workers_per_node == 8 and slurm.retries == 2
-    pbs = build_parsl_config(ExecutorConfig(kind="pbs", queue="q", cores=2), tmp_path)
+    assert type(ex.provider.launcher).__name__ == "SimpleLauncher"
+    pbs = build_parsl_config(ExecutorConfig(kind="pbs", queue="q", cores_per_node=2, cores_per_task=2), tmp_path)
     assert type(pbs.executors[0].provider).__name__ == "PBSProProvider"
+    torque = build_parsl_config(ExecutorConfig(kind="torque", queue="q", nodes=2), tmp_path)
+    assert type(torque.executors[0].provider).__name__ == "TorqueProvider"
+    assert type(torque.executors[0].provider.launcher).__name__ == "MpiRunLauncher"
     # permanent errors cost more than the retry budget, transient ones cost 1
     assert slurm.retry_handler(TransientJobError("x"), None) == 1.0
     assert slurm.retry_handler(ValueError("x"), None) > slurm.retries
+    from parsl.executors.high_throughput.errors import ManagerLost
+
+    assert slurm.retry_handler(ManagerLost(b"m", "host"), None) == 1.0  # a lost block is retried
 
 
 # ---------------------------------------------------------------------------------------------
