@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bondml.errors import ConfigError, JobError
+from bondml.errors import JobError
 from bondml.pipeline.config import ExecutorSection
 from bondml.pipeline.executor import TaskRunner, parsl_config
 
