@@ -91,6 +91,12 @@ class ExecutorConfig:
         ``dask``: scheduler address ``tcp://host:8786`` (empty: a local cluster).
     blas_threads : int
         BLAS/OpenMP threads per task.
+    heartbeat_s : int
+        Scheduler kinds: seconds without a heartbeat after which a worker pool (a block killed
+        by ``scancel``, a dead node) counts as lost and its tasks are retried.
+    poll_s : int
+        Scheduler kinds: seconds between status polls of the blocks (``squeue``/``qstat``);
+        a block that ended is replaced at the next poll.
     """
 
     kind: str = "local"
@@ -110,12 +116,14 @@ class ExecutorConfig:
     retries: int = 1
     address: str = ""
     blas_threads: int = 1
+    heartbeat_s: int = 120
+    poll_s: int = 60
 
     def validate(self, where: str = "executor") -> ExecutorConfig:
         """Return self when consistent, else raise a one-line :class:`ConfigError` naming the key."""
         if self.kind not in EXECUTOR_KINDS:
             raise ConfigError(f"{where}.kind {self.kind!r} is not one of {', '.join(EXECUTOR_KINDS)}")
-        for name in ("workers", "nodes", "cores_per_node", "cores_per_task", "max_blocks", "blas_threads"):
+        for name in ("workers", "nodes", "cores_per_node", "cores_per_task", "max_blocks", "blas_threads", "heartbeat_s", "poll_s"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{where}.{name} must be >= 1, got {getattr(self, name)}")
         if self.retries < 0:
@@ -228,6 +236,25 @@ def build_provider(cfg: ExecutorConfig) -> Any:
                                   max_blocks=cfg.max_blocks, walltime=cfg.walltime,
                                   worker_init=cfg.worker_init, scheduler_options=cfg.scheduler_options,
                                   launcher=launcher)
+    provider = _provider(cfg, common)
+    provider.__class__ = _polled(type(provider))
+    provider.poll_s = cfg.poll_s
+    return provider
+
+
+_POLLED: dict[type, type] = {}
+
+
+def _polled(cls: type) -> type:
+    """``cls`` with its status-polling interval read from ``self.poll_s`` (parsl fixes it at 60 s)."""
+    if cls not in _POLLED:
+        _POLLED[cls] = type(cls.__name__, (cls,), {
+            "status_polling_interval": property(lambda self: int(getattr(self, "poll_s", 60))),
+            "__module__": __name__})
+    return _POLLED[cls]
+
+
+def _provider(cfg: ExecutorConfig, common: dict[str, Any]) -> Any:
     if cfg.kind == "slurm":
         from parsl.providers import SlurmProvider
 
@@ -276,6 +303,8 @@ def build_parsl_config(cfg: ExecutorConfig, run_dir: str | Path) -> Any:  # -> p
             provider = build_provider(cfg)
             per_node = cfg.tasks_per_node
             cores_per_worker = float(cfg.cores_per_task)
+            extra["heartbeat_threshold"] = cfg.heartbeat_s
+            extra["heartbeat_period"] = max(1, cfg.heartbeat_s // 4)
         executor = HighThroughputExecutor(label=f"bondml_{cfg.kind}", cores_per_worker=cores_per_worker,
                                           max_workers_per_node=per_node, provider=provider, **extra)
     return Config(executors=[executor], retries=cfg.retries, retry_handler=_retry_cost(cfg.retries),
