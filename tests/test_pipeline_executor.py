@@ -134,3 +134,13 @@ def test_local_processes_htex(tmp_path: Path) -> None:
     with TaskRunner(ExecutorSection(kind="local", workers=2, processes=True), tmp_path) as r:
         assert r.map(parse_composition, ["Zr50Cu50", "Zr49Cu49Al2"]) == [
             {"Zr": 50.0, "Cu": 50.0}, {"Zr": 49.0, "Cu": 49.0, "Al": 2.0}]
+
+
+@pytest.mark.slow
+def test_recycled_worker_children(tmp_path: Path) -> None:
+    """recycle_every = 2 on worker processes: tasks run in a child of the worker, replaced every 2 tasks."""
+    import os
+
+    with TaskRunner(ExecutorSection(kind="local", workers=1, processes=True, recycle_every=2), tmp_path) as r:
+        pids = [r.submit(os.getpid).result() for _ in range(4)]
+    assert pids[0] == pids[1] != pids[2] == pids[3] and os.getpid() not in pids
