@@ -39,7 +39,7 @@ def markdown_html(md: str, base_dir: str | Path | None = None, embed: bool = Tru
     base = Path(base_dir) if base_dir is not None else None
     default_image = parser.renderer.rules["image"]
 
-    def image(tokens: Sequence[Any], idx: int, options: Any, env: Any) -> str:
+    def image(_self: Any, tokens: Sequence[Any], idx: int, options: Any, env: Any) -> str:
         tok = tokens[idx]
         src = str(tok.attrGet("src") or "")
         if embed and base is not None and "://" not in src and not src.startswith("data:"):

@@ -6,7 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
+from rich.console import Console  # noqa: F401
+
+from . import make_console
 from rich.table import Table
 
 
@@ -45,7 +47,7 @@ def augment_cmd(
     names = ["original", *(t.name for t in AUGMENTATIONS)]
     for k, p in enumerate(paths):
         table.add_row(str(k), names[k] if k < len(names) else "?", f"{read(p).get_volume():.2f}", str(p))
-    Console().print(table)
+    make_console().print(table)
 
 
 def quench_cmd(
@@ -68,7 +70,7 @@ def quench_cmd(
     protocol = QuenchProtocol.scaled() if scaled else QuenchProtocol()
     if rate is not None:
         protocol = dataclasses.replace(protocol, quench_rate_K_per_s=rate)
-    console = Console()
+    console = make_console()
     steps = sum(protocol.steps())
     with console.status(f"LAMMPS melt-quench of {nc} ({n_atoms} atoms, {steps:,} steps, seed {seed})"):
         res = melt_quench(nc, out, seed, n_atoms=n_atoms, protocol=protocol, threads=threads,

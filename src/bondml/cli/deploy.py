@@ -6,12 +6,13 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
+
+from . import make_console
 from rich.table import Table
 
 from ..constants import BOND_TYPES
 
-console = Console()
+console = make_console()
 
 
 def _print_summary(s: dict) -> None:

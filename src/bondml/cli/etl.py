@@ -7,12 +7,13 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
+
+from . import make_console
 from rich.table import Table
 
 from ..constants import BOND_TYPES
 
-console = Console()
+console = make_console()
 
 
 def ingest_with_progress(root: Path, store_dir: Path, quiet: bool = False) -> object:

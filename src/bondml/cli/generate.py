@@ -14,7 +14,8 @@ import json
 from pathlib import Path
 
 import typer
-from rich.console import Console
+
+from . import make_console
 from rich.table import Table
 
 from ..constants import LABELLED_STATUSES
@@ -70,7 +71,7 @@ def _grow(nc: str, runs: int, root: Path, labeler: str, executor: str, dry_run: 
         qe_settings=qe, cores=cores, pw_command=pw_command, lobster_command=lobster_command,
         xtb=XtbSettings(threads=xtb_threads),
     )
-    console = Console()
+    console = make_console()
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), console=console) as bar:
         tasks: dict[str, int] = {}
@@ -108,7 +109,7 @@ def _status(root: Path, as_json: bool) -> None:
         why = r.reason if not r.last_job or r.last_job == r.status else f"{r.reason} (last job: {r.last_job})"
         table.add_row(r.cell.nc, str(r.cell.run), str(r.cell.sub_run), f"[{style}]{r.status}[/]",
                       ",".join(r.labels) or "-", why)
-    console = Console()
+    console = make_console()
     console.print(table)
     console.print("  ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "no sub-runs found")
 

@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from rich.console import Console
+
+from . import make_console
 from rich.table import Table
 
 from ..constants import BOND_TYPES, LABEL_WINDOW, PAPER_RMSE
 from ..errors import ConfigError
 
-console = Console()
+console = make_console()
 
 StoreOpt = Annotated[Optional[Path], typer.Option("--store", help="bond store folder (bondml ingest)")]
 GetlOpt = Annotated[Optional[Path], typer.Option("--getl", help="read a GETL tree directly (no store)")]
