@@ -94,11 +94,12 @@ def plot_stress_strain(curves: list[StressStrain], path: str | Path, note: str =
             ax.plot(x, c.stress_gpa, "o", color="C1", ms=4, label=f"{c.source} (per frame)")
     if curves:
         ref = curves[0]
-        sm = running_mean(ref.stress_gpa, smooth_window or max(3, ref.strain.size // 15)) \
-            if ref.source == "thermo" and ref.strain.size >= 8 else ref.stress_gpa
+        smoothed = ref.source == "thermo" and ref.strain.size >= 8
+        sm = running_mean(ref.stress_gpa, smooth_window or max(3, ref.strain.size // 15)) if smoothed else ref.stress_gpa
         k = int(np.nanargmax(sm))
         ax.axhline(sm[k], color="grey", lw=0.5, ls=":")
-        ax.set_title(f"peak (smoothed) {sm[k]:.2f} GPa at {100 * ref.strain[k]:.1f} % strain", fontsize=9)
+        ax.set_title(f"peak{' (smoothed)' if smoothed else ''} {sm[k]:.2f} GPa at {100 * ref.strain[k]:.1f} % strain",
+                     fontsize=9)
     ax.invert_xaxis()
     ax.set_xlabel("engineering strain along x (%)")
     ax.set_ylabel("compressive stress σ_xx (GPa)")

@@ -55,17 +55,15 @@ def extreme_bonds(i: np.ndarray, j: np.ndarray, bond_type: np.ndarray, distance:
 def plot_extreme_bonds(bond_type: np.ndarray, distance: np.ndarray, minus_icohp: np.ndarray,
                        extremes: dict[str, dict[str, list[ExtremeBond]]], path: str | Path, title: str = "",
                        note: str = "") -> Path:
-    """Per type: -ICOHP vs length of every bond (2-D histogram, log counts), the strongest (red)
-    and weakest (blue) bonds with +-1 predicted sigma and their atom pairs, the mean per length bin."""
-    from matplotlib.colors import LogNorm
-
+    """Per type: -ICOHP vs length of every bond (grey points), the mean per length bin (orange),
+    the strongest (red) and weakest (blue) bonds with +-1 predicted sigma, the two extreme pairs named."""
     types = [t for t in BOND_TYPES if t in extremes]
-    fig, axes = new_figure(1, len(types), figsize=(3.2 * len(types), 3.8), squeeze=False, layout="constrained")
+    fig, axes = new_figure(1, len(types), figsize=(3.0 * len(types), 3.6), squeeze=False, layout="constrained")
     bt = np.asarray(bond_type).astype(str)
     d, v = np.asarray(distance, float), np.asarray(minus_icohp, float)
     for ax, t in zip(axes[0], types, strict=True):
         m = bt == t
-        h = ax.hist2d(d[m], v[m], bins=(40, 40), cmap="Greys", norm=LogNorm(), rasterized=True)
+        ax.scatter(d[m], v[m], s=3, color="0.55", alpha=0.35, lw=0, rasterized=True, label="all bonds")
         edges = np.linspace(d[m].min(), d[m].max(), 16)
         k = np.clip(np.digitize(d[m], edges) - 1, 0, edges.size - 2)
         means = np.array([v[m][k == b].mean() if np.any(k == b) else np.nan for b in range(edges.size - 1)])
@@ -74,14 +72,15 @@ def plot_extreme_bonds(bond_type: np.ndarray, distance: np.ndarray, minus_icohp:
             bs = extremes[t][kind]
             ax.errorbar([b.distance for b in bs], [b.minus_icohp for b in bs], yerr=[b.std for b in bs], fmt="o",
                         color=col, ms=4, capsize=2, label=f"{len(bs)} {kind}")
-            for b in bs[:3]:
-                ax.annotate(f"{b.i}-{b.j}", (b.distance, b.minus_icohp), fontsize=5, color=col,
-                            xytext=(3, 2), textcoords="offset points")
+            for q, b in enumerate(bs[:2]):
+                ax.annotate(f"{b.i}-{b.j}", (b.distance, b.minus_icohp), fontsize=6, color=col,
+                            xytext=(6, -8 - 8 * q if kind == "strongest" else 6 + 8 * q), textcoords="offset points")
         ax.set_title(f"{t} (n = {int(m.sum())})")
         ax.set_xlabel("bond length (Å)")
         ax.set_ylabel("-ICOHP (eV)")
-        ax.legend(fontsize=5, frameon=False, loc="upper right")
-        fig.colorbar(h[3], ax=ax, label="bonds per bin", shrink=0.7, pad=0.01)
+        ax.legend(fontsize=6, frameon=False, loc="upper right", markerscale=1.5)
+        lo, hi = d[m].min(), d[m].max()
+        ax.set_xlim(lo - 0.05 * (hi - lo), hi + 0.12 * (hi - lo))
     head = title + (f"  |  {note}" if note else "")
     if head:
         fig.suptitle(head, fontsize=9, color="#a33" if note else "black")
