@@ -88,7 +88,7 @@ def analyze(run_dir: str | Path, out_dir: str | Path, thermo_csv: str | Path | N
     sections.append(_distribution_section(out, _stack_distributions(dists), note))
     sections.append(_extremes_section(out, run_dir, frames, note))
     if corr_parts:
-        sections.append(_correlation_section(out, corr_parts, last_pa))
+        sections.append(_correlation_section(out, corr_parts, last_pa, note))
     if len(frames) > 1:
         sections.append(_exchange_section(out, run_dir, note))
     sections.append(_map_section(out, first_pa, last_pa, slice_thickness, bins, run_dir, note))
@@ -183,13 +183,13 @@ def _distribution_section(out: Path, d: TypeDistributions, note: str = "") -> Se
                    {"strain": d.strain, "mean_icohp": d.mean_icohp, "mean_distance": d.mean_distance, "count": d.count})
 
 
-def _correlation_section(out: Path, parts: list[StressCorrelation], last: Any) -> Section:
+def _correlation_section(out: Path, parts: list[StressCorrelation], last: Any, note: str = "") -> Section:
     c = StressCorrelation(np.concatenate([p.strain for p in parts]), np.concatenate([p.pearson for p in parts]),
                           np.concatenate([p.spearman for p in parts]),
                           {e: np.concatenate([p.pearson_by_element.get(e, np.full(p.strain.size, np.nan)) for p in parts])
                            for e in parts[0].pearson_by_element})
     plot_stress_correlation(c, last["element"].to_numpy(zero_copy_only=False), last["sum_micohp"].to_numpy(),
-                            last["pressure"].to_numpy(), out / "peratom_stress.png")
+                            last["pressure"].to_numpy(), out / "peratom_stress.png", note=note)
     text = ("Per-atom sum of -ICOHP (eV) against per-atom pressure (GPa; -trace(stress)/3 with the mean atomic "
             f"volume). Pearson r in frame 0: {c.pearson[0]:.3f}, last frame: {c.pearson[-1]:.3f}; per element "
             + ", ".join(f"{e} {v[-1]:.3f}" for e, v in c.pearson_by_element.items()) + " (last frame).")
