@@ -153,7 +153,8 @@ def _deploy_section(ctx: StageContext) -> list[str]:
              f"{p.get('frame_ps')} ps; {dep.get('frames')} frames predicted.", ""]
     lines += _table(["type", "bonds in frame 0"], [[t, n] for t, n in (dep.get("bonds") or {}).items()])
     lines += ["Full analysis: [deploy/report.html](deploy/report.html).", ""]
-    for name in ("stress_strain.png", "distributions.png", "exchange.png", "slice_maps.png"):
+    for name in ("stress_strain.png", "distributions.png", "exchange.png", "extreme_bonds.png", "slice_maps.png",
+                 "slice_change.png"):
         if (dst / name).is_file():
             lines += [f"![{name[:-4]}](deploy/{name})", ""]
     return lines
