@@ -106,3 +106,32 @@ def test_click_approve_then_run_trains_on_the_cells(tmp_path: Path) -> None:
     assert st["train"].ran and not st["ingest"].ran
     cells = json.loads(st["train"].path("train.json").read_text())["cells"]
     assert set(held) <= set(cells)  # the approved cells are in the next model's training data
+
+
+def test_reject_from_the_page_and_cli_status(tmp_path: Path) -> None:
+    import re
+
+    from typer.testing import CliRunner
+
+    from bondml.cli.main import build_app
+    from bondml.pipeline.active import approved_batches
+    from bondml.ui import create_app
+
+    (tmp_path / "al").mkdir()
+    for n in (1, 2):
+        (tmp_path / "al" / f"batch-{n}.json").write_text(json.dumps(
+            {"batch": n, "status": "proposed", "created": "t", "n_exploit": 1, "n_explore": 0,
+             "items": [{"id": f"held-out-c{n}", "kind": "exploit", "origin": {"kind": "held-out", "cell": f"c{n}"},
+                        "uncertainty_eV": 0.1 * n, "per_type_std_eV": {"Zr-Zr": 0.2}}]}))
+    c = create_app(tmp_path).test_client()
+    page = c.get("/").get_data(as_text=True)
+    token = re.search(r'name="token" value="([^"]+)"', page).group(1)
+    r = c.post("/batch/2/reject", data={"token": token, "by": "pi"}, follow_redirects=True)
+    assert "batch 2 rejected by pi" in r.get_data(as_text=True)
+    b2 = json.loads((tmp_path / "al" / "batch-2.json").read_text())
+    assert b2["status"] == "rejected" and b2["rejected_by"] == "pi" and b2["rejected"]
+    res = CliRunner().invoke(build_app(), ["al", "approve", "1", "--out", str(tmp_path), "--by", "cli"])
+    assert res.exit_code == 0
+    assert [b["batch"] for b in approved_batches(tmp_path)] == [1]  # the rejected batch is never generated
+    page = c.get("/").get_data(as_text=True)
+    assert 'id="approve-1"' not in page and "approved" in page and "rejected" in page
