@@ -79,6 +79,9 @@ def test_status_cli_table_and_json():
     r = CliRunner().invoke(app, ["generate", "status", "--root", str(reference_root())], env={"COLUMNS": "200"})
     assert r.exit_code == 0, r.output
     assert "DONE: 14" in r.output and "SCF_NOT_CONVERGED_AND_NO_ICOHP: 1" in r.output
+    r = CliRunner().invoke(app, ["generate", "status", "--root", str(reference_root())])  # piped, no COLUMNS
+    assert r.exit_code == 0 and "…" not in r.output  # nothing truncated when not a terminal
+    assert "Zr49Cu49Al2" in r.output and "SCF_NOT_CONVERGED_AND_NO_ICOHP" in r.output
 
 
 def test_plan_skips_done_and_failed_on_a_copy(tmp_path):
