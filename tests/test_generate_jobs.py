@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import json
 import shutil
 import subprocess
@@ -375,3 +377,22 @@ def test_dry_run_script_runs_the_real_job_by_hand(tmp_path):
     before = sha256_file(folder / "Cu100.scf.out")
     subprocess.run(["bash", str(folder / JOB_SCRIPT)], capture_output=True, timeout=120)
     assert sha256_file(folder / "Cu100.scf.out") == before  # SCF not redone, not overwritten
+
+
+def test_script_and_runner_follow_one_step_table(tmp_path, monkeypatch):
+    """Both the bash script and the Python runner come from JOB_STEPS: a changed success check
+    shows up in both."""
+    import bondml.generate.jobs as jobs
+
+    folder, cell = _copy_subrun(tmp_path, 1, ("{nc}.xyz", "{nc}.scf.in", "lobsterin"))
+    spec = JobSpec(cell, str(folder))
+    assert [s.name for s in jobs.JOB_STEPS] == ["scf", "lobster"]
+    script = render_job_script(spec, ExecutorConfig())
+    for step in jobs.JOB_STEPS:
+        assert step.shell_done(spec) in script and step.output.format(nc=NC) in script
+    (folder / f"{NC}.scf.out").write_text("... JOB DONE but no marker ...\n")
+    assert not jobs.JOB_STEPS[0].done(spec)
+    changed = (replace(jobs.JOB_STEPS[0], done_pattern="JOB DONE"), jobs.JOB_STEPS[1])
+    monkeypatch.setattr(jobs, "JOB_STEPS", changed)
+    assert jobs.JOB_STEPS[0].done(spec)  # the Python check follows the table
+    assert "grep -qF 'JOB DONE'" in render_job_script(spec, ExecutorConfig())  # and so does the script
