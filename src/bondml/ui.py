@@ -111,7 +111,12 @@ def _why(item: dict[str, Any], group: list[dict[str, Any]], criterion: str) -> s
     rank = scores.index(u) + 1 if u in scores else None
     kind = "exploit (augment / label an existing cell)" if item["kind"] == "exploit" else "explore (new run / composition)"
     where = f"uncertainty rank {rank} of {len(group)} {item['kind']} candidates" if rank else "uncertainty not ranked"
-    return f"{kind}: {where}; kept by the diversity (greedy max-min SOAP distance) pick" if criterion else f"{kind}: {where}"
+    if rank == 1:
+        return f"{kind}: {where}, the most uncertain of its kind (always picked first)"
+    if criterion:
+        return (f"{kind}: {where}; among the most uncertain, the one farthest (mean-SOAP distance) from the "
+                "cells picked before it (greedy max-min diversity)")
+    return f"{kind}: {where}"
 
 
 def batches_view(out: Path) -> list[dict[str, Any]]:
