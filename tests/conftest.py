@@ -79,3 +79,28 @@ def trajectory(small_cell: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
             cols = {f"v_s{c}": stress[:, n] for n, c in enumerate(("xx", "yy", "zz", "xy", "xz", "yz"))}
             fh.write(format_dump_frame(a, timestep=1000 * k, columns=cols, image=image))
     return p
+
+
+# ---------------------------------------------------------------- a real one-node Slurm (root only)
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory: pytest.TempPathFactory):
+    """A one-node Slurm (munged, slurmctld, slurmd of Debian's slurm-wlm) for the session; stopped
+    by PID afterwards, even on failure. Skipped with the reason when not root or not installed."""
+    import os
+
+    import _slurm
+
+    why = _slurm.why_not_available()
+    if why:
+        pytest.skip(why)
+    cluster = _slurm.start_cluster(tmp_path_factory.mktemp("slurm"))
+    old = os.environ.get("SLURM_CONF")
+    os.environ["SLURM_CONF"] = str(cluster.conf)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        if old is None:
+            os.environ.pop("SLURM_CONF", None)
+        else:
+            os.environ["SLURM_CONF"] = old

@@ -84,8 +84,8 @@ def test_type_distributions_means_counts():
     assert r.count["Zr-Zr"].tolist() == [2, 1] and r.count["Al-Al"].tolist() == [0, 0]
     assert r.mean_icohp["Zr-Zr"].tolist() == pytest.approx([1.5, 4.0])
     assert r.mean_distance["Cu-Cu"].tolist() == pytest.approx([2.6, 2.5])
-    h = r.hist_icohp["Zr-Zr"][0]
-    assert np.sum(h * np.diff(r.icohp_edges)) == pytest.approx(1.0)  # a density
+    assert r.hist_icohp["Zr-Zr"][0].sum() == 2  # counts
+    assert np.sum(r.density("icohp", "Zr-Zr", 0) * np.diff(r.icohp_edges)) == pytest.approx(1.0)
 
 
 def test_slice_map_hand_case(tmp_path):
@@ -103,3 +103,30 @@ def test_slice_map_hand_case(tmp_path):
     m2 = slice_map(frac @ sheared, sheared, vals, bins=2, thickness=2.0)
     assert np.allclose(np.nan_to_num(m2.grid), np.nan_to_num(m.grid))
     assert plot_slice_maps([("a", m), ("b", m2)], tmp_path / "m.png").stat().st_size > 1000
+
+
+def test_exchange_separates_window_edge_flicker():
+    """Bond 7 breaks and re-forms a frame later (flicker); bond 9 breaks for good; bond 5 is new."""
+    from bondml.analysis.exchange import exchange_series
+
+    keys = [[1, 7, 9], [1, 9], [1, 7], [1, 7, 5], [1, 7, 5]]
+    frames = [(np.array(k), np.array(["Zr-Zr"] * len(k)), np.ones(len(k)), -0.01 * m) for m, k in enumerate(keys)]
+    ex = exchange_series(frames)
+    assert ex.series("broken", "Zr-Zr").tolist() == [1, 1, 0, 0]          # 7 at step 0, 9 at step 1
+    assert ex.series("broken_flicker", "Zr-Zr").tolist() == [1, 0, 0, 0]  # 7 is back in frame 2
+    assert ex.series("broken_persistent", "Zr-Zr").tolist() == [0, 1, 0, 0]
+    assert ex.series("formed", "Zr-Zr").tolist() == [0, 1, 1, 0]          # 7 again at step 1, 5 at step 2
+    assert ex.series("formed_flicker", "Zr-Zr").tolist() == [0, 1, 0, 0]
+    assert ex.series("formed_persistent", "Zr-Zr").tolist() == [0, 0, 1, 0]
+    assert ex.strain.tolist() == pytest.approx([-0.01, -0.02, -0.03, -0.04])
+
+
+def test_distributions_keep_every_bond():
+    """Data-driven edges: no bond is outside the histogram (the old fixed [-0.2, 2] eV range hid them)."""
+    rng = np.random.default_rng(0)
+    v = np.r_[rng.normal(0.8, 0.5, 500), [-0.6, 2.9]]  # tails beyond the old range
+    frame = np.zeros(v.size, int)
+    r = type_distributions(frame, np.zeros(v.size), np.array(["Zr-Al"] * v.size), v, np.full(v.size, 3.0))
+    assert r.hist_icohp["Zr-Al"][0].sum() == v.size
+    assert r.icohp_edges[0] < -0.6 and r.icohp_edges[-1] > 2.9
+    assert np.sum(r.density("icohp", "Zr-Al", 0) * np.diff(r.icohp_edges)) == pytest.approx(1.0)

@@ -105,3 +105,14 @@ def test_parsl_local_processes_match_default_path(model_dir, trajectory, referen
         s = predict_trajectory(model_dir, trajectory, out, PredictConfig(workers=2, progress=False), executor=runner)
     assert s["frames"] == 4 and s["complete"]
     _same_outputs(reference[0], out)
+
+
+def test_dask_local_cluster_matches_default_path(model_dir, trajectory, reference, tmp_path):
+    """kind = 'dask' (a dask.distributed LocalCluster): the same bit-identical per-frame outputs."""
+    pytest.importorskip("dask.distributed")
+    out = tmp_path / "dask"
+    with TaskRunner(ExecutorSection(kind="dask", workers=2), tmp_path / "dask_run") as runner:
+        s = predict_trajectory(model_dir, trajectory, out, PredictConfig(workers=2, progress=False), executor=runner)
+        assert runner.tasks_run == 4 and runner.dask_client is not None
+    assert s["frames"] == 4 and s["complete"]
+    _same_outputs(reference[0], out)

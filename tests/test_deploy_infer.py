@@ -155,11 +155,19 @@ def test_analyze_report(traj_run, tmp_path):
     html = analyze(out, tmp_path / "report")
     rep = tmp_path / "report"
     for png in ("stress_strain.png", "distributions.png", "distribution_trends.png", "peratom_stress.png",
-                "exchange.png", "slice_maps.png"):
+                "exchange.png", "slice_maps.png", "slice_change.png", "extreme_bonds.png"):
         assert (rep / png).stat().st_size > 1000, png
     md = (rep / "report.md").read_text()
-    assert "Bond exchange" in md and "matched by shift" in md
-    assert html.is_file()
+    assert "Bond exchange" in md and "matched by shift" in md and "flicker" in md
+    assert "Strongest and weakest bonds" in md
+    text = html.read_text()
+    assert text.count('src="data:image/png;base64,') >= 8 and '.png"' not in text  # one file
+    an = json.loads((rep / "analysis.json").read_text())
+    ex = an["Bond exchange"]
+    for t in ex["broken"]:  # flicker is a part of the exchange, never more
+        assert 0 <= ex["broken_flicker"][t] <= ex["broken"][t] and 0 <= ex["formed_flicker"][t] <= ex["formed"][t]
+    ext = an["Strongest and weakest bonds"]["Zr-Cu"]
+    assert ext["strongest"][0]["minus_icohp_eV"] >= ext["strongest"][-1]["minus_icohp_eV"] > ext["weakest"][-1]["minus_icohp_eV"]
 
 
 def test_cli_predict_and_errors(model_dir, small_cell, tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import json
 import shutil
 import subprocess
@@ -79,6 +81,9 @@ def test_status_cli_table_and_json():
     r = CliRunner().invoke(app, ["generate", "status", "--root", str(reference_root())], env={"COLUMNS": "200"})
     assert r.exit_code == 0, r.output
     assert "DONE: 14" in r.output and "SCF_NOT_CONVERGED_AND_NO_ICOHP: 1" in r.output
+    r = CliRunner().invoke(app, ["generate", "status", "--root", str(reference_root())])  # piped, no COLUMNS
+    assert r.exit_code == 0 and "…" not in r.output  # nothing truncated when not a terminal
+    assert "Zr49Cu49Al2" in r.output and "SCF_NOT_CONVERGED_AND_NO_ICOHP" in r.output
 
 
 def test_plan_skips_done_and_failed_on_a_copy(tmp_path):
@@ -186,7 +191,7 @@ def test_prepare_inputs_never_overwrites(tmp_path):
                                          ("local", None)])
 def test_dry_run_scripts(tmp_path, kind, marker):
     folder, cell = _copy_subrun(tmp_path, 1, ("{nc}.xyz", "{nc}.scf.in", "lobsterin"))
-    cfg = ExecutorConfig(kind=kind, partition="short", walltime="02:00:00", cores=8, account="proj42",
+    cfg = ExecutorConfig(kind=kind, partition="short", walltime="02:00:00", cores_per_node=8, account="proj42",
                          worker_init="module load qe")
     todo, _ = plan_jobs(tmp_path, cores=8)
     top = write_job_scripts(todo, cfg, tmp_path)
@@ -217,18 +222,27 @@ def test_executor_config_validation_and_parsl_configs(tmp_path):
     with pytest.raises(ConfigError, match="walltime"):
         ExecutorConfig(walltime="2h").validate()
     with pytest.raises(ConfigError, match="cores"):
-        ExecutorConfig(cores=0).validate()
-    slurm = build_parsl_config(ExecutorConfig(kind="slurm", partition="p", account="a", cores=4,
-                                              cores_per_node=32, walltime="01:00:00"), tmp_path)
+        ExecutorConfig(cores_per_task=0).validate()
+    with pytest.raises(ConfigError, match="partition"):
+        ExecutorConfig(kind="slurm").validate()
+    slurm = build_parsl_config(ExecutorConfig(kind="slurm", partition="p", account="a", cores_per_task=4,
+                                              cores_per_node=32, walltime="01:00:00", retries=2), tmp_path)
     ex = slurm.executors[0]
     assert type(ex).__name__ == "HighThroughputExecutor"
     assert type(ex.provider).__name__ == "SlurmProvider" and ex.provider.partition == "p"
     assert ex.max_workers_per_node == 8 and slurm.retries == 2
-    pbs = build_parsl_config(ExecutorConfig(kind="pbs", queue="q", cores=2), tmp_path)
+    assert type(ex.provider.launcher).__name__ == "SimpleLauncher"
+    pbs = build_parsl_config(ExecutorConfig(kind="pbs", queue="q", cores_per_node=2, cores_per_task=2), tmp_path)
     assert type(pbs.executors[0].provider).__name__ == "PBSProProvider"
+    torque = build_parsl_config(ExecutorConfig(kind="torque", queue="q", nodes=2), tmp_path)
+    assert type(torque.executors[0].provider).__name__ == "TorqueProvider"
+    assert type(torque.executors[0].provider.launcher).__name__ == "MpiRunLauncher"
     # permanent errors cost more than the retry budget, transient ones cost 1
     assert slurm.retry_handler(TransientJobError("x"), None) == 1.0
     assert slurm.retry_handler(ValueError("x"), None) > slurm.retries
+    from parsl.executors.high_throughput.errors import ManagerLost
+
+    assert slurm.retry_handler(ManagerLost(b"m", "host"), None) == 1.0  # a lost block is retried
 
 
 # ---------------------------------------------------------------------------------------------
@@ -363,3 +377,22 @@ def test_dry_run_script_runs_the_real_job_by_hand(tmp_path):
     before = sha256_file(folder / "Cu100.scf.out")
     subprocess.run(["bash", str(folder / JOB_SCRIPT)], capture_output=True, timeout=120)
     assert sha256_file(folder / "Cu100.scf.out") == before  # SCF not redone, not overwritten
+
+
+def test_script_and_runner_follow_one_step_table(tmp_path, monkeypatch):
+    """Both the bash script and the Python runner come from JOB_STEPS: a changed success check
+    shows up in both."""
+    import bondml.generate.jobs as jobs
+
+    folder, cell = _copy_subrun(tmp_path, 1, ("{nc}.xyz", "{nc}.scf.in", "lobsterin"))
+    spec = JobSpec(cell, str(folder))
+    assert [s.name for s in jobs.JOB_STEPS] == ["scf", "lobster"]
+    script = render_job_script(spec, ExecutorConfig())
+    for step in jobs.JOB_STEPS:
+        assert step.shell_done(spec) in script and step.output.format(nc=NC) in script
+    (folder / f"{NC}.scf.out").write_text("... JOB DONE but no marker ...\n")
+    assert not jobs.JOB_STEPS[0].done(spec)
+    changed = (replace(jobs.JOB_STEPS[0], done_pattern="JOB DONE"), jobs.JOB_STEPS[1])
+    monkeypatch.setattr(jobs, "JOB_STEPS", changed)
+    assert jobs.JOB_STEPS[0].done(spec)  # the Python check follows the table
+    assert "grep -qF 'JOB DONE'" in render_job_script(spec, ExecutorConfig())  # and so does the script

@@ -182,7 +182,7 @@ def test_grow_dft_dry_run_writes_inputs_and_scripts(tmp_path):
     for el, f in QESettings().pseudopotentials:
         (pseudo / f).write_text("placeholder: dry run only checks the files exist\n")
     rep = grow(GrowOptions(nc=NC, root=tmp_path, first_run=21, labeler="dft", dry_run=True,
-                           executor=ExecutorConfig(kind="slurm", partition="cpu", cores=16),
+                           executor=ExecutorConfig(kind="slurm", partition="cpu", cores_per_node=16, cores_per_task=16),
                            pseudo_dir=pseudo, cores=16))
     assert rep.skipped.get("md") == 1 and rep.done.get("dft-inputs") == 15
     assert rep.submit_script is not None and rep.submit_script.read_text().count("sbatch") == 15
@@ -197,5 +197,5 @@ def test_grow_dft_dry_run_writes_inputs_and_scripts(tmp_path):
     assert "#SBATCH --ntasks=16" in (sub3 / JOB_SCRIPT).read_text()
     # running it again changes nothing and writes nothing new
     rep = grow(GrowOptions(nc=NC, root=tmp_path, first_run=21, labeler="dft", dry_run=True,
-                           executor=ExecutorConfig(kind="slurm"), pseudo_dir=pseudo))
+                           executor=ExecutorConfig(kind="slurm", partition="cpu"), pseudo_dir=pseudo))
     assert rep.done.get("dft-inputs") is None and rep.skipped.get("dft-inputs") == 15

@@ -66,6 +66,8 @@ def test_first_run_through_parsl_workers(tracked: tuple[Path, dict]) -> None:
     assert 0.0 < v["metrics"]["Cu-Cu"]["rmse"] < 0.3
     html = (out / "report" / "report.html").read_text()
     assert "Data inventory" in html and "leave-one-cell-out" in html and "<img" in html
+    assert 'src="data:image/png;base64,' in html and 'src="img/' not in html  # one file, images embedded
+    assert "<table>" in html and ".tmp-" not in html
     assert "SCF_NOT_CONVERGED_AND_NO_ICOHP" in html  # sub-run 13 of run 21
 
 

@@ -78,7 +78,7 @@ def slice_map(
 
 
 def plot_slice_maps(maps: list[tuple[str, SliceMap]], path: str | Path, label: str = "sum of -ICOHP (eV)",
-                    cmap: str = "viridis") -> Path:
+                    cmap: str = "viridis", note: str = "") -> Path:
     """Side-by-side slice maps (e.g. first and last frame) on one colour scale."""
     fig, axes = new_figure(1, len(maps), figsize=(4.4 * len(maps) + 1.0, 3.8), squeeze=False,
                            layout="constrained")
@@ -91,9 +91,11 @@ def plot_slice_maps(maps: list[tuple[str, SliceMap]], path: str | Path, label: s
     for ax, (title, m) in zip(axes[0], maps, strict=True):
         im = ax.imshow(m.grid.T, origin="lower", extent=(0, m.extent[0], 0, m.extent[1]), vmin=vmin, vmax=vmax,
                        cmap=cmap, interpolation="nearest")
-        ax.set_xlabel(f"{m.axes[0]} (A)")
-        ax.set_ylabel(f"{m.axes[1]} (A)")
+        ax.set_xlabel(f"{m.axes[0]} (Å)")
+        ax.set_ylabel(f"{m.axes[1]} (Å)")
         ax.set_title(title, fontsize=9)
     if im is not None:
         fig.colorbar(im, ax=list(axes[0]), label=label, shrink=0.8)
+    if note:
+        fig.suptitle(note, fontsize=8, color="#a33")
     return save(fig, path, tight=False)

@@ -67,7 +67,8 @@ def stress_correlation(
 
 
 def plot_stress_correlation(
-    c: StressCorrelation, element: np.ndarray, sum_micohp: np.ndarray, pressure: np.ndarray, path: str | Path
+    c: StressCorrelation, element: np.ndarray, sum_micohp: np.ndarray, pressure: np.ndarray, path: str | Path,
+    note: str = "",
 ) -> Path:
     """Scatter of the last frame (per element) and r vs strain."""
     fig, axes = new_figure(1, 2, figsize=(10, 3.8))
@@ -84,8 +85,10 @@ def plot_stress_correlation(
     axes[1].plot(100 * c.strain, c.spearman, "k^:", ms=3, label="all (Spearman)")
     for e, v in c.pearson_by_element.items():
         axes[1].plot(100 * c.strain, v, "o-", ms=3, label=e)
-    axes[1].set_xlabel("strain (%)")
-    axes[1].set_ylabel("r(sum -ICOHP, pressure)")
+    axes[1].set_xlabel("engineering strain (%)")
+    axes[1].set_ylabel("correlation r (per-atom sum of -ICOHP, pressure)")
     axes[1].invert_xaxis()
     axes[1].legend(fontsize=7)
+    if note:
+        fig.suptitle(note, fontsize=8, color="#a33")
     return save(fig, path)

@@ -62,18 +62,48 @@ def stress_strain(run_dir: str | Path, thermo_csv: str | Path | None = None, axi
     return stress_strain_from_peratom(t["strain"].to_numpy(), t["frame"].to_numpy(), t[col].to_numpy())
 
 
-def plot_stress_strain(curves: list[StressStrain], path: str | Path) -> Path:
-    """Compressive stress (GPa) vs strain (%) for one or more curves."""
-    fig, ax = new_figure(figsize=(5, 3.6))
+def running_mean(y: np.ndarray, window: int) -> np.ndarray:
+    """Centred running mean over ``window`` points (shorter at the ends), NaN-free input."""
+    y = np.asarray(y, float)
+    if window <= 1 or y.size < 3:
+        return y.copy()
+    w = min(window, y.size)
+    c = np.cumsum(np.r_[0.0, y])
+    out = np.empty_like(y)
+    for k in range(y.size):
+        lo, hi = max(0, k - w // 2), min(y.size, k + w // 2 + 1)
+        out[k] = (c[hi] - c[lo]) / (hi - lo)
+    return out
+
+
+def plot_stress_strain(curves: list[StressStrain], path: str | Path, note: str = "", smooth_window: int = 0) -> Path:
+    """Compressive stress (GPa) vs engineering strain (%). A dense curve (thermo) is drawn raw
+    (thin) and as a centred running mean over ``smooth_window`` points (default: 1/15 of the
+    curve) with a +-1 sigma band of the raw points around it; per-frame points as markers."""
+    fig, ax = new_figure(figsize=(5.6, 4.0))
     for c in curves:
-        style = "-" if c.source == "thermo" else "o"
-        ax.plot(100 * c.strain, c.stress_gpa, style, label=c.source, ms=4)
+        x = 100 * c.strain
+        if c.source == "thermo" and c.strain.size >= 8:
+            w = smooth_window or max(3, c.strain.size // 15)
+            sm = running_mean(c.stress_gpa, w)
+            sd = np.sqrt(np.maximum(running_mean((c.stress_gpa - sm) ** 2, w), 0))
+            ax.plot(x, c.stress_gpa, "-", color="C0", lw=0.5, alpha=0.35, label="thermo (raw)")
+            ax.fill_between(x, sm - sd, sm + sd, color="C0", alpha=0.2, lw=0)
+            ax.plot(x, sm, "-", color="C0", lw=1.8, label=f"thermo, running mean ({w} points) ± 1σ")
+        else:
+            ax.plot(x, c.stress_gpa, "o", color="C1", ms=4, label=f"{c.source} (per frame)")
     if curves:
-        e, s = curves[0].peak
-        ax.axhline(s, color="grey", lw=0.5, ls=":")
-        ax.set_title(f"peak {s:.2f} GPa at {100 * e:.1f} % strain", fontsize=9)
+        ref = curves[0]
+        smoothed = ref.source == "thermo" and ref.strain.size >= 8
+        sm = running_mean(ref.stress_gpa, smooth_window or max(3, ref.strain.size // 15)) if smoothed else ref.stress_gpa
+        k = int(np.nanargmax(sm))
+        ax.axhline(sm[k], color="grey", lw=0.5, ls=":")
+        ax.set_title(f"peak{' (smoothed)' if smoothed else ''} {sm[k]:.2f} GPa at {100 * ref.strain[k]:.1f} % strain",
+                     fontsize=9)
     ax.invert_xaxis()
-    ax.set_xlabel("strain (%)")
-    ax.set_ylabel("compressive stress (GPa)")
-    ax.legend(fontsize=8)
+    ax.set_xlabel("engineering strain along x (%)")
+    ax.set_ylabel("compressive stress σ_xx (GPa)")
+    ax.legend(fontsize=7, frameon=False)
+    if note:
+        ax.text(0.02, 0.98, note, transform=ax.transAxes, fontsize=7, color="#a33", va="top", wrap=True)
     return save(fig, path)

@@ -22,16 +22,34 @@ from ._io import make_console, print_error
 from ..constants import LABELLED_STATUSES
 
 
+def _executor(path: Path):  # -> ExecutorConfig
+    """The ``[executor]`` table of a pipeline TOML file (the same keys, the same engine)."""
+    import tomllib
+
+    from ..errors import ConfigError
+    from ..pipeline.config import _build_section
+
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the executor table ({exc})") from None
+    if "executor" not in raw:
+        raise ConfigError(f"{path}: no [executor] table")
+    return _build_section("executor", raw["executor"], str(path)).validate(f"{path}: executor")
+
+
 def _grow(nc: str, runs: int, root: Path, labeler: str, executor: str, dry_run: bool, scaled: bool,
           first_run: int, seed: int, subruns: str | None, cores: int, partition: str | None,
           queue: str | None, walltime: str, nodes: int, account: str | None, worker_init: str,
           retries: int, max_workers: int, pseudo_dir: Path | None, pseudo: list[str],
-          pw_command: str, lobster_command: str, xtb_threads: int | None) -> None:
+          pw_command: str, lobster_command: str, xtb_threads: int | None,
+          executor_config: Path | None = None, cores_per_node: int | None = None,
+          scheduler_options: str = "") -> None:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ..generate.dft import QESettings
     from ..generate.grow import GrowOptions, grow, parse_subruns
-    from ..generate.jobs import ExecutorConfig
+    from ..execution import ExecutorConfig
     from ..generate.xtb import XtbSettings
 
     qe = None
@@ -45,9 +63,11 @@ def _grow(nc: str, runs: int, root: Path, labeler: str, executor: str, dry_run: 
         qe = QESettings().with_pseudopotentials(files)
     opts = GrowOptions(
         nc=nc, root=root, runs=runs, first_run=first_run, seed=seed, labeler=labeler,
-        executor=ExecutorConfig(kind=executor, partition=partition, queue=queue, walltime=walltime,
-                                nodes=nodes, cores=cores, account=account, worker_init=worker_init,
-                                retries=retries, max_workers=max_workers),
+        executor=_executor(executor_config) if executor_config is not None else ExecutorConfig(
+            kind=executor, partition=partition or "", queue=queue or "", walltime=walltime, nodes=nodes,
+            cores_per_node=max(cores, cores_per_node or cores), cores_per_task=cores, account=account or "",
+            worker_init=worker_init, scheduler_options=scheduler_options, retries=retries,
+            workers=max_workers),
         dry_run=dry_run, scaled=scaled, subruns=parse_subruns(subruns), pseudo_dir=pseudo_dir,
         qe_settings=qe, cores=cores, pw_command=pw_command, lobster_command=lobster_command,
         xtb=XtbSettings(threads=xtb_threads),
@@ -115,7 +135,11 @@ def register(app: typer.Typer) -> None:
         runs: int = typer.Option(1, help="number of MD runs (ids first-run .. first-run+runs-1)"),
         root: Path = typer.Option(Path("."), help="root of the GETL tree (holds ML/big-data-full)"),
         labeler: str = typer.Option("xtb", help="xtb (approximate, local) or dft (pw.x + LOBSTER jobs)"),
-        executor: str = typer.Option("local", help="local, slurm or pbs (DFT jobs)"),
+        executor: str = typer.Option("local", help="local, slurm, pbs, torque or dask (DFT jobs)"),
+        executor_config: Path = typer.Option(None, help="TOML file whose [executor] table says where jobs run "
+                                                      "(the pipeline's keys; overrides the scheduler options)"),
+        cores_per_node: int = typer.Option(None, help="cores per node of a scheduler block (default --cores)"),
+        scheduler_options: str = typer.Option("", help="extra #SBATCH/#PBS header lines"),
         dry_run: bool = typer.Option(False, "--dry-run", help="DFT: write inputs and submit scripts only"),
         scaled: bool = typer.Option(False, "--scaled", help="short melt-quench (~1e13 K/s) for demos"),
         first_run: int = typer.Option(1, help="first run id"),
@@ -140,7 +164,7 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter("--nc is required (e.g. --nc Zr47Cu47Al6)")
         _grow(nc, runs, root, labeler, executor, dry_run, scaled, first_run, seed, subruns, cores, partition,
               queue, walltime, nodes, account, worker_init, retries, max_workers, pseudo_dir, pseudo,
-              pw_command, lobster_command, xtb_threads)
+              pw_command, lobster_command, xtb_threads, executor_config, cores_per_node, scheduler_options)
 
     @gen.callback(invoke_without_command=True)
     def callback(ctx: typer.Context,

@@ -1,4 +1,5 @@
-"""``bondml run <config>``, ``bondml models list|promote|show``, ``bondml al propose|approve|status``."""
+"""``bondml run <config>``, ``bondml models list|promote|show``, ``bondml al propose|approve|reject|status``,
+``bondml ui``."""
 
 from __future__ import annotations
 
@@ -145,6 +146,33 @@ def register(app: typer.Typer) -> None:
 
         b = approve_batch(out, batch, by)
         console.print(f"batch {b['batch']} approved ({len(b['items'])} cells); run 'bondml run <config> --out {out}' to generate it")
+
+    @al.command("reject")
+    def al_reject(batch: int, out: OutOpt = Path("bondml-output"),
+                  by: Annotated[str, typer.Option(help="who rejects (recorded)")] = "",
+                  reason: Annotated[str, typer.Option(help="why (recorded)")] = "") -> None:
+        """Mark a proposed batch rejected: it is never generated."""
+        from ..pipeline.active import reject_batch
+
+        b = reject_batch(out, batch, by, reason)
+        console.print(f"batch {b['batch']} rejected ({len(b['items'])} cells)")
+
+    @app.command("ui")
+    def ui_cmd(out: OutOpt = Path("bondml-output"),
+               host: Annotated[str, typer.Option(help="interface to serve on (loopback only unless --allow-remote)")] = "127.0.0.1",
+               port: Annotated[int, typer.Option(help="TCP port")] = 8050,
+               allow_remote: Annotated[bool, typer.Option("--allow-remote", help="serve a non-loopback --host (no login!)")] = False) -> None:
+        """A local dashboard of a pipeline output: stages, data, accuracy, AL batches with approve/reject."""
+        from ..ui import make_server
+
+        srv = make_server(out, host, port, allow_remote)
+        console.print(f"bondml dashboard of {out} on http://{host}:{srv.server_port}/ (Ctrl-C stops it)")
+        try:
+            srv.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            srv.server_close()
 
     @al.command("status")
     def al_status(out: OutOpt = Path("bondml-output")) -> None:

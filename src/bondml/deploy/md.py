@@ -3,6 +3,9 @@
 Protocol (reference ``SS-ML/.../ultimate/2/Zr49Cu49Al2.lmp.inp``), LAMMPS ``metal`` units:
 
 1. velocities at ``temperature_k`` (Gaussian, seeded), NVT ``nvt_ps`` (Tdamp ``tdamp_ps``);
+   then, when ``npt_ps > 0``, NPT at ``temperature_k`` and zero pressure on every axis
+   (``aniso``, Pdamp ``pdamp_ps``) for ``npt_ps``: the cell relaxes to its own zero-pressure
+   volume at temperature (needed for a cut cell, whose density is the parent's at 0 K);
 2. NVE ``nve_ps``; the box length along the compression axis is then L0;
 3. NPT at ``temperature_k`` with the two other axes at zero pressure (``drag 1``), while
    ``fix deform ... erate -strain_rate`` compresses the axis until ``final_strain``;
@@ -55,6 +58,7 @@ class CompressionProtocol:
     temperature_k: float = 300.0
     nvt_ps: float = 100.0
     nve_ps: float = 150.0
+    npt_ps: float = 0.0
     strain_rate_per_s: float = 1.0e7
     final_strain: float = -0.1454
     frame_ps: float = 20.0
@@ -75,7 +79,7 @@ class CompressionProtocol:
             raise ConfigError("strain_rate_per_s must be positive (compression rate)")
         if self.final_strain >= 0:
             raise ConfigError("final_strain must be negative (compression)")
-        for name in ("nvt_ps", "nve_ps", "frame_ps", "thermo_ps", "timestep_ps"):
+        for name in ("nvt_ps", "nve_ps", "npt_ps", "frame_ps", "thermo_ps", "timestep_ps"):
             if getattr(self, name) < 0 or (name in ("frame_ps", "thermo_ps", "timestep_ps") and getattr(self, name) == 0):
                 raise ConfigError(f"{name} must be positive")
 
@@ -105,14 +109,20 @@ class CompressionProtocol:
 def scaled_protocol(cell_file: str = "", threads: int | None = 1) -> CompressionProtocol:
     """The documented scaled-down demo: same code path, 1,000x faster strain rate.
 
-    2 ps NVT + 1 ps NVE (after an energy minimisation, needed for a cut cell), compression at
-    1e10 1/s to -6 % strain (6 ps), a frame every 1 ps: 7 frames. On a ~1,300-atom cut of the
-    10k cell (:func:`cut_cell`) it runs in about 10 s on 2 cores.
+    Energy minimisation (needed for a cut cell), then equilibration at 300 K and zero pressure
+    before anything is compressed: 1 ps NVT (Tdamp 0.1 ps, from minimised positions the
+    velocities' energy is shared with the potential energy) and 3 ps NPT at zero pressure on
+    every axis (Pdamp 0.5 ps, ``drag 1``), no NVE. The compression (NPT on the lateral axes, as
+    in the study) then starts near 300 K and 0 GPa; it runs at 1e10 1/s to -6 % strain (6 ps),
+    a frame every 1 ps: 7 frames. About 10 s for a ~1,300-atom cut of the 10k cell on 2 cores.
     """
     return CompressionProtocol(
         cell_file=cell_file,
-        nvt_ps=2.0,
-        nve_ps=1.0,
+        nvt_ps=1.0,
+        npt_ps=3.0,
+        nve_ps=0.0,
+        tdamp_ps=0.1,
+        pdamp_ps=0.5,
         strain_rate_per_s=1.0e10,
         final_strain=-0.06,
         frame_ps=1.0,
@@ -185,9 +195,13 @@ def lammps_commands(p: CompressionProtocol, out_dir: Path) -> list[str]:
         f"fix 1 all nvt temp {p.temperature_k} {p.temperature_k} {p.tdamp_ps}",
         f"run {p.steps(p.nvt_ps)}",
         "unfix 1",
-        "fix 1 all nve",
-        f"run {p.steps(p.nve_ps)}",
-        "unfix 1",
+    ]
+    if p.npt_ps > 0:
+        cmds += [f"fix 1 all npt temp {p.temperature_k} {p.temperature_k} {p.tdamp_ps} "
+                 f"aniso 0 0 {p.pdamp_ps} drag 1", f"run {p.steps(p.npt_ps)}", "unfix 1"]
+    if p.nve_ps > 0:
+        cmds += ["fix 1 all nve", f"run {p.steps(p.nve_ps)}", "unfix 1"]
+    cmds += [
         # freeze L0 now: ${tmpL} is substituted once, making L0 a constant
         f"variable tmpL equal l{ax}",
         "variable L0 equal ${tmpL}",

@@ -39,7 +39,8 @@ class GrowOptions:
     """What to grow. ``subruns`` limits labelling to some sub-runs (default all 0..14);
     ``md_threads`` LAMMPS threads; ``protocol`` a :class:`~bondml.generate.md.QuenchProtocol` (overrides
     ``scaled``); DFT: ``pseudo_dir``, ``qe_settings``, ``cores`` per job,
-    ``pw_command``, ``lobster_command``; xTB: ``xtb``."""
+    ``pw_command``, ``lobster_command``; xTB: ``xtb``; ``engine``: a running
+    :class:`bondml.execution.Engine` to run the DFT jobs on (default: one built from ``executor``)."""
 
     nc: str
     root: Path
@@ -60,6 +61,7 @@ class GrowOptions:
     pw_command: str = "pw.x"
     lobster_command: str = "lobster-3.0.0"
     xtb: XtbSettings = field(default_factory=XtbSettings)
+    engine: object | None = None
 
     def validate(self) -> GrowOptions:
         """One-line :class:`ConfigError` for impossible options (checked before any work)."""
@@ -71,8 +73,9 @@ class GrowOptions:
         bad = [k for k in self.subruns if not 0 <= k < N_SUBRUNS]
         if bad:
             raise ConfigError(f"sub-runs {bad} out of range 0..{N_SUBRUNS - 1}")
-        if self.labeler == "xtb" and self.executor.kind != "local":
-            raise ConfigError("the xTB labeler runs locally; use the local executor (or the dft labeler)")
+        if self.labeler == "xtb" and self.executor.kind not in ("local", "dask"):
+            raise ConfigError("the xTB labeler runs on this machine; use the local or dask executor "
+                              "(or the dft labeler)")
         self.executor.validate()
         return self
 
@@ -186,7 +189,8 @@ def dft_step(opts: GrowOptions, cells: Sequence[CellId], report: GrowReport,
         if progress:
             progress("dft", counter["n"], total, f"{o.cell}: {o.status}")
 
-    report.jobs.extend(run_jobs(todo, opts.executor, Path(opts.root) / ".bondml-parsl", on_done))
+    report.jobs.extend(run_jobs(todo, opts.executor, Path(opts.root) / ".bondml-parsl", on_done,
+                                engine=opts.engine))  # type: ignore[arg-type]
 
 
 def grow(opts: GrowOptions, progress: Progress | None = None) -> GrowReport:

@@ -15,8 +15,13 @@ labelled statuses (``DONE``...)             nothing: never resubmitted, never re
                                             aside (``*.failed-<n>``) and starts again
 ==========================================  ==========================================
 
-Execution goes through parsl (ThreadPool locally, HighThroughputExecutor on Slurm/PBS blocks).
-Transient failures (a step killed by a signal, a launcher that could not start) raise
+The job's steps are defined once, in :data:`JOB_STEPS` (pw.x, then LOBSTER: input, command,
+output, the check that says a step succeeded, what an existing output or a missing executable
+means). :func:`run_subrun_job` (Python, on any engine) and :func:`render_job_script` (bash, for
+``sbatch``/``qsub`` or by hand) both follow that table, so they cannot drift apart.
+
+Execution goes through :class:`bondml.execution.Engine` (the same engine and executor config
+as the pipeline: parsl threads locally, HTEX on Slurm/PBS/Torque blocks, or Dask). Transient failures (a step killed by a signal, a launcher that could not start) raise
 :class:`TransientJobError` and are retried by parsl's ``retries``; permanent ones (missing
 executable, missing input) fail at once with a one-line message. Each step writes its output
 to a ``.running`` file renamed on completion, so a killed job leaves no half result behind and
@@ -40,6 +45,7 @@ from pathlib import Path
 
 from ..constants import LABELLED_STATUSES
 from ..errors import ConfigError, JobError
+from ..execution import EXECUTOR_KINDS, Engine, ExecutorConfig, TransientJobError, build_parsl_config, first_line  # noqa: F401 - re-exported
 from ..io.getl import STATUS_NEW, SubRunFiles, classify, discover, subrun_path
 from ..types import CellId
 from ..util import atomic_write_json, atomic_write_text
@@ -50,59 +56,6 @@ JOB_RECORD = "bondml-job.json"
 JOB_SCRIPT = "bondml-job.sh"
 #: Statuses after which the job has nothing left to do.
 FINAL_FAILURES: frozenset[str] = frozenset({"SCF_NOT_CONVERGED", "SCF_NOT_CONVERGED_AND_NO_ICOHP"})
-EXECUTOR_KINDS: tuple[str, ...] = ("local", "slurm", "pbs")
-
-
-class TransientJobError(JobError):
-    """A failure worth retrying (process killed by a signal, launcher hiccup)."""
-
-
-@dataclass(frozen=True)
-class ExecutorConfig:
-    """Where and how jobs run.
-
-    ``kind``: ``local`` (parsl ThreadPool, ``max_workers`` jobs at once), ``slurm`` or ``pbs``
-    (parsl HighThroughputExecutor on scheduler blocks). ``partition`` is the Slurm partition,
-    ``queue`` the PBS queue; ``walltime`` ``HH:MM:SS`` per block/job; ``nodes`` per block;
-    ``cores`` MPI ranks per job; ``account`` the allocation; ``worker_init`` shell lines run
-    before a job (module loads, venv activation); ``retries`` parsl retries of transient failures;
-    ``max_blocks`` scheduler blocks at most; ``cores_per_node`` cores of one node (HTEX sizing).
-    On Slurm/PBS, ``worker_init`` must put bondml's environment on the compute node's PATH
-    (e.g. ``source /path/to/venv/bin/activate``): parsl starts ``process_worker_pool.py`` there.
-    """
-
-    kind: str = "local"
-    partition: str | None = None
-    queue: str | None = None
-    walltime: str = "24:00:00"
-    nodes: int = 1
-    cores: int = 1
-    account: str | None = None
-    worker_init: str = ""
-    retries: int = 2
-    max_workers: int = 1
-    max_blocks: int = 1
-    cores_per_node: int | None = None
-    mem_per_job_gb: float | None = None
-
-    def validate(self) -> ExecutorConfig:
-        """Return self when consistent, else raise a one-line :class:`ConfigError`."""
-        if self.kind not in EXECUTOR_KINDS:
-            raise ConfigError(f"executor kind {self.kind!r} is not one of {', '.join(EXECUTOR_KINDS)}")
-        for name in ("nodes", "cores", "max_workers", "max_blocks"):
-            if int(getattr(self, name)) < 1:
-                raise ConfigError(f"executor {name} must be >= 1, got {getattr(self, name)}")
-        if self.retries < 0:
-            raise ConfigError(f"executor retries must be >= 0, got {self.retries}")
-        parts = self.walltime.split(":")
-        if len(parts) != 3 or not all(p.isdigit() for p in parts):
-            raise ConfigError(f"walltime {self.walltime!r} is not HH:MM:SS")
-        return self
-
-    @property
-    def walltime_s(self) -> int:
-        h, m, s = (int(p) for p in self.walltime.split(":"))
-        return h * 3600 + m * 60 + s
 
 
 @dataclass(frozen=True)
@@ -259,18 +212,95 @@ def _run_step(cmd: list[str], cwd: Path, out: Path, timeout_s: float | None,
     return proc.returncode, wall
 
 
-def _run_scf(spec: JobSpec, entry: dict) -> None:
-    f = spec.files
-    if not f.scf_in.is_file():
-        raise JobError(f"{f.scf_in}: pw.x input missing (write the inputs first)")
-    if f.scf_out.exists():
-        if not spec.retry_failed:
-            raise JobError(f"{f.scf_out}: exists already; a job never overwrites a result")
-        entry["set_aside"] = str(_set_aside(f.scf_out))
-    rc, wall = _run_step(scf_command(spec), f.folder, f.scf_out, spec.timeout_s)
-    entry["scf"] = {"returncode": rc, "wall_s": round(wall, 3), "command": " ".join(scf_command(spec))}
-    if rc != 0:
-        entry["scf"]["message"] = _pw_error(f.scf_out, rc)
+# ---------------------------------------------------------------------------------------------
+# the job's steps, defined once
+
+
+@dataclass(frozen=True)
+class JobStep:
+    """One step of a DFT job: the single definition the Python runner and the bash script follow.
+
+    ``input``/``output``/``done_file``: file names in the sub-run folder (``{nc}`` is replaced by
+    the composition); ``done_pattern``: text whose presence in ``done_file`` says the step
+    succeeded (None: ``done_file`` exists and is not empty); ``existing_output``: ``final`` (an
+    output that exists is the step's result: never rerun, unless ``retry_failed`` sets it aside)
+    or ``set-aside`` (an old output is moved aside and the step runs again);
+    ``missing_executable``: ``error`` (a permanent job failure) or ``stop`` (the job ends, its
+    status, ``stop_status``, says why; exit code ``stop_exit`` in the script).
+    """
+
+    name: str
+    program: str
+    input: str
+    output: str
+    done_file: str
+    done_pattern: str | None
+    existing_output: str
+    missing_executable: str
+    stop_status: str = ""
+    stop_exit: int = 3
+
+    def path(self, spec: JobSpec, which: str) -> Path:
+        return Path(spec.folder) / getattr(self, which).format(nc=spec.cell.nc)
+
+    def command(self, spec: JobSpec) -> list[str]:
+        return scf_command(spec) if self.name == "scf" else lobster_command(spec)
+
+    def done(self, spec: JobSpec) -> bool:
+        """Did this step succeed (the same test as the script's ``done`` check)?"""
+        f = self.path(spec, "done_file")
+        if not f.is_file() or f.stat().st_size == 0:
+            return False
+        return self.done_pattern is None or self.done_pattern in f.read_text(errors="replace")
+
+    def shell_done(self, spec: JobSpec) -> str:
+        """The same test in POSIX shell."""
+        name = shlex.quote(self.done_file.format(nc=spec.cell.nc))
+        if self.done_pattern is None:
+            return f"[ -s {name} ]"
+        return f"grep -qF {shlex.quote(self.done_pattern)} {name} 2>/dev/null"
+
+
+#: The DFT job: pw.x SCF (its output is final: a non-converged SCF is a physics failure), then
+#: LOBSTER (absent executable: the job ends as SCF_CONVERGED_BUT_NO_ICOHP).
+JOB_STEPS: tuple[JobStep, ...] = (
+    JobStep("scf", "pw.x", input="{nc}.scf.in", output="{nc}.scf.out", done_file="{nc}.scf.out",
+            done_pattern="convergence has been achieved", existing_output="final", missing_executable="error"),
+    JobStep("lobster", "LOBSTER", input="lobsterin", output="{nc}.lb.out", done_file="ICOHPLIST.lobster",
+            done_pattern=None, existing_output="set-aside", missing_executable="stop",
+            stop_status="SCF_CONVERGED_BUT_NO_ICOHP", stop_exit=3),
+)
+
+
+def _steps_for(action: str) -> tuple[JobStep, ...]:
+    return JOB_STEPS if action == "scf+lobster" else JOB_STEPS[1:]
+
+
+def _run_py_step(step: JobStep, spec: JobSpec, entry: dict) -> bool:
+    """Run one step in Python; False when the job stops here (the status says why)."""
+    cmd = step.command(spec)
+    if _which(cmd) is None:
+        if step.missing_executable == "error":
+            raise JobError(f"executable {cmd[0]!r} not found on PATH")
+        entry[step.name] = {"missing_executable": cmd[0],
+                            "message": f"{step.program} executable {cmd[0]!r} not found and no "
+                                       f"{step.done_file.format(nc=spec.cell.nc)} to collect"}
+        return False
+    inp = step.path(spec, "input")
+    if not inp.is_file():
+        raise JobError(f"{inp}: {step.program} input missing (write the inputs first)")
+    out = step.path(spec, "output")
+    if out.exists():
+        if step.existing_output == "final" and not spec.retry_failed:
+            raise JobError(f"{out}: exists already; a job never overwrites a result")
+        moved = _set_aside(out)
+        if step.existing_output == "final":
+            entry["set_aside"] = str(moved)
+    rc, wall = _run_step(cmd, Path(spec.folder), out, spec.timeout_s)
+    entry[step.name] = {"returncode": rc, "wall_s": round(wall, 3), "command": " ".join(cmd)}
+    if rc != 0 and step.name == "scf":
+        entry[step.name]["message"] = _pw_error(out, rc)
+    return True
 
 
 def _pw_error(path: Path, rc: int) -> str:
@@ -285,29 +315,13 @@ def _pw_error(path: Path, rc: int) -> str:
     return f"pw.x exited with status {rc}"
 
 
-def _run_lobster(spec: JobSpec, entry: dict) -> None:
-    f = spec.files
-    if f.icohplist.is_file():
-        entry["lobster"] = {"collected": str(f.icohplist)}
-        return
-    cmd = lobster_command(spec)
-    if _which(cmd) is None:
-        entry["lobster"] = {"missing_executable": cmd[0],
-                            "message": f"LOBSTER executable {cmd[0]!r} not found and no ICOHPLIST to collect"}
-        return
-    if not f.lobsterin.is_file():
-        raise JobError(f"{f.lobsterin}: lobsterin missing (write the inputs first)")
-    lb_out = f.folder / f"{spec.cell.nc}.lb.out"
-    _set_aside(lb_out)
-    rc, wall = _run_step(cmd, f.folder, lb_out, spec.timeout_s)
-    entry["lobster"] = {"returncode": rc, "wall_s": round(wall, 3), "command": " ".join(cmd)}
-
-
 def run_subrun_job(spec: JobSpec) -> JobOutcome:
-    """Run what the sub-run still needs (SCF and/or LOBSTER) and return its new status.
+    """Run what the sub-run still needs (the steps of :data:`JOB_STEPS`) and return its new status.
 
-    Skips labelled sub-runs. Raises :class:`JobError` (permanent) or
-    :class:`TransientJobError` (retry worth it); both are logged in ``bondml-job.json``.
+    Skips labelled sub-runs. A step whose ``done`` check holds is not rerun (an ICOHPLIST copied
+    in is collected); a step runs only when the one before it succeeded. Raises
+    :class:`JobError` (permanent) or :class:`TransientJobError` (retry worth it); both are
+    logged in ``bondml-job.json``.
     """
     folder = Path(spec.folder)
     before = classify(folder, spec.cell.nc)
@@ -317,13 +331,16 @@ def run_subrun_job(spec: JobSpec) -> JobOutcome:
     entry: dict = {"cell": str(spec.cell), "action": action, "status_before": before.status,
                    "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     try:
-        if action == "scf+lobster":
-            _run_scf(spec, entry)
-            mid = classify(folder, spec.cell.nc)
-            if mid.status == "SCF_CONVERGED_BUT_NO_ICOHP" or mid.status in LABELLED_STATUSES:
-                _run_lobster(spec, entry)
-        else:
-            _run_lobster(spec, entry)
+        steps = _steps_for(action)
+        for k, step in enumerate(steps):
+            if step.done(spec):
+                if step.name != "scf":
+                    entry[step.name] = {"collected": str(step.path(spec, "done_file"))}
+                continue
+            if k > 0 and not steps[k - 1].done(spec):
+                break  # the step before did not succeed: the status says why
+            if not _run_py_step(step, spec, entry):
+                break
     except JobError as exc:
         entry["error"] = str(exc)
         entry["transient"] = isinstance(exc, TransientJobError)
@@ -332,9 +349,9 @@ def run_subrun_job(spec: JobSpec) -> JobOutcome:
         raise
     after = classify(folder, spec.cell.nc)
     reason = after.reason
-    for step in ("scf", "lobster"):
-        if step in entry and "message" in entry[step]:
-            reason = f"{reason}; {entry[step]['message']}"
+    for step in JOB_STEPS:
+        if step.name in entry and "message" in entry[step.name]:
+            reason = f"{reason}; {entry[step.name]['message']}"
     entry.update(status_after=after.status, reason=reason, ended=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     _record(folder, entry)
     return JobOutcome(spec.cell, after.status, reason, action)
@@ -401,7 +418,9 @@ def plan_jobs(root: str | Path, cells: Iterable[CellId] | None = None, retry_fai
 
 
 def _scheduler_header(spec: JobSpec, cfg: ExecutorConfig) -> list[str]:
+    """``#SBATCH`` / ``#PBS`` lines of one job from the executor config (one node, ``spec.cores`` ranks)."""
     name = f"bondml-{spec.cell.key}"
+    extra = [ln.strip() for ln in cfg.scheduler_options.splitlines() if ln.strip()]
     if cfg.kind == "slurm":
         h = [f"#SBATCH --job-name={name}", "#SBATCH --nodes=1", f"#SBATCH --ntasks={spec.cores}",
              f"#SBATCH --time={cfg.walltime}", f"#SBATCH --chdir={spec.folder}",
@@ -410,177 +429,149 @@ def _scheduler_header(spec: JobSpec, cfg: ExecutorConfig) -> list[str]:
             h.append(f"#SBATCH --partition={cfg.partition}")
         if cfg.account:
             h.append(f"#SBATCH --account={cfg.account}")
-        if cfg.mem_per_job_gb:
-            h.append(f"#SBATCH --mem={int(cfg.mem_per_job_gb * 1024)}M")
-        return h
-    if cfg.kind == "pbs":
-        sel = f"select=1:ncpus={spec.cores}:mpiprocs={spec.cores}"
-        if cfg.mem_per_job_gb:
-            sel += f":mem={int(cfg.mem_per_job_gb)}gb"
+        if cfg.mem_per_node_gb:
+            h.append(f"#SBATCH --mem={int(cfg.mem_per_node_gb * 1024)}M")
+        return h + extra
+    if cfg.kind in ("pbs", "torque"):
+        if cfg.kind == "pbs":
+            sel = f"select=1:ncpus={spec.cores}:mpiprocs={spec.cores}"
+            if cfg.mem_per_node_gb:
+                sel += f":mem={int(cfg.mem_per_node_gb)}gb"
+        else:
+            sel = f"nodes=1:ppn={spec.cores}"
         h = [f"#PBS -N {name[:15]}", f"#PBS -l {sel}", f"#PBS -l walltime={cfg.walltime}",
              "#PBS -j oe", f"#PBS -o {spec.folder}/bondml-job.pbs.log"]
         if cfg.queue or cfg.partition:
             h.append(f"#PBS -q {cfg.queue or cfg.partition}")
         if cfg.account:
             h.append(f"#PBS -A {cfg.account}")
-        return h
+        return h + extra
     return []
+
+
+def _shell_step(step: JobStep, spec: JobSpec, previous: JobStep | None) -> list[str]:
+    """One step of :data:`JOB_STEPS` in bash (the same checks as :func:`run_subrun_job`)."""
+    q = shlex.quote
+    out = q(step.output.format(nc=spec.cell.nc))
+    cmd = step.command(spec)
+    lines = [f"# step {step.name}: {step.program}", f"if ! {step.shell_done(spec)}; then"]
+    if previous is not None:
+        lines += [f"    if ! {previous.shell_done(spec)}; then",
+                  f"        echo '{previous.name} did not succeed: {step.name} skipped' >&2; exit 1", "    fi"]
+    if step.missing_executable == "error":
+        lines += [f"    command -v {q(cmd[0])} >/dev/null 2>&1 || "
+                  f"{{ echo 'executable {cmd[0]} not found on PATH' >&2; exit 2; }}"]
+    else:
+        lines += [f"    if ! command -v {q(cmd[0])} >/dev/null 2>&1; then",
+                  f"        echo '{step.program} executable {cmd[0]} not found: status {step.stop_status}' >&2",
+                  f"        exit {step.stop_exit}", "    fi"]
+    lines += [f"    [ -f {q(step.input.format(nc=spec.cell.nc))} ] || "
+              f"{{ echo '{step.input.format(nc=spec.cell.nc)}: {step.program} input missing' >&2; exit 2; }}"]
+    if step.existing_output == "final":
+        lines += [f"    if [ -e {out} ]; then echo '{step.output.format(nc=spec.cell.nc)} exists and did not "
+                  f"succeed: final (a job never overwrites a result)' >&2; exit 1; fi"]
+    else:
+        lines += [f"    if [ -e {out} ]; then mv {out} {out}.old-$(date +%s); fi"]
+    lines += [f"    {' '.join(q(a) for a in cmd)} > {out}.running 2>&1",
+              "    rc=$?",
+              f"    if [ $rc -gt 128 ]; then echo \"{step.program} killed (exit $rc)\" >&2; exit $rc; fi",
+              f"    mv {out}.running {out}",
+              "fi"]
+    return lines
 
 
 def render_job_script(spec: JobSpec, cfg: ExecutorConfig) -> str:
     """The submit script of one sub-run (sbatch/qsub header for Slurm/PBS, plain bash locally).
 
-    It does what :func:`run_subrun_job` does, in shell: skip when an ICOHPLIST exists, run pw.x
-    unless an output exists, run LOBSTER when the SCF converged and the executable exists.
+    Rendered from :data:`JOB_STEPS`, the table :func:`run_subrun_job` runs: nothing to do when
+    the last step succeeded already; each step runs only when the one before it succeeded,
+    never overwrites a final output, and stops as the table says on a missing executable.
     """
-    f = spec.files
-    q = shlex.quote
-    scf = " ".join(q(a) for a in scf_command(spec))
-    lob = " ".join(q(a) for a in lobster_command(spec))
-    lob_exe = q(lobster_command(spec)[0])
+    last = JOB_STEPS[-1]
     lines = ["#!/usr/bin/env bash", *_scheduler_header(spec, cfg),
-             f"# bondml DFT job for {spec.cell} (pw.x SCF, then LOBSTER); never overwrites results",
-             "set -u", f"cd {q(spec.folder)} || exit 2"]
+             f"# bondml DFT job for {spec.cell} ({', then '.join(s.program for s in JOB_STEPS)}); "
+             "never overwrites results",
+             "set -u", f"cd {shlex.quote(spec.folder)} || exit 2"]
     if cfg.worker_init.strip():
         lines.append(cfg.worker_init.strip())
-    lines += [
-        f"if [ -s {q(f.icohplist.name)} ]; then echo 'ICOHPLIST.lobster present: nothing to do'; exit 0; fi",
-        f"if [ ! -e {q(f.scf_out.name)} ]; then",
-        f"    {scf} > {q(f.scf_out.name)}.running 2>&1",
-        "    rc=$?",
-        "    if [ $rc -gt 128 ]; then echo \"pw.x killed (exit $rc)\" >&2; exit $rc; fi",
-        f"    mv {q(f.scf_out.name)}.running {q(f.scf_out.name)}",
-        "fi",
-        f"if ! grep -q 'convergence has been achieved' {q(f.scf_out.name)}; then",
-        "    echo 'SCF not converged: LOBSTER skipped' >&2; exit 1",
-        "fi",
-        f"if ! command -v {lob_exe} >/dev/null 2>&1; then",
-        f"    echo 'LOBSTER executable {lobster_command(spec)[0]} not found: status SCF_CONVERGED_BUT_NO_ICOHP' >&2",
-        "    exit 3",
-        "fi",
-        f"if [ -e {q(spec.cell.nc + '.lb.out')} ]; then mv {q(spec.cell.nc + '.lb.out')} "
-        f"{q(spec.cell.nc + '.lb.out')}.old-$(date +%s); fi",
-        f"{lob} > {q(spec.cell.nc + '.lb.out')} 2>&1",
-        "",
-    ]
-    return "\n".join(lines)
+    lines.append(f"if {last.shell_done(spec)}; then echo '{last.done_file.format(nc=spec.cell.nc)} present: "
+                 "nothing to do'; exit 0; fi")
+    prev = None
+    for step in JOB_STEPS:
+        lines += _shell_step(step, spec, prev)
+        prev = step
+    return "\n".join(lines) + "\n"
 
 
 def write_job_scripts(specs: Sequence[JobSpec], cfg: ExecutorConfig, root: str | Path) -> Path:
     """Write each job's ``bondml-job.sh`` and ``<root>/bondml-submit-<kind>.sh`` submitting them all.
 
-    Returns the path of the top-level submit script. Nothing is run.
+    Returns the path of the top-level submit script. Nothing is run. ``dask`` writes plain bash
+    scripts (as ``local``).
     """
     cfg.validate()
-    submit = {"slurm": "sbatch", "pbs": "qsub", "local": "bash"}[cfg.kind]
-    lines = ["#!/usr/bin/env bash", f"# bondml: submit {len(specs)} sub-run job(s) ({cfg.kind})"]
-    if cfg.kind != "local":
+    kind = cfg.kind if cfg.kind in ("slurm", "pbs", "torque") else "local"
+    submit = {"slurm": "sbatch", "pbs": "qsub", "torque": "qsub", "local": "bash"}[kind]
+    lines = ["#!/usr/bin/env bash", f"# bondml: submit {len(specs)} sub-run job(s) ({kind})"]
+    if kind != "local":
         lines.append("set -e  # stop at the first submission the scheduler refuses")
     for spec in specs:
         path = Path(spec.folder) / JOB_SCRIPT
         atomic_write_text(path, render_job_script(spec, cfg))
         path.chmod(0o755)
-        if cfg.kind == "local":  # one job's failure does not stop the others
+        if kind == "local":  # one job's failure does not stop the others
             lines.append(f"{submit} {shlex.quote(str(path))} || echo \"{spec.cell}: job exited $?\" >&2")
         else:
             lines.append(f"{submit} {shlex.quote(str(path))}")
-    top = Path(root) / f"bondml-submit-{cfg.kind}.sh"
+    top = Path(root) / f"bondml-submit-{kind}.sh"
     atomic_write_text(top, "\n".join(lines) + "\n")
     top.chmod(0o755)
     return top
 
 
 # --------------------------------------------------------------------------------------------
-# parsl execution
-
-
-def _interchange_cmd() -> list[str] | None:
-    """parsl's interchange started with this interpreter (works without an activated venv)."""
-    import sys
-
-    script = Path(sys.executable).parent / "interchange.py"
-    return [sys.executable, str(script)] if script.is_file() else None
-
-
-def build_parsl_config(cfg: ExecutorConfig, run_dir: str | Path):  # -> parsl.config.Config
-    """A parsl ``Config`` for ``cfg``: ThreadPool locally, HTEX on a Slurm/PBS provider.
-
-    Transient failures (:class:`TransientJobError`) cost one retry; any other error costs more
-    than the retry budget, so permanent failures are not retried.
-    """
-    from parsl.config import Config
-
-    cfg.validate()
-    retries = cfg.retries
-
-    def retry_handler(exc: BaseException, _task: object) -> float:
-        return 1.0 if isinstance(exc, TransientJobError) else float(retries + 1)
-
-    if cfg.kind == "local":
-        from parsl.executors.threads import ThreadPoolExecutor
-
-        executor = ThreadPoolExecutor(label="bondml_local", max_threads=cfg.max_workers)
-    else:
-        from parsl.executors import HighThroughputExecutor
-        from parsl.launchers import SimpleLauncher
-
-        per_node = cfg.cores_per_node or cfg.cores
-        common = dict(nodes_per_block=cfg.nodes, init_blocks=0, min_blocks=0, max_blocks=cfg.max_blocks,
-                      walltime=cfg.walltime, worker_init=cfg.worker_init, launcher=SimpleLauncher())
-        if cfg.kind == "slurm":
-            from parsl.providers import SlurmProvider
-
-            provider = SlurmProvider(partition=cfg.partition or "", account=cfg.account,
-                                     exclusive=False, cores_per_node=per_node,
-                                     mem_per_node=int(cfg.mem_per_job_gb) if cfg.mem_per_job_gb else None,
-                                     **common)
-        else:
-            from parsl.providers import PBSProProvider
-
-            provider = PBSProProvider(queue=cfg.queue or cfg.partition, account=cfg.account,
-                                      cpus_per_node=per_node, **common)
-        executor = HighThroughputExecutor(label=f"bondml_{cfg.kind}", cores_per_worker=cfg.cores,
-                                          max_workers_per_node=max(1, per_node // cfg.cores),
-                                          provider=provider, interchange_launch_cmd=_interchange_cmd())
-    return Config(executors=[executor], retries=retries, retry_handler=retry_handler,
-                  run_dir=str(run_dir), initialize_logging=False, usage_tracking=0, strategy="simple")
+# execution (bondml.execution: the same engine as the pipeline)
 
 
 def run_jobs(specs: Sequence[JobSpec], cfg: ExecutorConfig, run_dir: str | Path,
-             on_done: Callable[[JobOutcome], None] | None = None) -> list[JobOutcome]:
-    """Submit ``specs`` through parsl, wait for all, and return one outcome per job.
+             on_done: Callable[[JobOutcome], None] | None = None,
+             engine: Engine | None = None) -> list[JobOutcome]:
+    """Run ``specs`` on the engine of ``cfg`` (or on ``engine``), wait for all, one outcome per job.
 
-    Failed jobs (after retries) come back as outcomes with ``error`` set and the status the
-    files give; nothing raises for a single job's failure. ``on_done`` is called per job
-    (e.g. to advance a progress bar).
+    Each task uses ``max(spec.cores)`` cores (``cores_per_task``). Failed jobs (after the
+    transient retries) come back as outcomes with ``error`` set and the status the files give;
+    nothing raises for a single job's failure. ``on_done`` is called per job.
     """
-    import parsl
-    from parsl.app.app import python_app
-
     if not specs:
         return []
-    config = build_parsl_config(cfg, run_dir)
+    cores = max(s.cores for s in specs)
+    own = engine is None
+    if own:
+        if cfg.kind in ("slurm", "pbs", "torque"):
+            cfg = replace(cfg, cores_per_task=max(cfg.cores_per_task, cores),
+                          cores_per_node=max(cfg.cores_per_node, cores))
+        engine = Engine(cfg, run_dir)
+    assert engine is not None
     outcomes: list[JobOutcome] = []
-    with parsl.load(config) as dfk:
-        app = python_app(run_subrun_job, data_flow_kernel=dfk, executors=[config.executors[0].label])
-        futures = [(spec, app(spec)) for spec in specs]
-        from concurrent.futures import as_completed
-
-        index = {fut: spec for spec, fut in futures}
-        for fut in as_completed(index):
-            spec = index[fut]
+    try:
+        futures = {id(f): (spec, f) for spec in specs for f in [engine.submit(run_subrun_job, spec)]}
+        for fut in engine.as_completed([f for _, f in futures.values()]):
+            spec = futures[id(fut)][0]
             try:
                 out = fut.result()
             except Exception as exc:  # noqa: BLE001 - one job's failure must not stop the others
                 rep = classify(spec.folder, spec.cell.nc)
-                msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                msg = first_line(exc)
                 if type(exc).__name__ == "BadStateException":
-                    msg = (f"{cfg.kind} scheduler refused or lost the job's block ({msg}); "
-                           f"parsl's submit scripts are under {run_dir}")
+                    msg = (f"{engine.cfg.kind} scheduler refused or lost the job's block ({msg}); "
+                           f"parsl's submit scripts are under {engine.run_dir}")
                 out = JobOutcome(spec.cell, rep.status, rep.reason, "failed", error=msg)
             outcomes.append(out)
             if on_done is not None:
                 on_done(out)
+    finally:
+        if own:
+            engine.close()
     return sorted(outcomes, key=lambda o: o.cell)
 
 

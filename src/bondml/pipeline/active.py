@@ -225,6 +225,23 @@ def approve_batch(out: str | Path, n: int, by: str = "") -> dict[str, Any]:
     return b
 
 
+def reject_batch(out: str | Path, n: int, by: str = "", reason: str = "") -> dict[str, Any]:
+    """Mark a proposed batch rejected (never generated; idempotent); BatchError if it does not
+    exist or was approved already (an approval may have been acted on)."""
+    b = read_batch(out, n)
+    if b["status"] == "approved":
+        raise BatchError(f"{batch_path(out, n)}: batch {n} is approved already; it cannot be rejected")
+    if b["status"] != "rejected":
+        b["status"] = "rejected"
+        b["rejected"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        if by:
+            b["rejected_by"] = by
+        if reason:
+            b["rejected_reason"] = reason
+        atomic_write_json(batch_path(out, n), b)
+    return b
+
+
 def approved_batches(out: str | Path) -> list[dict[str, Any]]:
     """Approved batches (what the generate stage may generate), in order."""
     return [b for b in list_batches(out) if b["status"] == "approved"]

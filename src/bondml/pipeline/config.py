@@ -24,6 +24,7 @@ from typing import Any
 
 from ..constants import BOND_TYPES
 from ..errors import BondmlError, ConfigError
+from ..execution import EXECUTOR_KINDS, ExecutorConfig
 from ..types import composition_counts
 
 #: Placeholders usable in paths: the bundled reference data and the shipped 10k cell.
@@ -135,27 +136,9 @@ class DeploySection:
     threads: int = 0
 
 
-@dataclass(frozen=True)
-class ExecutorSection:
-    """Where per-cell / per-frame tasks run. ``kind`` = local (``workers`` threads or processes) |
-    slurm | pbs (parsl HighThroughputExecutor on scheduler blocks) | dask (a running
-    ``dask.distributed`` scheduler at ``address``). Scheduler keys: partition, queue, account,
-    walltime HH:MM:SS, nodes, cores_per_node, max_blocks, worker_init."""
-
-    kind: str = ""
-    workers: int = 2
-    processes: bool = False
-    partition: str = ""
-    queue: str = ""
-    account: str = ""
-    walltime: str = "01:00:00"
-    nodes: int = 1
-    cores_per_node: int = 1
-    max_blocks: int = 1
-    worker_init: str = ""
-    retries: int = 1
-    address: str = ""
-    blas_threads: int = 1
+#: The ``[executor]`` table: :class:`bondml.execution.ExecutorConfig` (kind = local | slurm | pbs |
+#: torque | dask; see :mod:`bondml.execution` for every key). Generate's DFT jobs use the same one.
+ExecutorSection = ExecutorConfig
 
 
 @dataclass(frozen=True)
@@ -234,7 +217,6 @@ SECTION_TYPES: dict[str, type] = {
     "deploy": DeploySection, "executor": ExecutorSection, "tracking": TrackingSection,
     "active_learning": ActiveLearningSection,
 }
-EXECUTOR_KINDS = ("local", "slurm", "pbs", "dask")
 LABELERS = ("xtb", "dft")
 PROTOCOLS = ("leave-one-cell-out", "group-kfold")
 LEVELS = ("cell", "run", "nc")
@@ -298,6 +280,8 @@ def parse_config(raw: dict[str, Any], source: str = "<config>") -> PipelineConfi
     """Validate a parsed TOML document into a :class:`PipelineConfig` (one-line ConfigError)."""
     if "executor" not in raw:
         raise ConfigError(f"{source}: missing [executor] section (e.g. [executor] kind = \"local\", workers = 2)")
+    if isinstance(raw["executor"], dict) and "kind" not in raw["executor"]:
+        raise ConfigError(f"{source}: executor.kind is missing; use one of {', '.join(EXECUTOR_KINDS)}")
     sections = {}
     for name, value in raw.items():
         if name not in SECTION_TYPES:
@@ -325,20 +309,11 @@ def _range(source: str, key: str, value: float, low: float, open_low: bool = Fal
 def check_config(cfg: PipelineConfig, source: str = "<config>") -> None:
     """Cross-field checks: compositions, choices, ranges, executor completeness."""
     ex = cfg.executor
-    if not ex.kind:
-        raise ConfigError(f"{source}: executor.kind is missing; use one of {', '.join(EXECUTOR_KINDS)}")
     _check_choice(f"{source}: executor.kind", ex.kind, EXECUTOR_KINDS)
-    if ex.workers < 1 or ex.nodes < 1 or ex.max_blocks < 1 or ex.cores_per_node < 1:
-        raise ConfigError(f"{source}: executor workers, nodes, cores_per_node and max_blocks must be >= 1")
-    if ex.kind == "slurm" and not ex.partition:
-        raise ConfigError(f"{source}: executor.kind = 'slurm' needs executor.partition")
-    if ex.kind == "pbs" and not (ex.queue or ex.partition):
-        raise ConfigError(f"{source}: executor.kind = 'pbs' needs executor.queue")
-    if ex.kind == "dask" and not ex.address:
-        raise ConfigError(f"{source}: executor.kind = 'dask' needs executor.address (tcp://host:8786)")
-    parts = ex.walltime.split(":")
-    if len(parts) != 3 or not all(p.isdigit() for p in parts):
-        raise ConfigError(f"{source}: executor.walltime {ex.walltime!r} is not HH:MM:SS")
+    try:
+        ex.validate()
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
     g = cfg.generate
     _check_choice(f"{source}: generate.labeler", g.labeler, LABELERS)
     for nc in (*g.compositions, *cfg.active_learning.explore_compositions):
@@ -351,7 +326,7 @@ def check_config(cfg: PipelineConfig, source: str = "<config>") -> None:
     bad = [k for k in g.sub_runs if not 0 <= k <= 14]
     if bad:
         raise ConfigError(f"{source}: generate.sub_runs {bad} outside 0..14")
-    if g.labeler == "xtb" and ex.kind not in ("local",) and g.enabled:
+    if g.labeler == "xtb" and ex.kind not in ("local", "dask") and g.enabled:
         raise ConfigError(f"{source}: the xtb labeler runs locally; use executor.kind = 'local' or labeler = 'dft'")
     _check_choice(f"{source}: features.backend", cfg.features.backend, ("quippy", "featomic"))
     f = cfg.features

@@ -1,4 +1,5 @@
-"""The per-run report (Markdown + HTML with the PNG plots): what a group shows at a lab meeting.
+"""The per-run report (Markdown, rendered by :mod:`bondml.reporting` into one self-contained HTML
+file with the PNG plots embedded): what a group shows at a lab meeting.
 
 Sections: run and lineage, data inventory and statuses, model, accuracy per type under the
 honest grouped protocol (parity, calibration, learning curves), tracking, generated data (xTB,
@@ -7,9 +8,7 @@ approximate), deployment analysis (embedded), active learning (proposal, benchma
 
 from __future__ import annotations
 
-import html
 import json
-import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -154,7 +153,8 @@ def _deploy_section(ctx: StageContext) -> list[str]:
              f"{p.get('frame_ps')} ps; {dep.get('frames')} frames predicted.", ""]
     lines += _table(["type", "bonds in frame 0"], [[t, n] for t, n in (dep.get("bonds") or {}).items()])
     lines += ["Full analysis: [deploy/report.html](deploy/report.html).", ""]
-    for name in ("stress_strain.png", "distributions.png", "exchange.png", "slice_maps.png"):
+    for name in ("stress_strain.png", "distributions.png", "exchange.png", "extreme_bonds.png", "slice_maps.png",
+                 "slice_change.png"):
         if (dst / name).is_file():
             lines += [f"![{name[:-4]}](deploy/{name})", ""]
     return lines
@@ -189,42 +189,6 @@ def _al_section(ctx: StageContext) -> list[str]:
     return lines
 
 
-def markdown_to_html(md: str, title: str) -> str:
-    """Tiny Markdown subset -> HTML (headers, tables, images, links, bold, code, lists)."""
-    def inline(s: str) -> str:
-        s = html.escape(s)
-        s = re.sub(r"!\[([^\]]*)\]\(([^)]+)\)", r'<img alt="\1" src="\2" style="max-width:100%">', s)
-        s = re.sub(r"\[([^\]]+)\]\(([^)]+)\)", r'<a href="\2">\1</a>', s)
-        s = re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", s)
-        return re.sub(r"`([^`]+)`", r"<code>\1</code>", s)
-
-    out, lines, k = [], md.splitlines(), 0
-    while k < len(lines):
-        ln = lines[k]
-        if ln.startswith("|"):
-            rows = []
-            while k < len(lines) and lines[k].startswith("|"):
-                if not set(lines[k]) <= set("|-: "):
-                    rows.append([c.strip() for c in lines[k].strip("|").split("|")])
-                k += 1
-            out.append("<table>" + "".join(
-                "<tr>" + "".join(f"<{'th' if r == 0 else 'td'}>{inline(c)}</{'th' if r == 0 else 'td'}>" for c in row) + "</tr>"
-                for r, row in enumerate(rows)) + "</table>")
-            continue
-        m = re.match(r"^(#+) (.*)", ln)
-        if m:
-            out.append(f"<h{len(m.group(1))}>{inline(m.group(2))}</h{len(m.group(1))}>")
-        elif ln.startswith("- "):
-            out.append(f"<li>{inline(ln[2:])}</li>")
-        elif ln.strip():
-            out.append(f"<p>{inline(ln)}</p>")
-        k += 1
-    style = ("body{font-family:sans-serif;max-width:1000px;margin:auto;padding:1em}table{border-collapse:collapse;margin:.5em 0}"
-             "td,th{border:1px solid #ccc;padding:2px 6px;font-size:90%}code{background:#f4f4f4}")
-    return f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{style}</style></head><body>\n" \
-           + "\n".join(out) + "\n</body></html>\n"
-
-
 def write_report(ctx: StageContext) -> dict[str, Any]:
     """Write ``report.md``, ``report.html`` and ``img/`` into the stage folder."""
     md: list[str] = []
@@ -233,6 +197,10 @@ def write_report(ctx: StageContext) -> dict[str, Any]:
         md += part(ctx)
     text = "\n".join(md) + "\n"
     atomic_write_text(ctx.dir / "report.md", text)
-    atomic_write_text(ctx.dir / "report.html", markdown_to_html(text, f"bondml report: {ctx.config.pipeline.name}"))
+    from ..reporting import render_page
+
+    atomic_write_text(ctx.dir / "report.html", render_page(
+        text, f"bondml report: {ctx.config.pipeline.name}", base_dir=ctx.dir,
+        footer="One self-contained file: figures embedded. Units: Angstrom, eV, GPa, ps."))
     atomic_write_json(ctx.dir / "report.json", {"sections": [ln for ln in md if ln.startswith("## ")]})
     return {"report": "report.html"}

@@ -270,17 +270,12 @@ def generate_stage(ctx: StageContext) -> dict[str, Any]:
     """Grow new runs (melt-quench, augment, label with xTB or DFT) in a resumable workspace,
     plus what approved AL batches ask for; publish the resulting GETL tree."""
     from ..generate.grow import GrowOptions, grow
-    from ..generate.jobs import ExecutorConfig
-
     cfg, g = ctx.config, ctx.config.generate
     # one resumable workspace per generate settings (not per approval state): approving a batch
     # adds to it without redoing the runs already there (grow skips what is finished)
     work = ctx.out / "work" / f"generate-{sha256_json(cfg.section('generate'))[:16]}"
     root = work / "getl"
-    ex = cfg.executor
-    exc = ExecutorConfig(kind=ex.kind if ex.kind in ("local", "slurm", "pbs") else "local", partition=ex.partition or None,
-                         queue=ex.queue or None, walltime=ex.walltime, nodes=ex.nodes, account=ex.account or None,
-                         worker_init=ex.worker_init, max_workers=ex.workers, max_blocks=ex.max_blocks)
+    exc = cfg.executor  # the same executor config (and kind) as every other stage
     reports = []
     wanted = [(nc, g.first_run, g.runs, g.sub_runs) for nc in g.compositions] if g.enabled else []
     for it in approved_items(ctx.out, "new-run"):
@@ -288,7 +283,7 @@ def generate_stage(ctx: StageContext) -> dict[str, Any]:
     for nc, first, runs, subs in wanted:
         opts = GrowOptions(nc=nc, root=root, runs=runs, first_run=first, seed=g.seed, labeler=g.labeler,
                            executor=exc, dry_run=g.dry_run, scaled=g.scaled, n_atoms=g.n_atoms, subruns=tuple(subs),
-                           md_threads=1, pseudo_dir=cfg.resolve_path(g.pseudo_dir) if g.pseudo_dir else None)
+                           md_threads=1, engine=ctx.runner, pseudo_dir=cfg.resolve_path(g.pseudo_dir) if g.pseudo_dir else None)
         rep = grow(opts)
         reports.append({"nc": nc, "first_run": first, "runs": runs, "done": rep.done, "skipped": rep.skipped,
                         "jobs": [getattr(j, "status", str(j)) for j in rep.jobs]})
