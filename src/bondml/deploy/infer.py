@@ -142,11 +142,13 @@ class FrameExecutor(Protocol):
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> Any: ...
 
 
-@lru_cache(maxsize=2)
-def _load_model(model_dir: str) -> Any:
+@lru_cache(maxsize=4)
+def _load_model(model_dir: str, verify: bool = True) -> Any:
+    """The model of a run, memory-mapped (workers share one copy through the page cache).
+    The parent verifies every array's SHA-256 once; workers load with ``verify=False``."""
     from ..model.bondmodel import BondModel
 
-    return BondModel.load(model_dir)
+    return BondModel.load(model_dir, verify=verify)
 
 
 _SOAP_LOCK = threading.Lock()
@@ -176,7 +178,7 @@ def strain_of(frame: Frame, l0: float, axis: int) -> float:
 def infer_frame(job: FrameJob) -> FrameMeta:
     """Bonds, SOAP, prediction and files of one frame; returns its manifest entry."""
     t0 = time.perf_counter()
-    model = _load_model(job.model_dir)  # shared by threads: prediction does not modify it
+    model = _load_model(job.model_dir, False)  # verified by the parent; shared by threads (read-only)
     atoms = job.frame.atoms
     t1 = time.perf_counter()
     bonds = find_bonds(atoms, windows=job.windows)

@@ -55,6 +55,9 @@ MEAN_TOL = 1e-9
 STD_DOF_FACTOR = 3.5
 #: dtype of the SOAP products with the inducing bonds (the m x m quadratic form is always float64)
 _IND_DTYPE = np.float32
+#: Largest p95 relative change of the std from a float32 quadratic form |B k_m|^2 (checked on 512
+#: training bonds at fit); above it the model keeps the float64 form.
+_QF32_TOL = 5e-3
 #: Chebyshev node counts tried, in order, for the tabulated mean.
 _CHEB_SIZES = (16, 24, 32, 40, 48, 64, 80, 96, 128)
 
@@ -159,6 +162,19 @@ def _pp_factor(Lp: np.ndarray, A: np.ndarray, lam: float) -> np.ndarray:
     w = np.sqrt(e / (lam + e))  # eigenvalues of I - lam (lam I + A)^-1, square-rooted
     Linv = sl.solve_triangular(Lp, np.eye(m), lower=True, check_finite=False)
     return np.ascontiguousarray(w[:, None] * (V.T @ Linv))
+
+
+def _qf32_ok(kss: np.ndarray, k: np.ndarray, B: np.ndarray) -> bool:
+    """Whether the float32 quadratic form keeps the low-rank variance kss - |B k|^2 within
+    ``_QF32_TOL`` (p95 relative) of the float64 one on these rows (training bonds)."""
+    v64 = kss - np.einsum("ij,ij->i", k @ B.T, k @ B.T)
+    v32k = k.astype(np.float32) @ B.astype(np.float32).T
+    v32 = kss - np.einsum("ij,ij->i", v32k, v32k).astype(float)
+    ok = v64 > 1e-12 * np.maximum(kss, 1e-300)
+    if not np.any(ok):
+        return False
+    rel = np.abs(np.sqrt(np.clip(v32[ok], 0, None)) - np.sqrt(v64[ok])) / np.sqrt(v64[ok])
+    return bool(np.percentile(rel, 95) <= _QF32_TOL)
 
 
 def _cheb_basis(t: np.ndarray, N: int) -> np.ndarray:
@@ -418,6 +434,7 @@ class BondGPR(_EstimatorBase):
             self.ind_d_ = np.zeros(0)
             self.ind_x_ = np.zeros((0, self.pbar_train_.shape[1]))
             self.std_B_ = None
+            self.std_qf32_ = False
             return
         piv = np.sort(np.random.default_rng(self.seed).choice(n, m, replace=False))
         Lp = _chol_jitter(K[np.ix_(piv, piv)])
@@ -426,6 +443,8 @@ class BondGPR(_EstimatorBase):
         self.ind_d_ = self.d_train_[piv].copy()
         self.ind_x_ = np.asarray(self.pbar_train_[piv], dtype=float).copy()
         self.std_B_ = _pp_factor(Lp, L @ L.T, self.lam_)
+        chk = np.random.default_rng(self.seed + 1).choice(n, min(n, 512), replace=False)
+        self.std_qf32_ = _qf32_ok(np.diag(K)[chk], K[np.ix_(chk, piv)], self.std_B_)
 
     def _kernel_rows(self, b: _Bonds, d_m: np.ndarray, x_m: np.ndarray, sl: slice, rows: _Rows | None,
                      S: np.ndarray | None) -> np.ndarray:
@@ -474,6 +493,10 @@ class BondGPR(_EstimatorBase):
         self.ind_d_ = d_m
         self.ind_x_ = x_m
         self.std_B_ = _pp_factor(Lp, A, lam)
+        chk = b.take(np.random.default_rng(self.seed + 1).choice(n, min(n, 512), replace=False))
+        pc = chk.pbar(slice(None))
+        self.std_qf32_ = _qf32_ok(_power(np.einsum("ij,ij->i", pc, pc), self.zeta),
+                                  bond_kernel(chk.distance, pc, d_m, x_m, self.sigma, self.zeta), self.std_B_)
 
     def _tabulate(self) -> None:
         """Chebyshev table of the mean (zeta = 1) on the training window widened by sigma."""
@@ -548,14 +571,17 @@ class BondGPR(_EstimatorBase):
         N = table.shape[0] if mean_ex is None else 0
         Xi = self._ind_rows() if want_lr else None
         St = Si = None
+        Ui = None
         if rows is not None:
             if N:
                 St = np.asarray(rows.U, dtype=float) @ table.T
             if want_lr:
-                Si = np.asarray(rows.U, dtype=Xi.dtype) @ Xi.T
+                Ui = np.asarray(rows.U, dtype=Xi.dtype)
+                Si = Ui @ Xi.T
+        qf = np.float32 if self.std_qf32_ else np.float64
         if want_lr:
             std = np.empty(n)
-            kss = self._pair_diag_rows(b, rows, bs)
+            kss = self._pair_diag_rows(b, rows if Ui is None else _Rows(Ui, rows.inv_a, rows.inv_b), bs)
         lo, hi = (float(v) for v in self.cheb_window_)
         for s in range(0, n, bs):
             sl = slice(s, min(s + bs, n))
@@ -569,9 +595,13 @@ class BondGPR(_EstimatorBase):
                     Pi = pb.astype(Xi.dtype, copy=False) @ Xi.T
                 else:
                     Pi = 0.5 * (Si[rows.inv_a[sl]] + Si[rows.inv_b[sl]])
-                k = distance_term(b.distance[sl], self.ind_d_, self.sigma) * _power(Pi.astype(float, copy=False), self.zeta)
-                v = k @ self.std_B_.T
-                var = kss[sl] - np.einsum("ij,ij->i", v, v)
+                diff = b.distance[sl, None].astype(qf) - self.ind_d_[None, :].astype(qf)
+                diff *= diff
+                diff *= qf(-0.5 / (self.sigma * self.sigma))
+                k = np.exp(diff, out=diff)  # distance term, fused, in the form's dtype
+                k *= _power(Pi.astype(qf, copy=False), self.zeta)
+                v = k @ self._std_B(qf).T
+                var = kss[sl] - np.einsum("ij,ij->i", v, v, dtype=float)
                 if self.std_includes_noise:
                     var += self.lam_
                 std[sl] = np.sqrt(np.clip(var, 0.0, None) * self.s2_)
@@ -580,6 +610,14 @@ class BondGPR(_EstimatorBase):
             if out.size:  # outside the table: the exact sum for these few bonds
                 mean[out] = self._predict_exact(b.take(out), False, bs, fast)
         return (mean, std) if return_std else mean
+
+    def _std_B(self, dtype) -> np.ndarray:
+        if dtype == np.float64:
+            return self.std_B_
+        c = self.__dict__.get("_B32")
+        if c is None or c.shape != self.std_B_.shape:
+            c = self.__dict__["_B32"] = np.asarray(self.std_B_, dtype=dtype)
+        return c
 
     def _ind_rows(self) -> np.ndarray:
         """Inducing-bond vectors in the dtype of the std's SOAP products (``_IND_DTYPE``)."""
@@ -600,13 +638,13 @@ class BondGPR(_EstimatorBase):
                 out[s:s + bs] = np.einsum("ij,ij->i", pb, pb)
             return _power(out, self.zeta)
         U = rows.U
-        norm2 = np.einsum("ij,ij->i", U, U, dtype=float)
+        norm2 = np.einsum("ij,ij->i", U, U).astype(float)
         same = np.array_equal(rows.inv_a, rows.inv_b)
         if same:
             return _power(norm2[rows.inv_a], self.zeta)
         for s in range(0, n, bs):
             ia, ib = rows.inv_a[s:s + bs], rows.inv_b[s:s + bs]
-            dot = np.einsum("ij,ij->i", U[ia], U[ib], dtype=float)
+            dot = np.einsum("ij,ij->i", U[ia], U[ib]).astype(float)
             out[s:s + bs] = 0.25 * (norm2[ia] + norm2[ib] + 2.0 * dot)
         return _power(out, self.zeta)
 
@@ -698,7 +736,7 @@ class BondGPR(_EstimatorBase):
         meta = {
             "params": self.get_params(), "y_offset": self.y_offset_, "y_std": self.y_std_, "lam": self.lam_,
             "s2": self.s2_, "lml": self.lml_, "n_train": self.n_train_, "distance_range": list(self.distance_range_),
-            "sparse": bool(self.sparse_), "cheb_error": self.cheb_error_,
+            "sparse": bool(self.sparse_), "cheb_error": self.cheb_error_, "std_qf32": bool(self.std_qf32_),
         }
         arrays = {"d_train": self.d_train_, "pbar_train": self.pbar_train_, "alpha": self.alpha_,
                   "ind_index": self.ind_index_, "ind_d": self.ind_d_, "ind_x": self.ind_x_,
@@ -745,6 +783,7 @@ class BondGPR(_EstimatorBase):
             est.cheb_window_ = np.asarray(arrays["cheb_window"], dtype=float)
             est.cheb_ = np.asarray(arrays["cheb"], dtype=float) if "cheb" in arrays else None
             est.cheb_error_ = float(meta.get("cheb_error", float("nan")))
+            est.std_qf32_ = bool(meta.get("std_qf32", False))
         else:  # format 1: derive the fast-prediction arrays from the exact fit
             if not hasattr(est, "chol_"):
                 raise ModelError("model has neither the Cholesky factor nor the low-rank std arrays")
