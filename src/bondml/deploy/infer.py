@@ -327,6 +327,11 @@ def predict_trajectory(
     limit = cfg.max_frames
     progress = _Progress(cfg.progress, total if limit is None else min(total or limit, limit), len(done))
     t_start = time.perf_counter()
+    if executor is None and not cfg.in_process and (total == 1 or limit == 1):
+        # one frame: no worker process to start (it would re-import everything); nothing to leak into
+        from dataclasses import replace
+
+        cfg = replace(cfg, in_process=True)
     try:
         _run_frames(model_dir, structure, out, cfg, windows, settings, manifest, done, progress, executor)
     finally:
