@@ -289,6 +289,7 @@ class BondModel:
         folder = Path(folder).absolute()
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.new-", dir=folder.parent))
+        swapping = swapped = False
         try:
             (tmp / ARRAYS_DIR).mkdir()
             types: dict[str, Any] = {}
@@ -318,9 +319,12 @@ class BondModel:
                         else:
                             shutil.copy2(extra, tmp / extra.name)
             _fsync_dir(tmp)
+            swapping = True
             _swap_into_place(tmp, folder)
+            swapped = True
         finally:
-            if tmp.exists():
+            # interrupted mid-swap: keep the complete new folder (load() moves it into place)
+            if (swapped or not swapping) and tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
         self.__dict__["_digest"] = digest
         return folder
