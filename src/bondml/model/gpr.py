@@ -576,7 +576,7 @@ class BondGPR(_EstimatorBase):
         Ui = None
         if rows is not None:
             if N:
-                St = np.asarray(rows.U, dtype=float) @ table.T
+                St = _rows_at(rows.U, np.asarray(table, dtype=float).T)
             if want_lr:
                 Ui = np.asarray(rows.U, dtype=Xi.dtype)
                 Si = Ui @ Xi.T
@@ -801,6 +801,16 @@ class BondGPR(_EstimatorBase):
         self._tabulate()
 
 
+def _rows_at(U: np.ndarray, M: np.ndarray, chunk: int = 2048) -> np.ndarray:
+    """U @ M in float64 (M float64), U converted chunk by chunk (no full float64 copy)."""
+    if U.dtype == np.float64:
+        return U @ M
+    out = np.empty((U.shape[0], M.shape[1]))
+    for s in range(0, U.shape[0], chunk):
+        out[s:s + chunk] = U[s:s + chunk].astype(float) @ M
+    return out
+
+
 def _atom_rows(b: _Bonds) -> _Rows | None:
     """Unique atom rows of the bonds when there are no more of them than bonds (per-atom
     products then cost no more than per-bond ones); None for dense input."""
@@ -810,7 +820,11 @@ def _atom_rows(b: _Bonds) -> _Rows | None:
     if np.array_equal(b.atom_i, b.atom_j):  # one row per bond (bond-centred descriptor)
         u, inv = np.unique(b.atom_i, return_inverse=True)
         return _Rows(b.atom_soap[u], inv, inv)
-    u, inv = np.unique(np.concatenate([b.atom_i, b.atom_j]), return_inverse=True)
+    both = np.concatenate([b.atom_i, b.atom_j])
+    lo, hi = int(both.min()), int(both.max()) + 1
+    u, inv = np.unique(both, return_inverse=True)
     if u.size > n:
         return None
+    if u.size >= 0.9 * (hi - lo):  # the atoms form (nearly) one block: use it in place, no gather
+        return _Rows(b.atom_soap[lo:hi], both[:n] - lo, both[n:] - lo)
     return _Rows(b.atom_soap[u], inv[:n], inv[n:])
