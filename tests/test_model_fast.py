@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from bondml.model.bondmodel import BondModel
-from bondml.model.gpr import BondGPR, pack_features
+from bondml.model.gpr import BondGPR
 from bondml.store.dataset import BondFeatures
 
 

@@ -421,7 +421,8 @@ class BondGPR(_EstimatorBase):
         """Inducing bonds (seeded uniform draw of m training bonds) and the projected-process
         std factor B from the training kernel K (n, n, without the diagonal term).
         m = max(``std_inducing``, STD_DOF_FACTOR x the effective degrees of freedom); with
-        n <= m the std stays exact (no factor: the exact solve is then no dearer)."""
+        n <= ``std_inducing`` the std stays exact (no factor: the exact solve is then no dearer);
+        m >= n uses every training bond."""
         n = K.shape[0]
         m = int(self.std_inducing)
         if n > m and hasattr(self, "chol_"):
@@ -431,14 +432,16 @@ class BondGPR(_EstimatorBase):
             del Linv
             fac = STD_DOF_FACTOR * (1.0 if self.zeta == 1.0 else 1.5)  # zeta != 1: less smooth in x
             m = max(m, int(np.ceil(fac * self.dof_)))
-        if n <= m:
+        if n <= int(self.std_inducing):
             self.ind_index_ = np.arange(0)
             self.ind_d_ = np.zeros(0)
             self.ind_x_ = np.zeros((0, self.pbar_train_.shape[1]))
             self.std_B_ = None
             self.std_qf32_ = False
             return
-        piv = np.sort(np.random.default_rng(self.seed).choice(n, m, replace=False))
+        # m >= n: every training bond is inducing (the projected process is then the exact GP up
+        # to the 1e-8 jitter) - still cheaper than the exact solve (float32 product, no solve)
+        piv = np.arange(n) if m >= n else np.sort(np.random.default_rng(self.seed).choice(n, m, replace=False))
         Lp = _chol_jitter(K[np.ix_(piv, piv)])
         L = _linalg().solve_triangular(Lp, K[piv], lower=True, check_finite=False)  # (m, n) = L^T
         self.ind_index_ = piv
@@ -794,7 +797,7 @@ class BondGPR(_EstimatorBase):
 
     def _derive_fast(self) -> None:
         """Inducing bonds, std factor and mean table of an exact fit loaded without them."""
-        sl = _linalg()
+        _linalg()
         K = bond_kernel(self.d_train_, self.pbar_train_, self.d_train_, self.pbar_train_, self.sigma, self.zeta)
         self._set_lowrank(K)
         del K
