@@ -146,30 +146,34 @@ class FrameExecutor(Protocol):
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> Any: ...
 
 
-def _model_file_hashes(model_dir: str | Path) -> dict[str, str]:
-    d = Path(model_dir)
-    if not (d / "model.json").is_file():
-        raise ModelError(f"{d}: not a model folder (no model.json)")
-    return {p.name: sha256_file(p) for p in sorted(d.iterdir()) if p.is_file() and not p.name.startswith(".")}
+def model_digest(model_dir: str | Path) -> str:
+    """Pin of a model folder: the SHA-256 of its ``model.json``, which records the SHA-256 of every
+    array file (checked once, by the process that starts the run) and everything else of the model."""
+    p = Path(model_dir) / "model.json"
+    if not p.is_file():
+        raise ModelError(f"{model_dir}: not a model folder (no model.json)")
+    return sha256_file(p)
 
 
-@lru_cache(maxsize=2)
-def _load_model(model_dir: str, digest: str | None = None) -> Any:
-    """The model of ``model_dir``; with ``digest``, only if the folder still holds exactly the
-    model of that digest (checked before and after loading): a model replaced during a run is a
-    clear error, never a silent mix of two models in one output."""
+@lru_cache(maxsize=4)
+def _load_model(model_dir: str, digest: str | None = None, verify: bool = True) -> Any:
+    """The model of ``model_dir``, memory-mapped (workers share one copy through the page cache);
+    with ``digest``, only if the folder still holds exactly the model of that digest (checked
+    before and after loading): a model replaced during a run is a clear error, never a silent mix
+    of two models in one output. ``verify``: check every array file against its SHA-256 (the
+    parent does, once; workers of a pinned run need not)."""
     from ..model.bondmodel import BondModel
 
     if digest is None:
-        return BondModel.load(model_dir)
-    before = _model_file_hashes(model_dir)
-    if sha256_json(before) != digest:
-        raise ModelError(f"{model_dir}: the model changed during this run (digest {sha256_json(before)[:12]}, "
-                         f"the run is pinned to {digest[:12]}); restore it, or start again with --overwrite")
-    model = BondModel.load(model_dir)
-    if _model_file_hashes(model_dir) != before:
-        raise ModelError(f"{model_dir}: the model changed while it was being loaded; restore it, or start again "
-                         "with --overwrite")
+        return BondModel.load(model_dir, verify=verify)
+    before = model_digest(model_dir)
+    if before != digest:
+        raise ModelError(f"{model_dir}: the model changed during this run (digest {before[:12]}, "
+                         f"the run is pinned to {digest[:12]}); restore it, or start the run again")
+    model = BondModel.load(model_dir, verify=verify)
+    if model_digest(model_dir) != before:
+        raise ModelError(f"{model_dir}: the model changed while it was being loaded; restore it, or start the "
+                         "run again")
     return model
 
 
@@ -210,12 +214,6 @@ def _soap(atoms: Any, settings: FeatureSettings) -> np.ndarray:
         return compute_soap(atoms, settings)
 
 
-def model_digest(model_dir: str | Path) -> str:
-    """Content hash of a model folder (every file, names and bytes; hidden files such as the
-    folder lock left out)."""
-    return sha256_json(_model_file_hashes(model_dir))
-
-
 def strain_of(frame: Frame, l0: float, axis: int) -> float:
     """Engineering strain (L - L0)/L0 of cell length ``axis`` (negative in compression)."""
     return float(np.linalg.norm(frame.atoms.cell.array[axis]) / l0 - 1.0)
@@ -237,7 +235,7 @@ def infer_frame(job: FrameJob) -> FrameMeta:
     """Bonds, SOAP, prediction and files of one frame; returns its manifest entry."""
     check_frame(job.frame, f"frame {job.index} of the input", job.index)
     t0 = time.perf_counter()
-    model = _load_model(job.model_dir, job.model_digest)  # shared by threads: prediction does not modify it
+    model = _load_model(job.model_dir, job.model_digest, False)  # verified by the parent; read-only, shared
     atoms = job.frame.atoms
     model.check_elements(atoms.get_chemical_symbols(), f"frame {job.index}")
     t1 = time.perf_counter()
@@ -466,6 +464,11 @@ def predict_trajectory(
         limit = cfg.max_frames
         progress = _Progress(cfg.progress, total if limit is None else min(total or limit, limit), len(done))
         t_start = time.perf_counter()
+        if executor is None and not cfg.in_process and (total == 1 or limit == 1):
+            # one frame: no worker process to start (it would re-import everything); nothing to leak into
+            from dataclasses import replace
+
+            cfg = replace(cfg, in_process=True)
         try:
             _run_frames(model_dir, structure, out, cfg, windows, settings, manifest, done, progress, executor,
                         digest)

@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.interpolate import BSpline
 
 from ..constants import LOBSTER_WINDOW
 from ..errors import ModelError
@@ -40,7 +39,28 @@ def _basis(d: np.ndarray, n_knots: int, lo: float, hi: float) -> np.ndarray:
     inner = np.linspace(lo, hi, n_knots)
     t = np.concatenate([[lo] * 3, inner, [hi] * 3])
     x = np.clip(np.asarray(d, dtype=float), lo, hi)
-    return BSpline.design_matrix(x, t, 3).toarray()
+    return _bspline_design(x, t, 3)
+
+
+def _bspline_design(x: np.ndarray, t: np.ndarray, k: int) -> np.ndarray:
+    """Dense B-spline design matrix (len(x), len(t) - k - 1) by Cox-de Boor, equal to
+    ``scipy.interpolate.BSpline.design_matrix(x, t, k).toarray()`` (numpy only: no scipy import
+    at prediction time). x must lie in [t[k], t[-k-1]]; the last interval is closed."""
+    nb = t.size - k - 1
+    # degree 0: indicator of the knot interval holding x (right end belongs to the last one)
+    span = np.clip(np.searchsorted(t, x, side="right") - 1, k, nb - 1)
+    B = np.zeros((x.size, t.size - 1))
+    B[np.arange(x.size), span] = 1.0
+    for p in range(1, k + 1):
+        Bn = np.zeros((x.size, t.size - 1 - p))
+        for i in range(t.size - 1 - p):
+            den1 = t[i + p] - t[i]
+            den2 = t[i + p + 1] - t[i + 1]
+            a = (x - t[i]) / den1 * B[:, i] if den1 > 0 else 0.0
+            c = (t[i + p + 1] - x) / den2 * B[:, i + 1] if den2 > 0 else 0.0
+            Bn[:, i] = a + c
+        B = Bn
+    return B[:, :nb]
 
 
 def _penalty(m: int) -> np.ndarray:

@@ -51,10 +51,14 @@ log = logging.getLogger(__name__)
 #: Bound (eV, for |x| <= 1) on the Chebyshev interpolation error of the mean.
 MEAN_TOL = 1e-9
 #: Inducing bonds of the std per effective degree of freedom tr(K (K + lam I)^-1) (at least
-#: ``std_inducing``): measured on run 21, 3x the dof gives p95 std errors below ~1.5 %.
-STD_DOF_FACTOR = 3.5
+#: ``std_inducing``): measured on run 21 (held-out cells and the 10k frame), 4x the dof gives p95
+#: std errors of 0.3-1.3 % (3.5x: up to 2.4 %, 5x: 0.4 %).
+STD_DOF_FACTOR = 4.0
 #: dtype of the SOAP products with the inducing bonds (the m x m quadratic form is always float64)
 _IND_DTYPE = np.float32
+#: Largest p95 relative change of the std from a float32 quadratic form |B k_m|^2 (checked on 512
+#: training bonds at fit); above it the model keeps the float64 form.
+_QF32_TOL = 5e-3
 #: Chebyshev node counts tried, in order, for the tabulated mean.
 _CHEB_SIZES = (16, 24, 32, 40, 48, 64, 80, 96, 128)
 
@@ -159,6 +163,19 @@ def _pp_factor(Lp: np.ndarray, A: np.ndarray, lam: float) -> np.ndarray:
     w = np.sqrt(e / (lam + e))  # eigenvalues of I - lam (lam I + A)^-1, square-rooted
     Linv = sl.solve_triangular(Lp, np.eye(m), lower=True, check_finite=False)
     return np.ascontiguousarray(w[:, None] * (V.T @ Linv))
+
+
+def _qf32_ok(kss: np.ndarray, k: np.ndarray, B: np.ndarray) -> bool:
+    """Whether the float32 quadratic form keeps the low-rank variance kss - |B k|^2 within
+    ``_QF32_TOL`` (p95 relative) of the float64 one on these rows (training bonds)."""
+    v64 = kss - np.einsum("ij,ij->i", k @ B.T, k @ B.T)
+    v32k = k.astype(np.float32) @ B.astype(np.float32).T
+    v32 = kss - np.einsum("ij,ij->i", v32k, v32k).astype(float)
+    ok = v64 > 1e-12 * np.maximum(kss, 1e-300)
+    if not np.any(ok):
+        return False
+    rel = np.abs(np.sqrt(np.clip(v32[ok], 0, None)) - np.sqrt(v64[ok])) / np.sqrt(v64[ok])
+    return bool(np.percentile(rel, 95) <= _QF32_TOL)
 
 
 def _cheb_basis(t: np.ndarray, N: int) -> np.ndarray:
@@ -404,7 +421,8 @@ class BondGPR(_EstimatorBase):
         """Inducing bonds (seeded uniform draw of m training bonds) and the projected-process
         std factor B from the training kernel K (n, n, without the diagonal term).
         m = max(``std_inducing``, STD_DOF_FACTOR x the effective degrees of freedom); with
-        n <= m the std stays exact (no factor: the exact solve is then no dearer)."""
+        n <= ``std_inducing`` the std stays exact (no factor: the exact solve is then no dearer);
+        m >= n uses every training bond."""
         n = K.shape[0]
         m = int(self.std_inducing)
         if n > m and hasattr(self, "chol_"):
@@ -412,20 +430,26 @@ class BondGPR(_EstimatorBase):
             Linv = _linalg().solve_triangular(self.chol_[0], np.eye(n), lower=True, check_finite=False)
             self.dof_ = float(n - self.lam_ * np.einsum("ij,ij->", Linv, Linv))
             del Linv
-            m = max(m, int(np.ceil(STD_DOF_FACTOR * self.dof_)))
-        if n <= m:
+            fac = STD_DOF_FACTOR * (1.0 if self.zeta == 1.0 else 1.5)  # zeta != 1: less smooth in x
+            m = max(m, int(np.ceil(fac * self.dof_)))
+        if n <= int(self.std_inducing):
             self.ind_index_ = np.arange(0)
             self.ind_d_ = np.zeros(0)
             self.ind_x_ = np.zeros((0, self.pbar_train_.shape[1]))
             self.std_B_ = None
+            self.std_qf32_ = False
             return
-        piv = np.sort(np.random.default_rng(self.seed).choice(n, m, replace=False))
+        # m >= n: every training bond is inducing (the projected process is then the exact GP up
+        # to the 1e-8 jitter) - still cheaper than the exact solve (float32 product, no solve)
+        piv = np.arange(n) if m >= n else np.sort(np.random.default_rng(self.seed).choice(n, m, replace=False))
         Lp = _chol_jitter(K[np.ix_(piv, piv)])
         L = _linalg().solve_triangular(Lp, K[piv], lower=True, check_finite=False)  # (m, n) = L^T
         self.ind_index_ = piv
         self.ind_d_ = self.d_train_[piv].copy()
         self.ind_x_ = np.asarray(self.pbar_train_[piv], dtype=float).copy()
         self.std_B_ = _pp_factor(Lp, L @ L.T, self.lam_)
+        chk = np.random.default_rng(self.seed + 1).choice(n, min(n, 512), replace=False)
+        self.std_qf32_ = _qf32_ok(np.diag(K)[chk], K[np.ix_(chk, piv)], self.std_B_)
 
     def _kernel_rows(self, b: _Bonds, d_m: np.ndarray, x_m: np.ndarray, sl: slice, rows: _Rows | None,
                      S: np.ndarray | None) -> np.ndarray:
@@ -474,6 +498,10 @@ class BondGPR(_EstimatorBase):
         self.ind_d_ = d_m
         self.ind_x_ = x_m
         self.std_B_ = _pp_factor(Lp, A, lam)
+        chk = b.take(np.random.default_rng(self.seed + 1).choice(n, min(n, 512), replace=False))
+        pc = chk.pbar(slice(None))
+        self.std_qf32_ = _qf32_ok(_power(np.einsum("ij,ij->i", pc, pc), self.zeta),
+                                  bond_kernel(chk.distance, pc, d_m, x_m, self.sigma, self.zeta), self.std_B_)
 
     def _tabulate(self) -> None:
         """Chebyshev table of the mean (zeta = 1) on the training window widened by sigma."""
@@ -548,14 +576,17 @@ class BondGPR(_EstimatorBase):
         N = table.shape[0] if mean_ex is None else 0
         Xi = self._ind_rows() if want_lr else None
         St = Si = None
+        Ui = None
         if rows is not None:
             if N:
-                St = np.asarray(rows.U, dtype=float) @ table.T
+                St = _rows_at(rows.U, np.asarray(table, dtype=float).T)
             if want_lr:
-                Si = np.asarray(rows.U, dtype=Xi.dtype) @ Xi.T
+                Ui = np.asarray(rows.U, dtype=Xi.dtype)
+                Si = Ui @ Xi.T
+        qf = np.float32 if self.std_qf32_ else np.float64
         if want_lr:
             std = np.empty(n)
-            kss = self._pair_diag_rows(b, rows, bs)
+            kss = self._pair_diag_rows(b, rows, bs, Ui)
         lo, hi = (float(v) for v in self.cheb_window_)
         for s in range(0, n, bs):
             sl = slice(s, min(s + bs, n))
@@ -569,9 +600,13 @@ class BondGPR(_EstimatorBase):
                     Pi = pb.astype(Xi.dtype, copy=False) @ Xi.T
                 else:
                     Pi = 0.5 * (Si[rows.inv_a[sl]] + Si[rows.inv_b[sl]])
-                k = distance_term(b.distance[sl], self.ind_d_, self.sigma) * _power(Pi.astype(float, copy=False), self.zeta)
-                v = k @ self.std_B_.T
-                var = kss[sl] - np.einsum("ij,ij->i", v, v)
+                diff = b.distance[sl, None].astype(qf) - self.ind_d_[None, :].astype(qf)
+                diff *= diff
+                diff *= qf(-0.5 / (self.sigma * self.sigma))
+                k = np.exp(diff, out=diff)  # distance term, fused, in the form's dtype
+                k *= _power(Pi.astype(qf, copy=False), self.zeta)
+                v = k @ self._std_B(qf).T
+                var = kss[sl] - np.einsum("ij,ij->i", v, v, dtype=float)
                 if self.std_includes_noise:
                     var += self.lam_
                 std[sl] = np.sqrt(np.clip(var, 0.0, None) * self.s2_)
@@ -580,6 +615,14 @@ class BondGPR(_EstimatorBase):
             if out.size:  # outside the table: the exact sum for these few bonds
                 mean[out] = self._predict_exact(b.take(out), False, bs, fast)
         return (mean, std) if return_std else mean
+
+    def _std_B(self, dtype) -> np.ndarray:
+        if dtype == np.float64:
+            return self.std_B_
+        c = self.__dict__.get("_B32")
+        if c is None or c.shape != self.std_B_.shape:
+            c = self.__dict__["_B32"] = np.asarray(self.std_B_, dtype=dtype)
+        return c
 
     def _ind_rows(self) -> np.ndarray:
         """Inducing-bond vectors in the dtype of the std's SOAP products (``_IND_DTYPE``)."""
@@ -590,8 +633,9 @@ class BondGPR(_EstimatorBase):
             c = self.__dict__["_ind32"] = np.asarray(self.ind_x_, dtype=_IND_DTYPE)
         return c
 
-    def _pair_diag_rows(self, b: _Bonds, rows: _Rows | None, bs: int) -> np.ndarray:
-        """k(b, b) = (pbar . pbar)^zeta for every bond, (n,), float64."""
+    def _pair_diag_rows(self, b: _Bonds, rows: _Rows | None, bs: int, U32: np.ndarray | None = None) -> np.ndarray:
+        """k(b, b) = (pbar . pbar)^zeta for every bond, (n,): squared norms in float64, the
+        pA . pB products from the float32 rows ``U32`` when given (~1e-6 relative)."""
         n = len(b)
         out = np.empty(n)
         if rows is None:
@@ -599,14 +643,13 @@ class BondGPR(_EstimatorBase):
                 pb = b.pbar(slice(s, min(s + bs, n)))
                 out[s:s + bs] = np.einsum("ij,ij->i", pb, pb)
             return _power(out, self.zeta)
-        U = rows.U
-        norm2 = np.einsum("ij,ij->i", U, U, dtype=float)
-        same = np.array_equal(rows.inv_a, rows.inv_b)
-        if same:
+        norm2 = np.einsum("ij,ij->i", rows.U, rows.U, dtype=float)
+        if np.array_equal(rows.inv_a, rows.inv_b):
             return _power(norm2[rows.inv_a], self.zeta)
+        U = rows.U if U32 is None else U32
         for s in range(0, n, bs):
             ia, ib = rows.inv_a[s:s + bs], rows.inv_b[s:s + bs]
-            dot = np.einsum("ij,ij->i", U[ia], U[ib], dtype=float)
+            dot = np.einsum("ij,ij->i", U[ia], U[ib]).astype(float)
             out[s:s + bs] = 0.25 * (norm2[ia] + norm2[ib] + 2.0 * dot)
         return _power(out, self.zeta)
 
@@ -698,7 +741,7 @@ class BondGPR(_EstimatorBase):
         meta = {
             "params": self.get_params(), "y_offset": self.y_offset_, "y_std": self.y_std_, "lam": self.lam_,
             "s2": self.s2_, "lml": self.lml_, "n_train": self.n_train_, "distance_range": list(self.distance_range_),
-            "sparse": bool(self.sparse_), "cheb_error": self.cheb_error_,
+            "sparse": bool(self.sparse_), "cheb_error": self.cheb_error_, "std_qf32": bool(self.std_qf32_),
         }
         arrays = {"d_train": self.d_train_, "pbar_train": self.pbar_train_, "alpha": self.alpha_,
                   "ind_index": self.ind_index_, "ind_d": self.ind_d_, "ind_x": self.ind_x_,
@@ -745,6 +788,7 @@ class BondGPR(_EstimatorBase):
             est.cheb_window_ = np.asarray(arrays["cheb_window"], dtype=float)
             est.cheb_ = np.asarray(arrays["cheb"], dtype=float) if "cheb" in arrays else None
             est.cheb_error_ = float(meta.get("cheb_error", float("nan")))
+            est.std_qf32_ = bool(meta.get("std_qf32", False))
         else:  # format 1: derive the fast-prediction arrays from the exact fit
             if not hasattr(est, "chol_"):
                 raise ModelError("model has neither the Cholesky factor nor the low-rank std arrays")
@@ -753,11 +797,21 @@ class BondGPR(_EstimatorBase):
 
     def _derive_fast(self) -> None:
         """Inducing bonds, std factor and mean table of an exact fit loaded without them."""
-        sl = _linalg()
+        _linalg()
         K = bond_kernel(self.d_train_, self.pbar_train_, self.d_train_, self.pbar_train_, self.sigma, self.zeta)
         self._set_lowrank(K)
         del K
         self._tabulate()
+
+
+def _rows_at(U: np.ndarray, M: np.ndarray, chunk: int = 2048) -> np.ndarray:
+    """U @ M in float64 (M float64), U converted chunk by chunk (no full float64 copy)."""
+    if U.dtype == np.float64:
+        return U @ M
+    out = np.empty((U.shape[0], M.shape[1]))
+    for s in range(0, U.shape[0], chunk):
+        out[s:s + chunk] = U[s:s + chunk].astype(float) @ M
+    return out
 
 
 def _atom_rows(b: _Bonds) -> _Rows | None:
@@ -769,7 +823,11 @@ def _atom_rows(b: _Bonds) -> _Rows | None:
     if np.array_equal(b.atom_i, b.atom_j):  # one row per bond (bond-centred descriptor)
         u, inv = np.unique(b.atom_i, return_inverse=True)
         return _Rows(b.atom_soap[u], inv, inv)
-    u, inv = np.unique(np.concatenate([b.atom_i, b.atom_j]), return_inverse=True)
+    both = np.concatenate([b.atom_i, b.atom_j])
+    lo, hi = int(both.min()), int(both.max()) + 1
+    u, inv = np.unique(both, return_inverse=True)
     if u.size > n:
         return None
+    if u.size >= 0.9 * (hi - lo):  # the atoms form (nearly) one block: use it in place, no gather
+        return _Rows(b.atom_soap[lo:hi], both[:n] - lo, both[n:] - lo)
     return _Rows(b.atom_soap[u], inv[:n], inv[n:])
