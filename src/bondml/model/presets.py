@@ -72,10 +72,12 @@ def resolve_hyperparameters(preset: str = "paper", *overrides: Mapping[str, Mapp
     hp = {t: dict(v) for t, v in base.items()}
     for over in overrides:
         for t, vals in (over or {}).items():
-            a, _, b = str(t).partition("-")
-            if t not in PAPER_HYPERPARAMETERS and not (a[:1].isupper() and b[:1].isupper() and a.isalpha()
-                                                        and b.isalpha()):
-                raise ConfigError(f"hyper-parameters for unknown bond type {t!r}")
+            if t not in PAPER_HYPERPARAMETERS:
+                from ase.data import atomic_numbers
+
+                a, _, b = str(t).partition("-")
+                if a not in atomic_numbers or b not in atomic_numbers:
+                    raise ConfigError(f"hyper-parameters for unknown bond type {t!r}")
             bad = sorted(set(vals) - set(_KEYS))
             if bad:
                 raise ConfigError(f"{t}: unknown hyper-parameter(s) {', '.join(bad)}; use sigma, gamma, zeta")
