@@ -66,7 +66,11 @@ def test_distance_model_and_composition_transfer(ref_root):
 
 def test_shift_protocols_never_share_a_cell_run_or_composition(ref_root):
     from bondml.evaluate.splits import (
-        DEFORMATION_GROUPS, deformation_group, leave_composition_out, leave_deformation_group_out, leave_run_out,
+        DEFORMATION_GROUPS,
+        deformation_group,
+        leave_composition_out,
+        leave_deformation_group_out,
+        leave_run_out,
     )
 
     assert sorted(s for v in DEFORMATION_GROUPS.values() for s in v) == list(range(15))

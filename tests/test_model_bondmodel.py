@@ -7,12 +7,13 @@ import json
 import numpy as np
 import pytest
 
-from _model_helpers import synthetic_dataset
 from bondml.errors import FeatureMismatchError, ModelError
+from bondml.evaluate.tables import LabelTable
 from bondml.features.soap import FeatureSettings
 from bondml.model.bondmodel import FORMAT_VERSION, BondModel
 from bondml.model.distance import DistanceModel
-from bondml.evaluate.tables import LabelTable
+
+from _model_helpers import synthetic_dataset
 
 
 def _distance_model() -> DistanceModel:

@@ -21,8 +21,8 @@ from .distributions import TypeDistributions, data_edges, plot_distributions, ty
 from .exchange import bond_exchange, plot_exchange
 from .maps import plot_slice_maps, slice_map
 from .peratom import StressCorrelation, plot_stress_correlation, stress_correlation
-from .strongest import extreme_bonds, plot_extreme_bonds
 from .stress import StressStrain, plot_stress_strain, stress_strain_from_thermo
+from .strongest import extreme_bonds, plot_extreme_bonds
 
 
 @dataclass

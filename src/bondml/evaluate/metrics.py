@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 
-
 def regression_metrics(y: np.ndarray, pred: np.ndarray, std: np.ndarray | None = None) -> dict[str, float]:
     """n, RMSE, MAE, bias (mean of pred - y), R^2, and with ``std`` the fraction of errors inside
     1 and 2 predicted sigma (``cov1``, ``cov2``; a calibrated Gaussian gives 0.683 / 0.954)."""

@@ -153,7 +153,7 @@ def sweep_type(samples: dict[str, TypeSample], priors: dict[str, DistanceModel],
                max_train: int | None = 1200, seed: int = 0) -> list[SweepRow]:
     """Every descriptor (key of ``samples``) x grid point x mean function of one type."""
     rows = []
-    for desc, s in samples.items():
+    for s in samples.values():
         for p in grid or default_sweep_grid():
             for mean in means:
                 rows.append(evaluate_config(s, p, mean, priors, protocol, max_train, seed))

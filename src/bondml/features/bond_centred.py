@@ -112,7 +112,7 @@ def real_spherical_harmonics(u: np.ndarray, l_max: int) -> np.ndarray:
     for m in range(l_max + 1):
         # Q_l^m = P_l^m / sin^m theta (no Condon-Shortley sign: it cancels in the power spectrum)
         q_prev = np.full(P, float(np.prod(np.arange(1, 2 * m, 2))) if m else 1.0)
-        q_prev2 = None
+        q_prev2 = np.zeros(P)  # Q_{l-2}^m: first read at ell = m + 2, after the ell = m + 1 step sets it
         for ell in range(m, l_max + 1):
             if ell == m:
                 q = q_prev
@@ -259,8 +259,8 @@ def bond_soap(atoms: Atoms, i: np.ndarray, j: np.ndarray, shift: np.ndarray,
         for ell in range(l_max + 1):
             X = C[:, ell * ell:(ell + 1) ** 2, :]
             np.matmul(X.transpose(0, 2, 1), X, out=G[ell])
-        G = G.transpose(1, 0, 2, 3).reshape(c, -1)
-        np.take(G, fold_index, axis=1, out=out[s0:s1])
+        G_flat = G.transpose(1, 0, 2, 3).reshape(c, -1)
+        np.take(G_flat, fold_index, axis=1, out=out[s0:s1])
         out[s0:s1] *= fold_weight
         if settings.normalise:
             blk = out[s0:s1]

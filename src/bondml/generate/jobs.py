@@ -34,6 +34,7 @@ elsewhere and copied in) or else ends as ``SCF_CONVERGED_BUT_NO_ICOHP``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
@@ -45,7 +46,14 @@ from pathlib import Path
 
 from ..constants import LABELLED_STATUSES
 from ..errors import ConfigError, JobError
-from ..execution import EXECUTOR_KINDS, Engine, ExecutorConfig, TransientJobError, build_parsl_config, first_line  # noqa: F401 - re-exported
+from ..execution import (  # noqa: F401 - re-exported
+    EXECUTOR_KINDS,
+    Engine,
+    ExecutorConfig,
+    TransientJobError,
+    build_parsl_config,
+    first_line,
+)
 from ..io.getl import STATUS_NEW, SubRunFiles, classify, discover, subrun_path
 from ..types import CellId
 from ..util import atomic_write_json, atomic_write_text
@@ -188,14 +196,10 @@ def _run_step(cmd: list[str], cwd: Path, out: Path, timeout_s: float | None,
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", "1")
     try:
-        with open(running, "wb") as fh:
-            fin = open(stdin, "rb") if stdin is not None else subprocess.DEVNULL
-            try:
-                proc = subprocess.run(cmd, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT, stdin=fin,
-                                      timeout=timeout_s, env=env, check=False)
-            finally:
-                if stdin is not None:
-                    fin.close()
+        with (open(running, "wb") as fh,
+              open(stdin, "rb") if stdin is not None else contextlib.nullcontext(subprocess.DEVNULL) as fin):
+            proc = subprocess.run(cmd, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT, stdin=fin,
+                                  timeout=timeout_s, env=env, check=False)
     except subprocess.TimeoutExpired:
         running.rename(out)  # the partial output tells classify where it stopped
         return -9999, time.perf_counter() - t0

@@ -349,7 +349,7 @@ def check_config(cfg: PipelineConfig, source: str = "<config>") -> None:
     _range(source, "validation.n_splits", cfg.validation.n_splits, 2)
     for k, n in enumerate(cfg.validation.learning_curve_sizes):
         _range(source, f"validation.learning_curve_sizes[{k}]", n, 1)
-    for k, n in enumerate((*cfg.validation.learning_curve_seeds, *cfg.active_learning.benchmark_seeds)):
+    for n in (*cfg.validation.learning_curve_seeds, *cfg.active_learning.benchmark_seeds):
         _range(source, f"seed {n} (validation.learning_curve_seeds / active_learning.benchmark_seeds)", n, 0)
     _range(source, "active_learning.benchmark_test_cells", cfg.active_learning.benchmark_test_cells, 1)
     _range(source, "active_learning.benchmark_max_train", cfg.active_learning.benchmark_max_train, 1)

@@ -12,6 +12,7 @@ tagged with the data version it came from. ``bondml models list / promote / show
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -103,10 +104,8 @@ def log_training(cfg: Any, out: Path, train_res: Any, validate_res: Any, data_ve
         from mlflow.exceptions import MlflowException
 
         name = cfg.model.name
-        try:
+        with contextlib.suppress(MlflowException):  # already registered
             c.create_registered_model(name, description="bondml per-type bond GPR (-ICOHP, eV)")
-        except MlflowException:
-            pass  # exists
         src = f"{run.info.artifact_uri}/model"
         mv = c.create_model_version(name, src, rid, tags={DATA_VERSION_TAG: data_version, "validation": val["protocol"]})
         info.update(model_name=name, model_version=int(mv.version))
