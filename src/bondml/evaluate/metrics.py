@@ -39,8 +39,8 @@ def per_type_metrics(bond_type: np.ndarray, y: np.ndarray, pred: np.ndarray,
     return out
 
 
-def format_table(results: dict[str, dict[str, float]], keys: tuple[str, ...] = ("n", "rmse", "mae", "r2", "cov1", "cov2"),
-                 title: str = "") -> str:
+def format_table(results: dict[str, dict[str, float]],
+                 keys: tuple[str, ...] = ("n", "rmse", "mae", "r2", "cov1", "cov2"), title: str = "") -> str:
     """Plain-text table, one row per type."""
     lines = [title] if title else []
     lines.append(f"{'type':8s}" + "".join(f"{k:>9s}" for k in keys))

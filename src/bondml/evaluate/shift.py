@@ -212,7 +212,8 @@ def table_lco_by_composition(table: LabelTable, composition: bool = False) -> di
         for bt in BOND_TYPES:
             s = te.of_type(bt)
             if len(s) and bt in dm.fits:
-                out.setdefault(nc, {})[bt] = regression_metrics(s.y, dm.fits[bt].predict(s.distance, al_fraction(s.nc))[0])
+                pred = dm.fits[bt].predict(s.distance, al_fraction(s.nc))[0]
+                out.setdefault(nc, {})[bt] = regression_metrics(s.y, pred)
     return out
 
 

@@ -320,7 +320,8 @@ def table_transfer(table: LabelTable, test_mask: np.ndarray, composition: bool, 
     return out
 
 
-def composition_transfer_study(root: str | Path, test_nc: str = "Zr45Cu45Al10") -> dict[str, dict[str, dict[str, float]]]:
+def composition_transfer_study(root: str | Path,
+                               test_nc: str = "Zr45Cu45Al10") -> dict[str, dict[str, dict[str, float]]]:
     """What the label tables buy under composition shift: distance models evaluated on the
     odd-numbered runs of ``test_nc`` (whole runs never seen), trained four ways:
     composition-blind on Zr49Cu49Al2 only (what a run-21-only prior knows), with a composition

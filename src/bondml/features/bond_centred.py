@@ -84,7 +84,8 @@ def _hermite(r: np.ndarray, spline: tuple[float, np.ndarray, np.ndarray], deriva
     t3 = t2 * t
     if derivative:
         a = (6.0 * (t2 - t))[:, None]
-        return a * (v[k] - v[k + 1]) / dx + (3 * t2 - 4 * t + 1)[:, None] * dv[k] + (3 * t2 - 2 * t)[:, None] * dv[k + 1]
+        return (a * (v[k] - v[k + 1]) / dx + (3 * t2 - 4 * t + 1)[:, None] * dv[k]
+                + (3 * t2 - 2 * t)[:, None] * dv[k + 1])
     h00 = (2 * t3 - 3 * t2 + 1)[:, None]
     h10 = (t3 - 2 * t2 + t)[:, None]
     h01 = (-2 * t3 + 3 * t2)[:, None]

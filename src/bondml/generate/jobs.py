@@ -21,7 +21,8 @@ means). :func:`run_subrun_job` (Python, on any engine) and :func:`render_job_scr
 ``sbatch``/``qsub`` or by hand) both follow that table, so they cannot drift apart.
 
 Execution goes through :class:`bondml.execution.Engine` (the same engine and executor config
-as the pipeline: parsl threads locally, HTEX on Slurm/PBS/Torque blocks, or Dask). Transient failures (a step killed by a signal, a launcher that could not start) raise
+as the pipeline: parsl threads locally, HTEX on Slurm/PBS/Torque blocks, or Dask). Transient
+failures (a step killed by a signal, a launcher that could not start) raise
 :class:`TransientJobError` and are retried by parsl's ``retries``; permanent ones (missing
 executable, missing input) fail at once with a one-line message. Each step writes its output
 to a ``.running`` file renamed on completion, so a killed job leaves no half result behind and
