@@ -14,7 +14,8 @@ GROUPS = np.repeat(np.array([f"nc/21/{k}" for k in range(7)]), 10)
 
 
 def test_grouped_splits_never_share_a_group_and_are_seeded():
-    for sp in list(group_kfold(GROUPS, 3, seed=1)) + list(leave_one_group_out(GROUPS)) + [group_holdout(GROUPS, seed=2)]:
+    splits = [*group_kfold(GROUPS, 3, seed=1), *leave_one_group_out(GROUPS), group_holdout(GROUPS, seed=2)]
+    for sp in splits:
         assert not set(GROUPS[sp.train]) & set(GROUPS[sp.test])
         assert sp.train.size + sp.test.size == GROUPS.size
     a = [s.held_out for s in group_kfold(GROUPS, 3, seed=1)]

@@ -113,7 +113,8 @@ def test_cuni_ingest_train_validate_predict(cuni_runs: Path, tmp_path: Path) -> 
     write(new / "POSCAR", atoms, format="vasp")
     write_xtb_labels(new, atoms, xtb_labels(atoms, XtbSettings(threads=1, electronic_temperature_K=1000.0),
                                             window=Chemistry.from_elements(["Cu", "Ni"]).lobster_window))
-    r = run(app, ["validate", "--model", str(tmp_path / "model"), "--cell", str(new), "--json", str(tmp_path / "v.json")])
+    r = run(app, ["validate", "--model", str(tmp_path / "model"), "--cell", str(new),
+                  "--json", str(tmp_path / "v.json")])
     assert r.exit_code == 0, r.output
     v = json.loads((tmp_path / "v.json").read_text())
     assert v["composition"] == "Cu50Ni50" and set(v["rmse"]) == {"Cu-Cu", "Cu-Ni", "Ni-Ni"}
