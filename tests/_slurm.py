@@ -149,31 +149,29 @@ def start_cluster(root: Path, partition: str = "debug", timeout_s: float = 60.0)
                                       slurmd_port=_free_port(), srun_lo=srun_lo, srun_hi=srun_lo + 20))
     env = dict(os.environ, SLURM_CONF=str(conf))
     cluster = SlurmCluster(root, conf, node, partition, env)
-    log = open(root / "daemons.out", "ab")
-    try:
-        cluster.procs.append(subprocess.Popen(
-            ["munged", "-F", "--force", f"--socket={root}/munge.socket", f"--key-file={key}",
-             f"--pid-file={root}/munged.pid", f"--log-file={root}/munged.log", f"--seed-file={root}/munged.seed"],
-            stdout=log, stderr=log, env=env))
-        _wait(lambda: (root / "munge.socket").exists(), 15, "munged socket", cluster)
-        cluster.procs.append(subprocess.Popen(["slurmctld", "-D", "-i", "-f", str(conf)], stdout=log, stderr=log,
-                                              env=env))
-        _wait(lambda: subprocess.run(["scontrol", "ping"], env=env, capture_output=True, text=True,
-                                     timeout=10).stdout.count("UP") > 0, timeout_s, "slurmctld", cluster)
-        cluster.procs.append(subprocess.Popen(["slurmd", "-D", "-N", node, "-f", str(conf)], stdout=log, stderr=log,
-                                              env=env))
+    with open(root / "daemons.out", "ab") as log:
+        try:
+            cluster.procs.append(subprocess.Popen(
+                ["munged", "-F", "--force", f"--socket={root}/munge.socket", f"--key-file={key}",
+                 f"--pid-file={root}/munged.pid", f"--log-file={root}/munged.log", f"--seed-file={root}/munged.seed"],
+                stdout=log, stderr=log, env=env))
+            _wait(lambda: (root / "munge.socket").exists(), 15, "munged socket", cluster)
+            cluster.procs.append(subprocess.Popen(["slurmctld", "-D", "-i", "-f", str(conf)], stdout=log, stderr=log,
+                                                  env=env))
+            _wait(lambda: subprocess.run(["scontrol", "ping"], env=env, capture_output=True, text=True,
+                                         timeout=10).stdout.count("UP") > 0, timeout_s, "slurmctld", cluster)
+            cluster.procs.append(subprocess.Popen(["slurmd", "-D", "-N", node, "-f", str(conf)], stdout=log, stderr=log,
+                                                  env=env))
 
-        def idle() -> bool:
-            out = subprocess.run(["sinfo", "--noheader", "--format=%T", "--nodes", node], env=env,
-                                 capture_output=True, text=True, timeout=10).stdout
-            return "idle" in out
+            def idle() -> bool:
+                out = subprocess.run(["sinfo", "--noheader", "--format=%T", "--nodes", node], env=env,
+                                     capture_output=True, text=True, timeout=10).stdout
+                return "idle" in out
 
-        _wait(idle, timeout_s, "node idle in sinfo", cluster)
-    except BaseException:
-        cluster.stop()
-        raise
-    finally:
-        log.close()
+            _wait(idle, timeout_s, "node idle in sinfo", cluster)
+        except BaseException:
+            cluster.stop()
+            raise
     return cluster
 
 

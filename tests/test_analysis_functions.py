@@ -9,7 +9,12 @@ from bondml.analysis.distributions import type_distributions
 from bondml.analysis.exchange import bond_keys, exchange_between
 from bondml.analysis.maps import plot_slice_maps, slice_map
 from bondml.analysis.peratom import pearson, per_atom_sums, spearman, stress_correlation
-from bondml.analysis.stress import StressStrain, plot_stress_strain, stress_strain_from_peratom, stress_strain_from_thermo
+from bondml.analysis.stress import (
+    StressStrain,
+    plot_stress_strain,
+    stress_strain_from_peratom,
+    stress_strain_from_thermo,
+)
 from bondml.errors import BondmlError
 
 

@@ -69,11 +69,13 @@ def test_trajectory_soap_recomputed_each_frame(model_dir, trajectory, traj_run):
     t = read_bonds(out, [3])
     assert np.allclose(t["minus_icohp"].to_numpy(), direct["minus_icohp"], atol=1e-5)
     # with frame 0's SOAP (the original's bug) the predictions would differ
-    stale = model.predict_bonds(b.type, b.distance, compute_soap(frames[0].atoms, model.settings), b.i, b.j, model.settings)
+    stale = model.predict_bonds(b.type, b.distance, compute_soap(frames[0].atoms, model.settings), b.i, b.j,
+                                model.settings)
     assert np.max(np.abs(stale["minus_icohp"] - direct["minus_icohp"])) > 1e-3
     # per-atom stress carried to the per-atom table, pressure = -trace/3
     pa = read_peratom(out, [3])
-    assert np.allclose(pa["pressure"].to_numpy(), -(pa["sxx"].to_numpy() + pa["syy"].to_numpy() + pa["szz"].to_numpy()) / 3)
+    trace = pa["sxx"].to_numpy() + pa["syy"].to_numpy() + pa["szz"].to_numpy()
+    assert np.allclose(pa["pressure"].to_numpy(), -trace / 3)
 
 
 def test_icohplist_written_in_lobster_format(traj_run):
@@ -167,7 +169,8 @@ def test_analyze_report(traj_run, tmp_path):
     for t in ex["broken"]:  # flicker is a part of the exchange, never more
         assert 0 <= ex["broken_flicker"][t] <= ex["broken"][t] and 0 <= ex["formed_flicker"][t] <= ex["formed"][t]
     ext = an["Strongest and weakest bonds"]["Zr-Cu"]
-    assert ext["strongest"][0]["minus_icohp_eV"] >= ext["strongest"][-1]["minus_icohp_eV"] > ext["weakest"][-1]["minus_icohp_eV"]
+    strongest, weakest = ext["strongest"], ext["weakest"]
+    assert strongest[0]["minus_icohp_eV"] >= strongest[-1]["minus_icohp_eV"] > weakest[-1]["minus_icohp_eV"]
 
 
 def test_cli_predict_and_errors(model_dir, small_cell, tmp_path):

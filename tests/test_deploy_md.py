@@ -7,7 +7,14 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from bondml.deploy.md import CompressionProtocol, cut_cell, lammps_commands, read_thermo, run_compression, scaled_protocol
+from bondml.deploy.md import (
+    CompressionProtocol,
+    cut_cell,
+    lammps_commands,
+    read_thermo,
+    run_compression,
+    scaled_protocol,
+)
 from bondml.errors import ConfigError
 from bondml.io.lammps import iter_dump, per_atom_stress_gpa, read_lammps_data
 

@@ -70,8 +70,9 @@ def test_pipeline_on_slurm_blocks(slurm_cluster, tmp_path: Path) -> None:
 
     base = load_config(TINY)
     base = replace(base, active_learning=replace(base.active_learning, enabled=False))
-    cfg = replace(base, executor=ExecutorConfig(kind="slurm", partition=slurm_cluster.partition, cores_per_node=2,
-                                                walltime="00:10:00", worker_init=_worker_init(), max_blocks=1, poll_s=3))
+    executor = ExecutorConfig(kind="slurm", partition=slurm_cluster.partition, cores_per_node=2,
+                              walltime="00:10:00", worker_init=_worker_init(), max_blocks=1, poll_s=3)
+    cfg = replace(base, executor=executor)
     with _QueueWatch(slurm_cluster) as watch:
         res = run_pipeline(cfg, tmp_path / "slurm", log=lambda m: None)
     blocks = [name for name, _ in watch.seen.values() if name.startswith("parsl.bondml_slurm")]

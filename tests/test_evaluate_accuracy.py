@@ -8,7 +8,10 @@ import pytest
 from bondml.constants import PAPER_RMSE
 from bondml.evaluate.splits import group_kfold
 from bondml.evaluate.tune import (
-    TUNED_HYPERPARAMETERS, cross_validate_type, distance_model_from_tables, paper_protocol,
+    TUNED_HYPERPARAMETERS,
+    cross_validate_type,
+    distance_model_from_tables,
+    paper_protocol,
 )
 from bondml.model.bondmodel import BondModel
 

@@ -10,13 +10,14 @@ import pytest
 from ase.build import bulk
 from ase.io import read
 
-from _model_helpers import synthetic_dataset
 from bondml.constants import DEFAULT_HYPERPARAMETERS, DEFAULT_PRIOR_TYPES, LABEL_WINDOW
 from bondml.evaluate import shift as sh
 from bondml.features.soap import BOND_SETTINGS, PAPER_SETTINGS, compute_bond_features
 from bondml.model.domain import CELL_OOD_FRACTION, cell_out_of_domain
 from bondml.model.gpr import BondGPR
 from bondml.structure.bonds import find_bonds
+
+from _model_helpers import synthetic_dataset
 
 
 def test_gram_gp_equals_bondgpr():

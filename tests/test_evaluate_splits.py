@@ -14,7 +14,8 @@ GROUPS = np.repeat(np.array([f"nc/21/{k}" for k in range(7)]), 10)
 
 
 def test_grouped_splits_never_share_a_group_and_are_seeded():
-    for sp in list(group_kfold(GROUPS, 3, seed=1)) + list(leave_one_group_out(GROUPS)) + [group_holdout(GROUPS, seed=2)]:
+    splits = [*group_kfold(GROUPS, 3, seed=1), *leave_one_group_out(GROUPS), group_holdout(GROUPS, seed=2)]
+    for sp in splits:
         assert not set(GROUPS[sp.train]) & set(GROUPS[sp.test])
         assert sp.train.size + sp.test.size == GROUPS.size
     a = [s.held_out for s in group_kfold(GROUPS, 3, seed=1)]
@@ -66,7 +67,11 @@ def test_distance_model_and_composition_transfer(ref_root):
 
 def test_shift_protocols_never_share_a_cell_run_or_composition(ref_root):
     from bondml.evaluate.splits import (
-        DEFORMATION_GROUPS, deformation_group, leave_composition_out, leave_deformation_group_out, leave_run_out,
+        DEFORMATION_GROUPS,
+        deformation_group,
+        leave_composition_out,
+        leave_deformation_group_out,
+        leave_run_out,
     )
 
     assert sorted(s for v in DEFORMATION_GROUPS.values() for s in v) == list(range(15))

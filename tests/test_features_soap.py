@@ -3,6 +3,7 @@ the featomic backend's agreement with QUIP on what the model uses (the dot-produ
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import ase.io
@@ -132,7 +133,7 @@ def test_settings_value_semantics() -> None:
     assert FEATOMIC.digest != a.digest
     gto = FeatureSettings(backend="featomic", extra=(("featomic_radial", "gto"),))
     assert gto != FEATOMIC and gto.digest != FEATOMIC.digest
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         a.cutoff = 5.0  # type: ignore[misc]
 
 

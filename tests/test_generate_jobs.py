@@ -2,25 +2,36 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import json
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from bondml.data import reference_root, run21_dir
 from bondml.errors import ConfigError, InputFileError
+from bondml.generate.jobs import (
+    JOB_RECORD,
+    JOB_SCRIPT,
+    ExecutorConfig,
+    JobSpec,
+    TransientJobError,
+    build_parsl_config,
+    default_pseudo_dir,
+    next_action,
+    plan_jobs,
+    prepare_inputs,
+    render_job_script,
+    run_jobs,
+    run_subrun_job,
+    tree_status,
+    write_job_scripts,
+)
 from bondml.io.getl import classify, subrun_path
 from bondml.types import CellId
 from bondml.util import sha256_file
-from bondml.generate.jobs import (
-    JOB_RECORD, JOB_SCRIPT, ExecutorConfig, JobSpec, TransientJobError, build_parsl_config,
-    default_pseudo_dir, next_action, plan_jobs, prepare_inputs, render_job_script, run_jobs,
-    run_subrun_job, tree_status, write_job_scripts,
-)
 
 NC = "Zr49Cu49Al2"
 

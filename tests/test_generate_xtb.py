@@ -12,14 +12,24 @@ from ase.io import read
 
 from bondml.data import run21_dir
 from bondml.errors import ConfigError
+from bondml.generate.xtb import (
+    LABEL_SOURCE,
+    XTB_ICOHPLIST,
+    XTB_MARKER,
+    XtbSettings,
+    compare_with_lobster,
+    has_xtb_labels,
+    label_subrun,
+    read_xtb_marker,
+    split_over_images,
+    write_xtb_labels,
+    xtb_labels,
+    xtb_labels_cached,
+)
 from bondml.io.getl import classify, subrun_path
 from bondml.io.lobster import read_icohplist
 from bondml.structure.bonds import Bonds
 from bondml.types import CellId
-from bondml.generate.xtb import (
-    LABEL_SOURCE, XTB_ICOHPLIST, XTB_MARKER, XtbSettings, compare_with_lobster, has_xtb_labels,
-    label_subrun, read_xtb_marker, split_over_images, write_xtb_labels, xtb_labels, xtb_labels_cached,
-)
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 NC = "Zr49Cu49Al2"
@@ -179,7 +189,7 @@ def test_grow_dft_dry_run_writes_inputs_and_scripts(tmp_path):
     (rd / "result.json").write_text("{}")  # a finished melt-quench
     pseudo = tmp_path / "pseudo"
     pseudo.mkdir()
-    for el, f in QESettings().pseudopotentials:
+    for _el, f in QESettings().pseudopotentials:
         (pseudo / f).write_text("placeholder: dry run only checks the files exist\n")
     rep = grow(GrowOptions(nc=NC, root=tmp_path, first_run=21, labeler="dft", dry_run=True,
                            executor=ExecutorConfig(kind="slurm", partition="cpu", cores_per_node=16, cores_per_task=16),

@@ -36,7 +36,7 @@ def test_status_from_files_not_markers(mini_tree: Path) -> None:
     assert classify(sub0).status == "DONE"
     # LOBSTER killed before the end: lobsterout without 'finished', ICOHPLIST still complete
     lo = sub0 / "lobsterout"
-    lo.write_text("\n".join(l for l in lo.read_text().splitlines() if "finished in" not in l))
+    lo.write_text("\n".join(line for line in lo.read_text().splitlines() if "finished in" not in line))
     assert classify(sub0).status == "SCF_CONVERGED_LOB_NOT_FINISHED_BUT_ICOHP_OK"
     # ICOHPLIST gone: converged SCF without labels
     (sub0 / "ICOHPLIST.lobster").unlink()

@@ -128,7 +128,7 @@ def test_value_cut_inside_its_last_number(tmp_path: Path) -> None:
     text = REAL.read_text()
     body = text.rstrip("\n").rstrip()
     assert body.endswith("-1.62844")
-    for cut, shown in ((body[:-4] + " \n", "-1.6"), (body[:-5] + "\n", "-1."), (body[:-7] + "\n", "-")):
+    for cut, _shown in ((body[:-4] + " \n", "-1.6"), (body[:-5] + "\n", "-1."), (body[:-7] + "\n", "-")):
         p = tmp_path / "ICOHPLIST.lobster"
         p.write_text(cut)
         _reject(p, "line 739")

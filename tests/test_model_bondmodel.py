@@ -7,19 +7,21 @@ import json
 import numpy as np
 import pytest
 
-from _model_helpers import synthetic_dataset
 from bondml.errors import FeatureMismatchError, ModelError
+from bondml.evaluate.tables import LabelTable
 from bondml.features.soap import FeatureSettings
 from bondml.model.bondmodel import FORMAT_VERSION, BondModel
 from bondml.model.distance import DistanceModel
-from bondml.evaluate.tables import LabelTable
+
+from _model_helpers import synthetic_dataset
 
 
 def _distance_model() -> DistanceModel:
     rng = np.random.default_rng(0)
     n = 400
     d = rng.uniform(2.0, 3.7, n)
-    t = LabelTable(bond_type=np.array(["Al-Al", "Cu-Cu"] * (n // 2)), nc=np.array(["Zr49Cu49Al2", "Zr45Cu45Al10"] * (n // 2)),
+    t = LabelTable(bond_type=np.array(["Al-Al", "Cu-Cu"] * (n // 2)),
+                   nc=np.array(["Zr49Cu49Al2", "Zr45Cu45Al10"] * (n // 2)),
                    run=np.ones(n, int), sub_run=np.zeros(n, int), i=np.zeros(n, int), j=np.ones(n, int),
                    distance=d, y=2.5 * np.exp(-2 * (d - 2.2)), source=np.full(n, "test"))
     return DistanceModel().fit(t)

@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bondml.cli.main import build_app
+
 from conftest import copy_subruns
 
 

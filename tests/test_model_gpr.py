@@ -12,6 +12,7 @@ from bondml.errors import ModelError
 from bondml.model.gpr import BondGPR, pack_features
 from bondml.model.kernel import bond_kernel, mean_soap
 from bondml.store.dataset import BondFeatures
+
 from _model_helpers import synthetic_dataset
 
 

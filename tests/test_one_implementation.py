@@ -11,8 +11,9 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from conftest import copy_subruns
 from typer.testing import CliRunner
+
+from conftest import copy_subruns
 
 
 class _Runner:
@@ -95,8 +96,8 @@ def test_presets_and_overrides() -> None:
 def test_train_cli_and_train_stage_same_model(store4: Path, tmp_path: Path) -> None:
     """Same data, preset and cap: the CLI's model and the stage's model predict identically."""
     from bondml.cli.main import build_app
-    from bondml.model.bondmodel import BondModel
     from bondml.evaluate.shift import train_model
+    from bondml.model.bondmodel import BondModel
     from bondml.store.db import BondStore
 
     ds = BondStore(store4).load_dataset()

@@ -144,10 +144,10 @@ def test_code_change_invalidates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 
 def test_output_folder_lock(tmp_path: Path) -> None:
-    from bondml.errors import BondmlError
-
     import fcntl
     import os
+
+    from bondml.errors import BondmlError
 
     fd = os.open(tmp_path / ".lock", os.O_RDWR | os.O_CREAT)  # another run holds the folder
     fcntl.flock(fd, fcntl.LOCK_EX)

@@ -81,18 +81,18 @@ def test_dask_retries_only_transient_errors(tmp_path: Path) -> None:
     with TaskRunner(ExecutorSection(kind="dask", workers=1, retries=1), tmp_path) as r:  # threads: shared _CALLS
         assert r.map(_transient_once, [5]) == [5] and _CALLS["5"] == 2
     _CALLS.clear()
-    with TaskRunner(ExecutorSection(kind="dask", workers=1, retries=0), tmp_path) as r:
-        with pytest.raises(JobError, match="killed 6"):
-            r.map(_transient_once, [6])
+    with (TaskRunner(ExecutorSection(kind="dask", workers=1, retries=0), tmp_path) as r,
+          pytest.raises(JobError, match="killed 6")):
+        r.map(_transient_once, [6])
 
 
 def test_dask_external_scheduler_address(tmp_path: Path) -> None:
     """kind = 'dask' with ``address``: connects to a running scheduler (here a LocalCluster)."""
     distributed = pytest.importorskip("dask.distributed")
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
-                                  dashboard_address=None) as cluster:
-        with TaskRunner(ExecutorSection(kind="dask", address=cluster.scheduler_address), tmp_path) as r:
-            assert r.map(_square, [2, 3]) == [4, 9]
+    with (distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                   dashboard_address=None) as cluster,
+          TaskRunner(ExecutorSection(kind="dask", address=cluster.scheduler_address), tmp_path) as r):
+        assert r.map(_square, [2, 3]) == [4, 9]
 
 
 def test_scheduler_configs_build_without_submitting(tmp_path: Path) -> None:

@@ -98,9 +98,9 @@ def test_cuni_ingest_train_validate_predict(cuni_runs: Path, tmp_path: Path) -> 
     # covalent-radius rule, one window overridden
     assert m.windows == {"Cu-Cu": (2.0, 3.45), "Cu-Ni": (1.9, 3.35), "Ni-Ni": (1.9, 3.1)}
     # the study's store refuses these cells with one line per cell
-    from bondml.store.db import BondStore as _S
+    from bondml.store.db import BondStore
 
-    rep = _S(tmp_path / "study-db", create=True).ingest(cuni_runs)
+    rep = BondStore(tmp_path / "study-db", create=True).ingest(cuni_runs)
     assert len(rep.errors) == 4 and all("Ni outside the SOAP species" in e and "\n" not in e
                                         for e in rep.errors.values())
     # validate on a cell the model has not seen (own xTB labels, VASP-style folder)
@@ -113,7 +113,8 @@ def test_cuni_ingest_train_validate_predict(cuni_runs: Path, tmp_path: Path) -> 
     write(new / "POSCAR", atoms, format="vasp")
     write_xtb_labels(new, atoms, xtb_labels(atoms, XtbSettings(threads=1, electronic_temperature_K=1000.0),
                                             window=Chemistry.from_elements(["Cu", "Ni"]).lobster_window))
-    r = run(app, ["validate", "--model", str(tmp_path / "model"), "--cell", str(new), "--json", str(tmp_path / "v.json")])
+    r = run(app, ["validate", "--model", str(tmp_path / "model"), "--cell", str(new),
+                  "--json", str(tmp_path / "v.json")])
     assert r.exit_code == 0, r.output
     v = json.loads((tmp_path / "v.json").read_text())
     assert v["composition"] == "Cu50Ni50" and set(v["rmse"]) == {"Cu-Cu", "Cu-Ni", "Ni-Ni"}

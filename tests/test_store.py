@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import copy_subruns
 
 from bondml.errors import InputFileError, StoreError
 from bondml.io.getl import subrun_path
@@ -15,6 +14,8 @@ from bondml.store import db as dbmod
 from bondml.store.db import BondStore
 from bondml.store.tables import read_bnd
 from bondml.types import CellId
+
+from conftest import copy_subruns
 
 RUN21_COUNTS = {"Zr-Zr": 2246, "Zr-Cu": 4931, "Zr-Al": 222, "Cu-Cu": 1652, "Cu-Al": 136, "Al-Al": 0}
 

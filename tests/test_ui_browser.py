@@ -3,6 +3,7 @@ system chromedriver. Clicking approve writes the batch file; the next run trains
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -94,10 +95,8 @@ def test_click_approve_then_run_trains_on_the_cells(tmp_path: Path) -> None:
         srv.shutdown()
         srv.server_close()
         if pid is not None:  # chromedriver (and the browser under it) gone, by PID
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
     (b,) = list_batches(out)  # the same file as 'bondml al approve' writes
     assert b["status"] == "approved" and b["approved_by"] == "dr-tester" and b["approved"]
     held = [it["origin"]["cell"] for it in b["items"] if it["origin"]["kind"] == "held-out"]

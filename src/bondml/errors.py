@@ -12,7 +12,7 @@ class BondmlError(Exception):
     exit_code = 2
 
 
-class PartialFailure(BondmlError):
+class PartialFailure(BondmlError):  # noqa: N818 - public API name, not an "error" (exit 1)
     """The command did what it could, but some items (cells, frames, jobs) failed: exit status 1.
 
     The message is the one-line summary; the per-item lines were reported before.

@@ -130,7 +130,8 @@ class ExecutorConfig:
         """Return self when consistent, else raise a one-line :class:`ConfigError` naming the key."""
         if self.kind not in EXECUTOR_KINDS:
             raise ConfigError(f"{where}.kind {self.kind!r} is not one of {', '.join(EXECUTOR_KINDS)}")
-        for name in ("workers", "nodes", "cores_per_node", "cores_per_task", "max_blocks", "blas_threads", "heartbeat_s", "poll_s"):
+        for name in ("workers", "nodes", "cores_per_node", "cores_per_task", "max_blocks", "blas_threads",
+                     "heartbeat_s", "poll_s"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{where}.{name} must be >= 1, got {getattr(self, name)}")
         if self.retries < 0:

@@ -73,7 +73,8 @@ def stages_view(out: Path) -> list[dict[str, Any]]:
         if m is None:
             continue
         summ = m.get("summary") or {}
-        text = ", ".join(f"{k}={_fmt(v) if not isinstance(v, (dict, list)) else '...'}" for k, v in list(summ.items())[:4])
+        text = ", ".join(f"{k}={_fmt(v) if not isinstance(v, (dict, list)) else '...'}"
+                         for k, v in list(summ.items())[:4])
         rows.append({"name": s, "key": str(m.get("key", ""))[:16], "finished": m.get("finished", ""), "versions": n,
                      "summary": text})
     return rows
@@ -109,7 +110,8 @@ def _why(item: dict[str, Any], group: list[dict[str, Any]], criterion: str) -> s
     scores = sorted((c.get("uncertainty_eV") or float("-inf") for c in group), reverse=True)
     u = item.get("uncertainty_eV")
     rank = scores.index(u) + 1 if u in scores else None
-    kind = "exploit (augment / label an existing cell)" if item["kind"] == "exploit" else "explore (new run / composition)"
+    kind = ("exploit (augment / label an existing cell)" if item["kind"] == "exploit"
+            else "explore (new run / composition)")
     where = f"uncertainty rank {rank} of {len(group)} {item['kind']} candidates" if rank else "uncertainty not ranked"
     if rank == 1:
         return f"{kind}: {where}, the most uncertain of its kind (always picked first)"

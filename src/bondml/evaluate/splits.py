@@ -14,7 +14,6 @@ import numpy as np
 from ..constants import DEFORMATION_GROUPS  # noqa: F401 - re-exported
 from ..model.domain import deformation_group  # noqa: F401 - re-exported
 
-
 PAPER_PROTOCOL = "bond-level random split (paper protocol; leaky: bonds of one cell on both sides)"
 
 
@@ -87,8 +86,7 @@ def leave_deformation_group_out(sub_run: np.ndarray, cells: np.ndarray | None = 
 
 def leave_composition_out(nc: np.ndarray) -> Iterator[Split]:
     """One split per composition: train on the others (label-only tables: distance models)."""
-    for sp in leave_one_group_out(np.asarray(nc).astype(str), "composition"):
-        yield sp
+    yield from leave_one_group_out(np.asarray(nc).astype(str), "composition")
 
 
 def leave_run_out(runs: np.ndarray, n_splits: int | None = None, seed: int = 0) -> Iterator[Split]:

@@ -16,15 +16,21 @@ from typing import Any
 import numpy as np
 
 from ..constants import BOND_TYPES, PAPER_HYPERPARAMETERS
+from ..core.dataset import BondDataset
 from ..errors import ConfigError
 from ..model.bondmodel import cv_std_scale
 from ..model.distance import DistanceModel, al_fraction
 from ..model.gpr import BondGPR
 from ..model.presets import TUNED_HYPERPARAMETERS  # noqa: F401 - re-exported (moved to model.presets)
-from ..core.dataset import BondDataset
 from .metrics import regression_metrics
-from .splits import (Split, bond_level_split, group_holdout, group_kfold, leave_deformation_group_out,
-                     leave_one_group_out)
+from .splits import (
+    Split,
+    bond_level_split,
+    group_holdout,
+    group_kfold,
+    leave_deformation_group_out,
+    leave_one_group_out,
+)
 from .tables import LabelTable, read_all_tables
 
 
@@ -314,7 +320,8 @@ def table_transfer(table: LabelTable, test_mask: np.ndarray, composition: bool, 
     return out
 
 
-def composition_transfer_study(root: str | Path, test_nc: str = "Zr45Cu45Al10") -> dict[str, dict[str, dict[str, float]]]:
+def composition_transfer_study(root: str | Path,
+                               test_nc: str = "Zr45Cu45Al10") -> dict[str, dict[str, dict[str, float]]]:
     """What the label tables buy under composition shift: distance models evaluated on the
     odd-numbered runs of ``test_nc`` (whole runs never seen), trained four ways:
     composition-blind on Zr49Cu49Al2 only (what a run-21-only prior knows), with a composition

@@ -84,7 +84,8 @@ def _hermite(r: np.ndarray, spline: tuple[float, np.ndarray, np.ndarray], deriva
     t3 = t2 * t
     if derivative:
         a = (6.0 * (t2 - t))[:, None]
-        return a * (v[k] - v[k + 1]) / dx + (3 * t2 - 4 * t + 1)[:, None] * dv[k] + (3 * t2 - 2 * t)[:, None] * dv[k + 1]
+        return (a * (v[k] - v[k + 1]) / dx + (3 * t2 - 4 * t + 1)[:, None] * dv[k]
+                + (3 * t2 - 2 * t)[:, None] * dv[k + 1])
     h00 = (2 * t3 - 3 * t2 + 1)[:, None]
     h10 = (t3 - 2 * t2 + t)[:, None]
     h01 = (-2 * t3 + 3 * t2)[:, None]
@@ -112,7 +113,7 @@ def real_spherical_harmonics(u: np.ndarray, l_max: int) -> np.ndarray:
     for m in range(l_max + 1):
         # Q_l^m = P_l^m / sin^m theta (no Condon-Shortley sign: it cancels in the power spectrum)
         q_prev = np.full(P, float(np.prod(np.arange(1, 2 * m, 2))) if m else 1.0)
-        q_prev2 = None
+        q_prev2 = np.zeros(P)  # Q_{l-2}^m: first read at ell = m + 2, after the ell = m + 1 step sets it
         for ell in range(m, l_max + 1):
             if ell == m:
                 q = q_prev
@@ -259,8 +260,8 @@ def bond_soap(atoms: Atoms, i: np.ndarray, j: np.ndarray, shift: np.ndarray,
         for ell in range(l_max + 1):
             X = C[:, ell * ell:(ell + 1) ** 2, :]
             np.matmul(X.transpose(0, 2, 1), X, out=G[ell])
-        G = G.transpose(1, 0, 2, 3).reshape(c, -1)
-        np.take(G, fold_index, axis=1, out=out[s0:s1])
+        G_flat = G.transpose(1, 0, 2, 3).reshape(c, -1)
+        np.take(G_flat, fold_index, axis=1, out=out[s0:s1])
         out[s0:s1] *= fold_weight
         if settings.normalise:
             blk = out[s0:s1]

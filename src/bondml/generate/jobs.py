@@ -21,7 +21,8 @@ means). :func:`run_subrun_job` (Python, on any engine) and :func:`render_job_scr
 ``sbatch``/``qsub`` or by hand) both follow that table, so they cannot drift apart.
 
 Execution goes through :class:`bondml.execution.Engine` (the same engine and executor config
-as the pipeline: parsl threads locally, HTEX on Slurm/PBS/Torque blocks, or Dask). Transient failures (a step killed by a signal, a launcher that could not start) raise
+as the pipeline: parsl threads locally, HTEX on Slurm/PBS/Torque blocks, or Dask). Transient
+failures (a step killed by a signal, a launcher that could not start) raise
 :class:`TransientJobError` and are retried by parsl's ``retries``; permanent ones (missing
 executable, missing input) fail at once with a one-line message. Each step writes its output
 to a ``.running`` file renamed on completion, so a killed job leaves no half result behind and
@@ -34,6 +35,7 @@ elsewhere and copied in) or else ends as ``SCF_CONVERGED_BUT_NO_ICOHP``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
@@ -45,7 +47,14 @@ from pathlib import Path
 
 from ..constants import LABELLED_STATUSES
 from ..errors import ConfigError, JobError
-from ..execution import EXECUTOR_KINDS, Engine, ExecutorConfig, TransientJobError, build_parsl_config, first_line  # noqa: F401 - re-exported
+from ..execution import (  # noqa: F401 - re-exported
+    EXECUTOR_KINDS,
+    Engine,
+    ExecutorConfig,
+    TransientJobError,
+    build_parsl_config,
+    first_line,
+)
 from ..io.getl import STATUS_NEW, SubRunFiles, classify, discover, subrun_path
 from ..types import CellId
 from ..util import atomic_write_json, atomic_write_text
@@ -188,14 +197,10 @@ def _run_step(cmd: list[str], cwd: Path, out: Path, timeout_s: float | None,
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", "1")
     try:
-        with open(running, "wb") as fh:
-            fin = open(stdin, "rb") if stdin is not None else subprocess.DEVNULL
-            try:
-                proc = subprocess.run(cmd, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT, stdin=fin,
-                                      timeout=timeout_s, env=env, check=False)
-            finally:
-                if stdin is not None:
-                    fin.close()
+        with (open(running, "wb") as fh,
+              open(stdin, "rb") if stdin is not None else contextlib.nullcontext(subprocess.DEVNULL) as fin):
+            proc = subprocess.run(cmd, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT, stdin=fin,
+                                  timeout=timeout_s, env=env, check=False)
     except subprocess.TimeoutExpired:
         running.rename(out)  # the partial output tells classify where it stopped
         return -9999, time.perf_counter() - t0

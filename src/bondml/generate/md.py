@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from itertools import combinations_with_replacement
 from dataclasses import dataclass
+from itertools import combinations_with_replacement
 from pathlib import Path
 
 import numpy as np
@@ -55,9 +55,9 @@ class QuenchProtocol:
     Defaults = the study's run 21, except the denser random start (see the module doc).
     """
 
-    melt_T: float = MELT_TEMPERATURE_K
-    final_T: float = QUENCH_TEMPERATURE_K
-    quench_rate_K_per_s: float = QUENCH_RATE_K_PER_S
+    melt_T: float = MELT_TEMPERATURE_K  # noqa: N815 - public field (config key); T / K: temperature, kelvin
+    final_T: float = QUENCH_TEMPERATURE_K  # noqa: N815 - public field (config key); T / K: temperature, kelvin
+    quench_rate_K_per_s: float = QUENCH_RATE_K_PER_S  # noqa: N815 - public field (config key); T / K: temperature, kelvin
     melt_ps: float = 2000.0
     hold_ps: float = 2000.0
     timestep_ps: float = 0.002
@@ -112,7 +112,7 @@ class QuenchResult:
     xyz_path: Path
     density_g_cm3: float
     pe_per_atom_ev: float
-    temperature_K: float
+    temperature_K: float  # noqa: N815 - public field (config key); T / K: temperature, kelvin
     steps: tuple[int, int, int]
     wall_s: float
 

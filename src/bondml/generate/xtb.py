@@ -64,7 +64,7 @@ class XtbSettings:
     ``threads`` OpenMP threads (None: keep the environment's); ``image_decay`` Angstrom."""
 
     method: str = "GFN1-xTB"
-    electronic_temperature_K: float = 300.0
+    electronic_temperature_K: float = 300.0  # noqa: N815 - public field (config key); T / K: temperature, kelvin
     accuracy: float = 1.0
     max_iter: int = 250
     quantity: str = "cohp"

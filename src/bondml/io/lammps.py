@@ -392,7 +392,8 @@ def _read_frame_body(
         symbols = _symbols_for_types(types, tm, path)
     atoms = Atoms(symbols=symbols, positions=pos, cell=cell, pbc=True)
     if image is not None:
-        extra.update({"ix": image[:, 0].astype(float), "iy": image[:, 1].astype(float), "iz": image[:, 2].astype(float)})
+        extra.update({"ix": image[:, 0].astype(float), "iy": image[:, 1].astype(float),
+                      "iz": image[:, 2].astype(float)})
     return Frame(atoms=atoms, timestep=step, ids=ids, types=types, columns=extra, origin=origin, unwrapped=is_unwrapped)
 
 

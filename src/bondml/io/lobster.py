@@ -581,8 +581,8 @@ def read_lobsterin(path: str | Path) -> LobsterIn:
                 )
                 if not m:
                     raise ValueError(s)
-                o = tuple(int(g) if g else 0 for g in m.groups()[2:])
-                pairs.append((int(m.group(1)) - 1, int(m.group(2)) - 1, *o))
+                ox, oy, oz = (int(g) if g else 0 for g in m.groups()[2:])
+                pairs.append((int(m.group(1)) - 1, int(m.group(2)) - 1, ox, oy, oz))
             elif low.startswith("cohpgenerator"):
                 m = re.search(r"from\s+([\d.]+)\s+to\s+([\d.]+)", s, re.I)
                 if not m:

@@ -84,7 +84,8 @@ def check_provenance(cfg: PipelineConfig, out: Path, overwrite: bool = False, dr
         try:
             old = json.loads(p.read_text(encoding="utf-8"))
         except (ValueError, UnicodeDecodeError):
-            raise BondmlError(f"{p}: damaged run record (not valid JSON); use --overwrite to start this folder again") from None
+            raise BondmlError(f"{p}: damaged run record (not valid JSON); "
+                              "use --overwrite to start this folder again") from None
     elif (out / "stages").is_dir() and not overwrite:
         raise BondmlError(f"{out}: holds pipeline results without a run record ({PROVENANCE}); "
                           "use --overwrite to reuse it for this config or choose another --out")
@@ -98,7 +99,8 @@ def check_provenance(cfg: PipelineConfig, out: Path, overwrite: bool = False, dr
         if not cfg.data.store and not dry:  # the folder's own store: rebuilt, never mixed
             shutil.rmtree(out / "store", ignore_errors=True)
     rec["history"] = ((old or {}).get("history") or [])[-49:] + [
-        {"config": cfg.source, "config_hash": rec["config_hash"], "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}]
+        {"config": cfg.source, "config_hash": rec["config_hash"],
+         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}]
     return rec
 
 

@@ -165,7 +165,11 @@ def list_batches(out: str | Path) -> list[dict[str, Any]]:
     """Every batch under ``<out>/al`` in number order (JSON content)."""
     d = al_dir(out)
     rows = []
-    for p in sorted(d.glob("batch-*.json"), key=lambda p: int(BATCH_RE.match(p.name).group(1)) if BATCH_RE.match(p.name) else -1):
+    def number(p: Path) -> int:
+        m = BATCH_RE.match(p.name)
+        return int(m.group(1)) if m else -1
+
+    for p in sorted(d.glob("batch-*.json"), key=number):
         if BATCH_RE.match(p.name):
             rows.append(_read_batch_file(p))
     return rows

@@ -294,7 +294,8 @@ def parse_config(raw: dict[str, Any], source: str = "<config>") -> PipelineConfi
 
 def _check_choice(where: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise ConfigError(f"{where} = {value!r} is not one of {', '.join(choices)}{_did_you_mean(value, list(choices))}")
+        raise ConfigError(f"{where} = {value!r} is not one of {', '.join(choices)}"
+                          f"{_did_you_mean(value, list(choices))}")
 
 
 def _range(source: str, key: str, value: float, low: float, open_low: bool = False, unit: str = "") -> None:
@@ -349,16 +350,18 @@ def check_config(cfg: PipelineConfig, source: str = "<config>") -> None:
     _range(source, "validation.n_splits", cfg.validation.n_splits, 2)
     for k, n in enumerate(cfg.validation.learning_curve_sizes):
         _range(source, f"validation.learning_curve_sizes[{k}]", n, 1)
-    for k, n in enumerate((*cfg.validation.learning_curve_seeds, *cfg.active_learning.benchmark_seeds)):
+    for n in (*cfg.validation.learning_curve_seeds, *cfg.active_learning.benchmark_seeds):
         _range(source, f"seed {n} (validation.learning_curve_seeds / active_learning.benchmark_seeds)", n, 0)
     _range(source, "active_learning.benchmark_test_cells", cfg.active_learning.benchmark_test_cells, 1)
     _range(source, "active_learning.benchmark_max_train", cfg.active_learning.benchmark_max_train, 1)
     for t, hp in cfg.model.hyperparameters.items():
         if t not in BOND_TYPES:
-            raise ConfigError(f"{source}: model.hyperparameters has unknown bond type {t!r}{_did_you_mean(t, list(BOND_TYPES))}")
+            raise ConfigError(f"{source}: model.hyperparameters has unknown bond type {t!r}"
+                              f"{_did_you_mean(t, list(BOND_TYPES))}")
         for k, v in hp.items():
             if k not in ("sigma", "gamma", "zeta"):
-                raise ConfigError(f"{source}: model.hyperparameters.{t}.{k} unknown{_did_you_mean(k, ['sigma', 'gamma', 'zeta'])}")
+                raise ConfigError(f"{source}: model.hyperparameters.{t}.{k} unknown"
+                                  f"{_did_you_mean(k, ['sigma', 'gamma', 'zeta'])}")
             if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
                 raise ConfigError(f"{source}: model.hyperparameters.{t}.{k} must be a positive number, got {v!r}")
     _check_choice(f"{source}: model.preset", cfg.model.preset, ("paper", "default", "tuned"))
@@ -377,7 +380,8 @@ def check_config(cfg: PipelineConfig, source: str = "<config>") -> None:
         raise ConfigError(f"{source}: deploy.cut_side must be >= 0 Angstrom")
     al = cfg.active_learning
     if al.batch_size < 1 or not 0.0 <= al.explore_fraction <= 1.0 or not 0.0 < al.top_fraction <= 1.0:
-        raise ConfigError(f"{source}: active_learning needs batch_size >= 1, 0 <= explore_fraction <= 1, 0 < top_fraction <= 1")
+        raise ConfigError(f"{source}: active_learning needs batch_size >= 1, 0 <= explore_fraction <= 1, "
+                          "0 < top_fraction <= 1")
     if al.explore_md_scale <= 0 or al.explore_runs < 0:
         raise ConfigError(f"{source}: active_learning.explore_md_scale must be > 0 and explore_runs >= 0")
     from .active import parse_augmentation

@@ -59,18 +59,22 @@ def _data_section(ctx: StageContext) -> list[str]:
     lines += _table(["status", "cells"], [[k, v] for k, v in sorted(inv.get("cells_by_status", {}).items())])
     bad = [c for c in inv.get("cells", []) if c.get("status") != "DONE"]
     if bad:
-        lines += ["Cells not DONE:", ""] + [f"- {c['nc']}/{c['run']}/{c['sub_run']}: {c['status']} ({c.get('reason', '')})" for c in bad] + [""]
+        lines += (["Cells not DONE:", ""]
+                  + [f"- {c['nc']}/{c['run']}/{c['sub_run']}: {c['status']} ({c.get('reason', '')})" for c in bad]
+                  + [""])
     st = inv.get("label_stats", {})
     lines += ["Labelled LOBSTER bonds (1.80 <= d <= 3.75 A):", ""]
     lines += _table(["type", "bonds", "mean -ICOHP (eV)", "d min (A)", "d max (A)"],
                     [[t, inv.get("bonds", {}).get(t, 0), st.get(t, {}).get("mean", float("nan")),
-                      st.get(t, {}).get("d_min", float("nan")), st.get(t, {}).get("d_max", float("nan"))] for t in BOND_TYPES])
+                      st.get(t, {}).get("d_min", float("nan")), st.get(t, {}).get("d_max", float("nan"))]
+                     for t in BOND_TYPES])
     return lines
 
 
 def _model_section(ctx: StageContext) -> list[str]:
     tr = _j(ctx.inputs["train"], "train.json") or {}
-    lines = ["## Model", "", f"Per-type bond GPR trained on {tr.get('n_bonds', 0)} bonds of {len(tr.get('cells', []))} cells, "
+    lines = ["## Model", "",
+             f"Per-type bond GPR trained on {tr.get('n_bonds', 0)} bonds of {len(tr.get('cells', []))} cells, "
              f"label source {', '.join(tr.get('label_source', []))}, data version `{tr.get('data_version', '')}`.", ""]
     rows = []
     for t in BOND_TYPES:
@@ -79,10 +83,12 @@ def _model_section(ctx: StageContext) -> list[str]:
             rows.append([t, "none", 0, "-", "-", "-"])
             continue
         hp = tr.get("hyperparameters", {}).get(t, {})
-        rows.append([t, d.get("kind"), d.get("n_train", d.get("n_available", 0)), hp.get("sigma", "-"), hp.get("gamma", "-"), hp.get("zeta", "-")])
+        rows.append([t, d.get("kind"), d.get("n_train", d.get("n_available", 0)), hp.get("sigma", "-"),
+                     hp.get("gamma", "-"), hp.get("zeta", "-")])
     lines += _table(["type", "model", "training bonds", "sigma (A)", "gamma", "zeta"], rows)
     if tr.get("fallback_types"):
-        lines += [f"Fallback (distance-only model, flagged in every prediction): {', '.join(tr['fallback_types'])}.", ""]
+        lines += ["Fallback (distance-only model, flagged in every prediction): "
+                  f"{', '.join(tr['fallback_types'])}.", ""]
     return lines
 
 
@@ -90,7 +96,8 @@ def _accuracy_section(ctx: StageContext) -> list[str]:
     v = _j(ctx.inputs["validate"], "validation.json")
     if not v:
         return []
-    lines = ["## Accuracy (honest grouped protocol)", "", f"Protocol: **{v['protocol']}**, {v['n_folds']} folds. {v['note']}.", ""]
+    lines = ["## Accuracy (honest grouped protocol)", "",
+             f"Protocol: **{v['protocol']}**, {v['n_folds']} folds. {v['note']}.", ""]
     rows = [[t, int(m["n"]), m.get("rmse", float("nan")), m.get("mae", float("nan")), m.get("r2", float("nan")),
              m.get("cov1", float("nan")), m.get("cov2", float("nan")), PAPER_RMSE.get(t, float("nan"))]
             for t, m in v["metrics"].items()]
@@ -102,7 +109,8 @@ def _accuracy_section(ctx: StageContext) -> list[str]:
     lines += ["### Learning curves", ""]
     rows = []
     for c in v.get("learning_curves", []):
-        rows.append([c["bond_type"], ", ".join(str(s) for s in c["sizes"]), ", ".join(f"{r:.3f}" for r in c["rmse_mean"])])
+        rows.append([c["bond_type"], ", ".join(str(s) for s in c["sizes"]),
+                     ", ".join(f"{r:.3f}" for r in c["rmse_mean"])])
     lines += _table(["type", "training bonds", "RMSE (eV), mean over seeds"], rows)
     lines += _img(ctx, ctx.inputs["validate"], "learning_curves.png", "learning curves")
     return lines
@@ -122,7 +130,8 @@ def _generate_section(ctx: StageContext) -> list[str]:
     g = _j(ctx.inputs["generate"], "generate.json")
     if not g or not g.get("cells"):
         return ["## Generated data", "", "Nothing generated in this run.", ""]
-    approx = " **APPROXIMATE xTB labels (GFN1-xTB), kept apart from LOBSTER labels, never used for training.**" if g["approximate"] else ""
+    approx = (" **APPROXIMATE xTB labels (GFN1-xTB), kept apart from LOBSTER labels, never used for training.**"
+              if g["approximate"] else "")
     lines = ["## Generated data", "", f"Labeler `{g['labeler']}` (label source `{g['label_source']}`), "
              f"{'scaled (short) melt-quench MD' if g['scaled_md'] else 'study MD protocol'}.{approx}", ""]
     lines += _table(["cell", "xTB labels"], [[c["cell"], c["xtb_labels"]] for c in g["cells"]])
@@ -131,9 +140,11 @@ def _generate_section(ctx: StageContext) -> list[str]:
         lines += [f"DFT requested by approved AL batches for {', '.join(d['cells'])}: {d['state']}.", ""]
     x = _j(ctx.inputs["xtb_check"], "xtb_check.json")
     if x and x.get("per_type"):
-        lines += ["LOBSTER-trained model vs approximate xTB labels on the generated cells (agreement, not accuracy):", ""]
+        lines += ["LOBSTER-trained model vs approximate xTB labels on the generated cells "
+                  "(agreement, not accuracy):", ""]
         lines += _table(["type", "n", "Pearson r", "RMSE after linear fit (eV)", "slope"],
-                        [[t, r["n"], r["pearson_r"], r["rmse_after_linear_fit"], r["slope"]] for t, r in x["per_type"].items()])
+                        [[t, r["n"], r["pearson_r"], r["rmse_after_linear_fit"], r["slope"]]
+                         for t, r in x["per_type"].items()])
     return lines
 
 
@@ -147,8 +158,9 @@ def _deploy_section(ctx: StageContext) -> list[str]:
     if an.is_dir():
         shutil.copytree(an, dst, dirs_exist_ok=True)
     p = dep.get("protocol", {})
+    protocol = "scaled-down, approximate protocol" if dep.get("approximate") else "study protocol"
     lines = ["## Deployment (SS-ML)", "",
-             f"Compression MD of `{Path(p.get('cell_file', '')).name}` ({'scaled-down, approximate protocol' if dep.get('approximate') else 'study protocol'}): "
+             f"Compression MD of `{Path(p.get('cell_file', '')).name}` ({protocol}): "
              f"strain rate {p.get('strain_rate_per_s', 0):.3g} 1/s to strain {p.get('final_strain', 0)}, a frame every "
              f"{p.get('frame_ps')} ps; {dep.get('frames')} frames predicted.", ""]
     lines += _table(["type", "bonds in frame 0"], [[t, n] for t, n in (dep.get("bonds") or {}).items()])
@@ -169,7 +181,8 @@ def _al_section(ctx: StageContext) -> list[str]:
                   f"{s.get('batch', '?')} (status `{s.get('status', 'proposed')}`): approve with "
                   f"`bondml al approve {s.get('batch', '<n>')} --out <out>`; only approved batches are generated.", ""]
         lines += _table(["candidate", "kind", "origin", "mean std (eV)", "bonds", "picked"],
-                        [[c["id"], c["kind"], c["origin"]["kind"], c["uncertainty_eV"], c["n_bonds"], "yes" if c["picked"] else ""]
+                        [[c["id"], c["kind"], c["origin"]["kind"], c["uncertainty_eV"], c["n_bonds"],
+                          "yes" if c["picked"] else ""]
                          for c in p["candidates"][:20]])
     from .active import list_batches
 
@@ -181,10 +194,12 @@ def _al_section(ctx: StageContext) -> list[str]:
     b = _j(ctx.inputs["al_benchmark"], "al_benchmark.json")
     if b:
         lines += ["### Uncertainty-driven vs random cell selection", "",
-                  f"Same budget, {len(b['curves']) // 2} seeds; test cells held out per seed. Median ratio of labelled cells "
+                  f"Same budget, {len(b['curves']) // 2} seeds; test cells held out per seed. "
+                  "Median ratio of labelled cells "
                   f"needed at equal error (uncertainty / random): **{b['ratio_median']:.2f}**.", ""]
         lines += _table(["target RMSE (eV)", "cells (random)", "cells (uncertainty)", "ratio"],
-                        [[r["target_rmse"], r["cells_random"], r["cells_uncertainty"], r["ratio"]] for r in b["equal_error"]])
+                        [[r["target_rmse"], r["cells_random"], r["cells_uncertainty"], r["ratio"]]
+                         for r in b["equal_error"]])
         lines += _img(ctx, ctx.inputs["al_benchmark"], "al_benchmark.png", "uncertainty vs random selection")
     return lines
 

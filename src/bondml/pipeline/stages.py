@@ -283,7 +283,8 @@ def generate_stage(ctx: StageContext) -> dict[str, Any]:
     for nc, first, runs, subs in wanted:
         opts = GrowOptions(nc=nc, root=root, runs=runs, first_run=first, seed=g.seed, labeler=g.labeler,
                            executor=exc, dry_run=g.dry_run, scaled=g.scaled, n_atoms=g.n_atoms, subruns=tuple(subs),
-                           md_threads=1, engine=ctx.runner, pseudo_dir=cfg.resolve_path(g.pseudo_dir) if g.pseudo_dir else None)
+                           md_threads=1, engine=ctx.runner,
+                           pseudo_dir=cfg.resolve_path(g.pseudo_dir) if g.pseudo_dir else None)
         rep = grow(opts)
         reports.append({"nc": nc, "first_run": first, "runs": runs, "done": rep.done, "skipped": rep.skipped,
                         "jobs": [getattr(j, "status", str(j)) for j in rep.jobs]})

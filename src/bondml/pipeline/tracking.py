@@ -12,6 +12,7 @@ tagged with the data version it came from. ``bondml models list / promote / show
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -63,7 +64,8 @@ def _experiment(c: Any, name: str, out: Path) -> str:
 def _flat_params(train: dict[str, Any], cfg: Any) -> dict[str, str]:
     p: dict[str, Any] = {"data_version": train["data_version"], "n_bonds": train["n_bonds"],
                          "max_train_per_type": cfg.model.max_train_per_type, "use_prior": cfg.model.use_prior,
-                         "search": cfg.model.search, "seed": cfg.pipeline.seed, "label_source": ",".join(train["label_source"]),
+                         "search": cfg.model.search, "seed": cfg.pipeline.seed,
+                         "label_source": ",".join(train["label_source"]),
                          "fallback_types": ",".join(train["fallback_types"]) or "none"}
     for t, hp in train["hyperparameters"].items():
         for k in ("sigma", "gamma", "zeta"):
@@ -103,12 +105,11 @@ def log_training(cfg: Any, out: Path, train_res: Any, validate_res: Any, data_ve
         from mlflow.exceptions import MlflowException
 
         name = cfg.model.name
-        try:
+        with contextlib.suppress(MlflowException):  # already registered
             c.create_registered_model(name, description="bondml per-type bond GPR (-ICOHP, eV)")
-        except MlflowException:
-            pass  # exists
         src = f"{run.info.artifact_uri}/model"
-        mv = c.create_model_version(name, src, rid, tags={DATA_VERSION_TAG: data_version, "validation": val["protocol"]})
+        mv = c.create_model_version(name, src, rid,
+                                    tags={DATA_VERSION_TAG: data_version, "validation": val["protocol"]})
         info.update(model_name=name, model_version=int(mv.version))
     return info
 
@@ -131,9 +132,11 @@ def list_models(uri: str) -> list[dict[str, Any]]:
             aliases.setdefault(str(v), []).append(a)
         for mv in c.search_model_versions(f"name='{rm.name}'"):
             p = _local_path(mv.source)
-            rows.append({"name": mv.name, "version": int(mv.version), "aliases": sorted(aliases.get(str(mv.version), [])),
+            rows.append({"name": mv.name, "version": int(mv.version),
+                         "aliases": sorted(aliases.get(str(mv.version), [])),
                          "data_version": mv.tags.get(DATA_VERSION_TAG, ""), "stage": mv.tags.get(STAGE_TAG, ""),
-                         "run_id": mv.run_id, "source": mv.source, "artifact_present": bool(p and (p / "model.json").is_file())})
+                         "run_id": mv.run_id, "source": mv.source,
+                         "artifact_present": bool(p and (p / "model.json").is_file())})
     return sorted(rows, key=lambda r: (r["name"], r["version"]))
 
 
@@ -156,7 +159,8 @@ def show_model(uri: str, name: str, version: str) -> dict[str, Any]:
     if p is None:
         raise ModelError(f"{name} v{mv.version}: artifact {mv.source} is not on a local file system")
     if not (p / "model.json").is_file():
-        raise ModelError(f"{name} v{mv.version}: model artifact {p} was deleted or moved (registry entry points at nothing)")
+        raise ModelError(f"{name} v{mv.version}: model artifact {p} was deleted or moved "
+                         "(registry entry points at nothing)")
     meta = json.loads((p / "model.json").read_text())
     run = c.get_run(mv.run_id)
     return {"name": name, "version": int(mv.version), "source": mv.source, "path": str(p), "tags": dict(mv.tags),

@@ -12,6 +12,7 @@ from ase import Atoms
 from ase.io import read
 
 from ..constants import LABEL_WINDOW, LOBSTER_WINDOW
+from ..core.dataset import BondDataset
 from ..errors import InputFileError
 from ..features.soap import PAPER_SETTINGS, FeatureSettings, compute_bond_features
 from ..io.getl import StatusReport, classify_files, discover, subrun_path
@@ -20,7 +21,6 @@ from ..io.runs import RunFiles, read_structure, study_files
 from ..structure.bonds import Bonds, find_bonds, infer_shifts, match_pairs
 from ..types import CellId, check_element
 from ..util import sha256_file
-from ..core.dataset import BondDataset
 
 #: Largest accepted difference between LOBSTER's and our distance for a matched pair (Angstrom).
 DISTANCE_TOLERANCE = 1e-4

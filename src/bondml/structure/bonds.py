@@ -161,7 +161,8 @@ def match_pairs(
     bonds: Bonds, i: np.ndarray, j: np.ndarray, shift: np.ndarray, distance: np.ndarray | None = None
 ) -> PairMatch:
     """Match reference pairs ``(i, j, shift)`` to ``bonds`` exactly (pair orientation-independent)."""
-    ri, rj, rs = _canonical(np.asarray(i, np.int64), np.asarray(j, np.int64), np.asarray(shift, np.int64).reshape(-1, 3))
+    ri, rj, rs = _canonical(np.asarray(i, np.int64), np.asarray(j, np.int64),
+                            np.asarray(shift, np.int64).reshape(-1, 3))
     bk = bonds.keys()
     rk = np.column_stack([ri, rj, rs]).astype(np.int64)
     lookup = {tuple(k): n for n, k in enumerate(bk.tolist())}
@@ -181,9 +182,10 @@ def infer_shifts(bonds: Bonds, i: np.ndarray, j: np.ndarray, distance: np.ndarra
                  tol: float = 1e-4) -> np.ndarray:
     """Lattice shifts of pairs given without them (LOBSTER 2.x lists): for each ``(i, j, d)`` the
     shift of the one structure bond between ``i`` and ``j`` whose length is ``d`` within ``tol``
-    (Angstrom; LOBSTER's distances differ from a recomputation by up to ~1e-5). Shape (n, 3), oriented ``r_j + shift @ cell - r_i``
-    for the pair as given. A pair with no such bond keeps a zero shift (it stays unmatched); a
-    pair with several (equal-length images) is ambiguous: :class:`InputFileError` naming ``source``.
+    (Angstrom; LOBSTER's distances differ from a recomputation by up to ~1e-5). Shape (n, 3),
+    oriented ``r_j + shift @ cell - r_i`` for the pair as given. A pair with no such bond keeps a
+    zero shift (it stays unmatched); a pair with several (equal-length images) is ambiguous:
+    :class:`InputFileError` naming ``source``.
     """
     from ..errors import InputFileError
 

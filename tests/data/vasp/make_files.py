@@ -34,9 +34,9 @@ def outcar(n_scf: int, nelm: int = 60, reached: bool = True, finished: bool = Tr
                    "---------------------------------------")
         out.append(f"  free energy    TOTEN  =      {-600.0 - k:.8f} eV")
     if reached:
-        out.append("------------------------ aborting loop because EDIFF is reached ----------------------------------------")
+        out.append("------------------------ aborting loop because EDIFF is reached ----------------------------------------")  # noqa: E501 - verbatim OUTCAR line
     else:
-        out.append("------------------------ aborting loop EDIFF was not reached (unconverged)  ----------------------------")
+        out.append("------------------------ aborting loop EDIFF was not reached (unconverged)  ----------------------------")  # noqa: E501 - verbatim OUTCAR line
     out += ["  free  energy   TOTEN  =      -612.34567000 eV", " E-fermi :   4.1235     XC(G=0):  -9.9234"]
     if finished:
         out += ["", " General timing and accounting informations for this job:",
