@@ -131,7 +131,8 @@ def main() -> None:
     from threadpoolctl import threadpool_limits
 
     from bondml.data import reference_root
-    from bondml.deploy.demo_model import _label_rows
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from _demo_model import _label_rows  # test helper (tests/_demo_model.py)
     from bondml.deploy.outputs import FrameResult, write_frame
     from bondml.features.soap import compute_soap
     from bondml.io.lammps import per_atom_stress_gpa

@@ -141,7 +141,7 @@ def _v1_save(model: BondModel, folder: Path) -> None:
 
 
 def test_save_load_round_trip_mmap_digest_and_format_1(run21_ds, cut_frame, tmp_path):
-    from bondml.deploy.demo_model import _label_rows
+    from _demo_model import _label_rows
     from bondml.data import reference_root
     from bondml.model.distance import DistanceModel
 
