@@ -38,7 +38,10 @@ def main() -> None:
     import numpy as np
 
     from bondml.constants import (
-        ATOM_SHIFT_HYPERPARAMETERS, DEFAULT_COMPOSITION_TYPES, DEFAULT_HYPERPARAMETERS, DEFAULT_PRIOR_TYPES,
+        ATOM_SHIFT_HYPERPARAMETERS,
+        DEFAULT_COMPOSITION_TYPES,
+        DEFAULT_HYPERPARAMETERS,
+        DEFAULT_PRIOR_TYPES,
         PAPER_HYPERPARAMETERS,
     )
     from bondml.data import reference_root

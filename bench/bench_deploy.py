@@ -92,15 +92,16 @@ def main() -> None:
     ap.add_argument("--no-featomic", action="store_true", help="skip the featomic-backend comparison")
     args = ap.parse_args()
 
+    import sys
+
     from rich.console import Console
     from rich.table import Table
 
-    import sys
-
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from _demo_model import train_demo_model  # test helper (tests/_demo_model.py)
     from bondml.deploy.infer import PredictConfig, predict_trajectory
     from bondml.io.lammps import iter_dump
+
+    from _demo_model import train_demo_model  # test helper (tests/_demo_model.py)
 
     console = Console()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bondml-bench-"))

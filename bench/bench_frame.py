@@ -132,7 +132,6 @@ def main() -> None:
 
     from bondml.data import reference_root
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from _demo_model import _label_rows  # test helper (tests/_demo_model.py)
     from bondml.deploy.outputs import FrameResult, write_frame
     from bondml.features.soap import compute_soap
     from bondml.io.lammps import per_atom_stress_gpa
@@ -140,6 +139,8 @@ def main() -> None:
     from bondml.model.distance import DistanceModel
     from bondml.model.gpr import BondGPR
     from bondml.store.extract import dataset_from_getl
+
+    from _demo_model import _label_rows  # test helper (tests/_demo_model.py)
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bondml-bench-frame-"))
     work.mkdir(parents=True, exist_ok=True)

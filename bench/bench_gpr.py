@@ -23,12 +23,12 @@ from threadpoolctl import threadpool_limits
 
 from bondml.constants import INFERENCE_WINDOWS
 from bondml.data import reference_root
+from bondml.evaluate.tune import distance_model_from_tables
+from bondml.features.soap import PAPER_SETTINGS
 from bondml.io.getl import discover, subrun_path
 from bondml.model.bondmodel import BondModel
 from bondml.model.gpr import BondGPR
 from bondml.store.extract import extract_cell, extracts_to_dataset
-from bondml.evaluate.tune import distance_model_from_tables
-from bondml.features.soap import PAPER_SETTINGS
 
 
 def _pair(da, a1, b1, db, a2, b2, sigma, zeta):

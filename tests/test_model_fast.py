@@ -141,9 +141,10 @@ def _v1_save(model: BondModel, folder: Path) -> None:
 
 
 def test_save_load_round_trip_mmap_digest_and_format_1(run21_ds, cut_frame, tmp_path):
-    from _demo_model import _label_rows
     from bondml.data import reference_root
     from bondml.model.distance import DistanceModel
+
+    from _demo_model import _label_rows
 
     dm = DistanceModel().fit(_label_rows(run21_ds, reference_root()))
     model = BondModel.fit(run21_ds, distance_model=dm, max_train_per_type=1200, seed=0, calibrate=False)

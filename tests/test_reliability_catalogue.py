@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 
 from bondml.cli.main import run
+
 from conftest import copy_subruns
 
 
@@ -437,10 +438,10 @@ def _other_pipeline(c: SimpleNamespace) -> None:
     d = c.dir / "other run"
     d.mkdir(exist_ok=True)
     other = TINY.replace('roots = ["@reference"]', f'roots = ["{c.tree}"]')
-    from bondml.pipeline import check_provenance
-    from bondml.pipeline.config import parse_config
     import tomllib
 
+    from bondml.pipeline import check_provenance
+    from bondml.pipeline.config import parse_config
     from bondml.util import atomic_write_json
 
     atomic_write_json(d / PROVENANCE, check_provenance(parse_config(tomllib.loads(other), str(c.dir / "a.toml")), d))

@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from ._io import make_console
 from rich.table import Table
+
+from ._io import make_console
 
 
 def _nc_from_path(path: Path) -> str:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
-from ._io import console
 from rich.table import Table
 
 from ..constants import BOND_TYPES
-
+from ._io import console
 
 
 def _print_summary(s: dict) -> None:
@@ -51,10 +50,10 @@ def register(app: typer.Typer) -> None:
         icohplist: Annotated[bool, typer.Option("--icohplist", help="also write LOBSTER ICOHPLIST per frame")] = False,
         ovito: Annotated[bool, typer.Option("--ovito", help="also write OVITO files per frame: LAMMPS data with "
                                                             "bonds + dump local with per-bond -ICOHP")] = False,
-        workers: Annotated[Optional[int], typer.Option(help="processes (default: all cores)")] = None,
+        workers: Annotated[int | None, typer.Option(help="processes (default: all cores)")] = None,
         overwrite: Annotated[bool, typer.Option("--overwrite", help="replace another run in --out")] = False,
-        type_map: Annotated[Optional[str], typer.Option(help="LAMMPS types, e.g. 1=Zr,2=Cu,3=Al")] = None,
-        max_frames: Annotated[Optional[int], typer.Option(help="stop after this many frames")] = None,
+        type_map: Annotated[str | None, typer.Option(help="LAMMPS types, e.g. 1=Zr,2=Cu,3=Al")] = None,
+        max_frames: Annotated[int | None, typer.Option(help="stop after this many frames")] = None,
         quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
         recycle_every: Annotated[int, typer.Option(help="frames per worker process (bounds QUIP's SOAP leak)")] = 20,
         precision: Annotated[str, typer.Option(help="float32 (fast, < 1e-4 eV change) or float64")] = "float32",
@@ -94,7 +93,7 @@ def register(app: typer.Typer) -> None:
     def analyze(
         run: Annotated[Path, typer.Argument(help="output folder of bondml predict")],
         out: Annotated[Path, typer.Option(help="report folder")],
-        thermo: Annotated[Optional[Path], typer.Option(help="thermo.csv of the MD (default: beside the input)")] = None,
+        thermo: Annotated[Path | None, typer.Option(help="thermo.csv of the MD (default: beside the input)")] = None,
     ) -> None:
         """Stress-strain, distributions, per-atom correlations, bond exchange, maps -> report."""
         from ..analysis.report import analyze as run_analysis
@@ -110,14 +109,14 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def compress(
         out: Annotated[Path, typer.Option(help="output folder (dump, thermo.csv, log)")],
-        cell: Annotated[Optional[Path], typer.Option(help="LAMMPS data file (default: the shipped 10k cell)")] = None,
+        cell: Annotated[Path | None, typer.Option(help="LAMMPS data file (default: the shipped 10k cell)")] = None,
         scaled: Annotated[bool, typer.Option("--scaled", help="scaled-down demo: cut cell, fast strain rate")] = False,
         cut_side: Annotated[float, typer.Option(help="--scaled: side of the cut cube (Angstrom)")] = 28.0,
-        strain_rate: Annotated[Optional[float], typer.Option(help="1/s (default 1e7; scaled 1e10)")] = None,
-        final_strain: Annotated[Optional[float], typer.Option(help="negative (default -0.1454; scaled -0.06)")] = None,
-        frame_ps: Annotated[Optional[float], typer.Option(help="ps between frames")] = None,
+        strain_rate: Annotated[float | None, typer.Option(help="1/s (default 1e7; scaled 1e10)")] = None,
+        final_strain: Annotated[float | None, typer.Option(help="negative (default -0.1454; scaled -0.06)")] = None,
+        frame_ps: Annotated[float | None, typer.Option(help="ps between frames")] = None,
         seed: Annotated[int, typer.Option(help="velocity seed")] = 12345,
-        threads: Annotated[Optional[int], typer.Option(help="OpenMP threads")] = None,
+        threads: Annotated[int | None, typer.Option(help="OpenMP threads")] = None,
         overwrite: Annotated[bool, typer.Option("--overwrite")] = False,
     ) -> None:
         """Run the compression MD (the study's protocol, or the documented scaled-down one)."""

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
-from ._io import console, make_console
 from rich.table import Table
 
 from ..errors import PartialFailure
-from ._io import print_error
-
+from ._io import console, make_console, print_error
 
 
 def ingest_with_progress(root: Path, store_dir: Path, quiet: bool = False, target: str | None = None,
@@ -77,9 +75,9 @@ def register(app: typer.Typer) -> None:
                                                   "layout of VASP / Quantum ESPRESSO runs (docs/formats.md)")],
         store: Annotated[Path, typer.Option(help="store folder (created if missing)")],
         json_out: Annotated[bool, typer.Option("--json", help="print the ingest report as JSON")] = False,
-        target: Annotated[Optional[str], typer.Option(help="bond indicator: icohp (-ICOHP, default), icoop (ICOOP) "
+        target: Annotated[str | None, typer.Option(help="bond indicator: icohp (-ICOHP, default), icoop (ICOOP) "
                                                            "or icobi (ICOBI); one per store")] = None,
-        labels: Annotated[Optional[str], typer.Option(help="label source: lobster (default) or xtb (approximate "
+        labels: Annotated[str | None, typer.Option(help="label source: lobster (default) or xtb (approximate "
                                                            "GFN1-xTB labels, ICOHPLIST.xtb); one per store")] = None,
     ) -> None:
         """Add every LOBSTER run found under ROOT to the store: idempotent, resumable, atomic.
@@ -106,7 +104,7 @@ def register(app: typer.Typer) -> None:
     @db.command("info")
     def db_info(
         store: Annotated[Path, typer.Option(help="store folder")],
-        version: Annotated[Optional[str], typer.Option(help="dataset version (default: current)")] = None,
+        version: Annotated[str | None, typer.Option(help="dataset version (default: current)")] = None,
         json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
     ) -> None:
         """Cells with status, labelled bonds per type (1.80-3.75 A), label statistics."""
@@ -158,9 +156,9 @@ def register(app: typer.Typer) -> None:
         store: Annotated[Path, typer.Option(help="store folder")],
         n_per_type: Annotated[int, typer.Option(help="bonds per type to draw")] = 600,
         seed: Annotated[int, typer.Option(help="random seed")] = 0,
-        nc: Annotated[Optional[list[str]], typer.Option(help="compositions to draw from (repeat)")] = None,
-        run: Annotated[Optional[list[int]], typer.Option(help="runs to draw from (repeat)")] = None,
-        sub_run: Annotated[Optional[list[int]], typer.Option(help="sub-runs to draw from (repeat)")] = None,
+        nc: Annotated[list[str] | None, typer.Option(help="compositions to draw from (repeat)")] = None,
+        run: Annotated[list[int] | None, typer.Option(help="runs to draw from (repeat)")] = None,
+        sub_run: Annotated[list[int] | None, typer.Option(help="sub-runs to draw from (repeat)")] = None,
         stratify: Annotated[str, typer.Option(help="equal shares over nc, run or cell")] = "nc",
     ) -> None:
         """Save a seeded, stratified selection / mix of N labelled bonds per type (like DB4/DB8)."""
@@ -183,7 +181,7 @@ def register(app: typer.Typer) -> None:
     def db_import(
         folder: Annotated[Path, typer.Argument(help="folder of original .bnd tables (PBSSDB, DB4, DB8)")],
         store: Annotated[Path, typer.Option(help="store folder")],
-        name: Annotated[Optional[str], typer.Option(help="name (default: folder name)")] = None,
+        name: Annotated[str | None, typer.Option(help="name (default: folder name)")] = None,
     ) -> None:
         """Import the original label-only tables (.bnd, .info, ND.info, DUB.info)."""
         from ..store.db import BondStore
@@ -195,8 +193,8 @@ def register(app: typer.Typer) -> None:
     def db_export(
         store: Annotated[Path, typer.Option(help="store folder")],
         out: Annotated[Path, typer.Option(help="output folder")],
-        selection: Annotated[Optional[str], typer.Option(help="selection name")] = None,
-        version: Annotated[Optional[str], typer.Option(help="dataset version")] = None,
+        selection: Annotated[str | None, typer.Option(help="selection name")] = None,
+        version: Annotated[str | None, typer.Option(help="dataset version")] = None,
     ) -> None:
         """Write the original .bnd/.info tables for a version or selection."""
         from ..store.db import BondStore
@@ -209,7 +207,7 @@ def register(app: typer.Typer) -> None:
     def db_query(
         sql: Annotated[str, typer.Argument(help="SQL over views 'bonds' (with a type column) and 'cells'")],
         store: Annotated[Path, typer.Option(help="store folder")],
-        version: Annotated[Optional[str], typer.Option(help="dataset version")] = None,
+        version: Annotated[str | None, typer.Option(help="dataset version")] = None,
     ) -> None:
         """Run a duckdb SQL query over the bond database."""
         from ..store.db import BondStore

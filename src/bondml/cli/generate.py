@@ -17,9 +17,8 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from ._io import make_console, print_error
-
 from ..constants import LABELLED_STATUSES
+from ._io import make_console, print_error
 
 
 def _executor(path: Path):  # -> ExecutorConfig
@@ -47,9 +46,9 @@ def _grow(nc: str, runs: int, root: Path, labeler: str, executor: str, dry_run: 
           scheduler_options: str = "") -> None:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from ..execution import ExecutorConfig
     from ..generate.dft import QESettings
     from ..generate.grow import GrowOptions, grow, parse_subruns
-    from ..execution import ExecutorConfig
     from ..generate.xtb import XtbSettings
 
     qe = None

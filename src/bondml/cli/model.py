@@ -5,25 +5,23 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
-from ._io import console
 from rich.table import Table
 
 from ..constants import BOND_TYPES, LABEL_WINDOW, PAPER_RMSE
 from ..errors import ConfigError, InputFileError
-from ._io import check_range, int_list, output_lock
+from ._io import check_range, console, int_list, output_lock
 
-
-StoreOpt = Annotated[Optional[Path], typer.Option("--store", help="bond store folder (bondml ingest)")]
-GetlOpt = Annotated[Optional[Path], typer.Option("--getl", help="read a GETL tree directly (no store)")]
-NcOpt = Annotated[Optional[list[str]], typer.Option("--nc", help="composition(s) to select")]
-RunOpt = Annotated[Optional[list[int]], typer.Option("--run", help="MD run(s) to select")]
-SubOpt = Annotated[Optional[list[int]], typer.Option("--sub-run", help="sub-run(s) to select")]
-VersionOpt = Annotated[Optional[str], typer.Option("--version", help="store version (default current)")]
-SelOpt = Annotated[Optional[str], typer.Option("--selection", help="named store selection")]
-TablesOpt = Annotated[Optional[Path], typer.Option("--tables", help="root holding ML/big-data-full label tables "
+StoreOpt = Annotated[Path | None, typer.Option("--store", help="bond store folder (bondml ingest)")]
+GetlOpt = Annotated[Path | None, typer.Option("--getl", help="read a GETL tree directly (no store)")]
+NcOpt = Annotated[list[str] | None, typer.Option("--nc", help="composition(s) to select")]
+RunOpt = Annotated[list[int] | None, typer.Option("--run", help="MD run(s) to select")]
+SubOpt = Annotated[list[int] | None, typer.Option("--sub-run", help="sub-run(s) to select")]
+VersionOpt = Annotated[str | None, typer.Option("--version", help="store version (default current)")]
+SelOpt = Annotated[str | None, typer.Option("--selection", help="named store selection")]
+TablesOpt = Annotated[Path | None, typer.Option("--tables", help="root holding ML/big-data-full label tables "
                                                    "(default: the tables shipped with bondml)")]
 PriorOpt = Annotated[bool, typer.Option("--prior/--no-prior", help="distance+composition prior mean from the "
                                         "label tables, SOAP GP on the residual")]
@@ -180,19 +178,19 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path, typer.Option("--out", help="model folder to write")],
         store: StoreOpt = None, getl: GetlOpt = None, nc: NcOpt = None, run: RunOpt = None, sub_run: SubOpt = None,
         version: VersionOpt = None, selection: SelOpt = None, tables: TablesOpt = None,
-        prior: Annotated[Optional[bool], typer.Option("--prior/--no-prior", help="distance(+composition) prior "
+        prior: Annotated[bool | None, typer.Option("--prior/--no-prior", help="distance(+composition) prior "
                          "mean from the label tables on every type (default: as the preset says)")] = None,
-        max_train: Annotated[Optional[int], typer.Option(help="at most this many bonds per type (seeded)")] = None,
+        max_train: Annotated[int | None, typer.Option(help="at most this many bonds per type (seeded)")] = None,
         seed: Annotated[int, typer.Option(help="seed of the subset draw")] = 0,
         min_bonds: Annotated[int, typer.Option(help="fewest bonds for a GP; fewer -> distance-only fallback")] = 30,
-        hyper: Annotated[Optional[Path], typer.Option(help="JSON {type: {sigma, gamma, zeta}} overriding the preset")] = None,
+        hyper: Annotated[Path | None, typer.Option(help="JSON {type: {sigma, gamma, zeta}} overriding the preset")] = None,
         preset: Annotated[str, typer.Option(help="default (chosen by the shift protocols: bond-centred SOAP, "
                                                   "per-type prior, shift-calibrated std), paper (the paper's "
                                                   "model exactly), or tuned (needs --prior)")] = "default",
-        descriptor: Annotated[Optional[str], typer.Option(help="bond (SOAP at the bond midpoint) or atom (the "
+        descriptor: Annotated[str | None, typer.Option(help="bond (SOAP at the bond midpoint) or atom (the "
                                                               "paper's per-atom SOAP); default: bond, atom for "
                                                               "--preset paper, the store's own with --store")] = None,
-        windows: Annotated[Optional[Path], typer.Option(help="JSON {type: [lo, hi]} (Angstrom) overriding the "
+        windows: Annotated[Path | None, typer.Option(help="JSON {type: [lo, hi]} (Angstrom) overriding the "
                                                              "chemistry's per-type prediction windows")] = None,
         overwrite: Annotated[bool, typer.Option("--overwrite", help="replace a model already in --out")] = False,
     ) -> None:
@@ -269,9 +267,9 @@ def register(app: typer.Typer) -> None:
         protocol: Annotated[str, typer.Option(help="loco (leave-one-cell-out, optimistic), ldgo (leave-"
                                                    "deformation-group-out: the shift protocol), paper (bond-level, "
                                                    "leaky), cell-kfold, run-out (leave-one-run-out)")] = "loco",
-        max_train: Annotated[Optional[int], typer.Option(help="cap on training bonds per type per fold")] = None,
+        max_train: Annotated[int | None, typer.Option(help="cap on training bonds per type per fold")] = None,
         seed: int = 0,
-        out: Annotated[Optional[Path], typer.Option(help="folder for metrics.json and PNG plots")] = None,
+        out: Annotated[Path | None, typer.Option(help="folder for metrics.json and PNG plots")] = None,
     ) -> None:
         """Validate without leakage; SOAP GP and distance-only side by side per type."""
         check_range("--max-train", max_train, 0, low_open=True)
@@ -313,7 +311,7 @@ def register(app: typer.Typer) -> None:
     def composition_transfer(
         tables: TablesOpt = None,
         test_nc: Annotated[str, typer.Option(help="composition whose odd-numbered runs are held out")] = "Zr45Cu45Al10",
-        out: Annotated[Optional[Path], typer.Option(help="JSON file")] = None,
+        out: Annotated[Path | None, typer.Option(help="JSON file")] = None,
     ) -> None:
         """Distance(+composition) prior on the label tables (PBSSDB, DB4, DB8) under run/composition shift."""
         from ..evaluate.tune import composition_transfer_study
@@ -335,10 +333,10 @@ def register(app: typer.Typer) -> None:
     def tune(
         store: StoreOpt = None, getl: GetlOpt = None, nc: NcOpt = None, run: RunOpt = None, sub_run: SubOpt = None,
         version: VersionOpt = None, selection: SelOpt = None, tables: TablesOpt = None, prior: PriorOpt = False,
-        types: Annotated[Optional[list[str]], typer.Option("--type", help="bond type(s); default all with data")] = None,
+        types: Annotated[list[str] | None, typer.Option("--type", help="bond type(s); default all with data")] = None,
         level: Annotated[str, typer.Option(help="group level of the CV: cell or run")] = "cell",
         n_splits: int = 5, max_train: int = 600, seed: int = 0,
-        out: Annotated[Optional[Path], typer.Option(help="JSON file with every grid point")] = None,
+        out: Annotated[Path | None, typer.Option(help="JSON file with every grid point")] = None,
     ) -> None:
         """Grid over sigma x gamma x zeta per type: grouped-CV RMSE and log marginal likelihood."""
         check_range("--max-train", max_train, 0, low_open=True)
@@ -423,7 +421,7 @@ def register(app: typer.Typer) -> None:
         cell: Annotated[Path, typer.Option("--cell", help="sub-run folder (study layout) or run folder of any layout")],
         json_path: Annotated[Path, typer.Option("--json", help="report JSON to write")],
         max_distance: Annotated[float, typer.Option(help="largest bond length predicted (Angstrom)")] = LABEL_WINDOW[1],
-        out: Annotated[Optional[Path], typer.Option(help="folder for ML_ICOHPLIST.lobster and parity.png")] = None,
+        out: Annotated[Path | None, typer.Option(help="folder for ML_ICOHPLIST.lobster and parity.png")] = None,
     ) -> None:
         """Predict every LOBSTER bond of one cell and compare with LOBSTER, per type."""
         from ..evaluate.validate import validate_cell, write_report

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from ._io import console
 from rich.table import Table
 
+from ._io import console
 
 OutOpt = Annotated[Path, typer.Option("--out", help="pipeline output folder (holds stages/, store/, mlflow.db, al/, report/)")]
 UriOpt = Annotated[str, typer.Option("--tracking-uri", help="MLflow URI (default: sqlite:///<out>/mlflow.db)")]

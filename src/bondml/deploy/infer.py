@@ -50,7 +50,15 @@ from ..errors import BondmlError, ConfigError, InputFileError, ModelError, Parti
 from ..features.soap import FeatureSettings, compute_bond_features, compute_soap
 from ..io.lammps import Frame, iter_frames, per_atom_stress_gpa, sniff_format
 from ..structure.bonds import find_bonds
-from ..util import atomic_write_json, clean_temp_files, code_version, file_lock, lock_wait_seconds, sha256_file, sha256_json
+from ..util import (
+    atomic_write_json,
+    clean_temp_files,
+    code_version,
+    file_lock,
+    lock_wait_seconds,
+    sha256_file,
+    sha256_json,
+)
 from .outputs import FrameResult, write_frame
 
 MANIFEST = "manifest.json"
@@ -381,7 +389,14 @@ class _Progress:
         self.bar = None
         if not enabled:
             return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         self.bar = Progress(
             TextColumn("[bold]predict"), BarColumn(), MofNCompleteColumn(),

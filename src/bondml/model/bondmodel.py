@@ -27,9 +27,9 @@ import numpy as np
 
 from ..chemistry import Chemistry, types_in_order
 from ..constants import INFERENCE_WINDOWS
-from ..errors import ModelError
-from ..core.settings import FeatureSettings
 from ..core.dataset import BondDataset, BondFeatures
+from ..core.settings import FeatureSettings
+from ..errors import ModelError
 from ..util import atomic_write_json, code_version, sha256_file, sha256_json
 from .distance import DistanceModel
 from .domain import DomainInfo, assess, held_out_statistics, learn_domain

@@ -42,8 +42,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..constants import PAPER_HYPERPARAMETERS
-from ..errors import ModelError
 from ..core.dataset import BondFeatures
+from ..errors import ModelError
 from .kernel import _power, bond_kernel, distance_term, mean_soap
 
 log = logging.getLogger(__name__)
@@ -626,7 +626,7 @@ class BondGPR(_EstimatorBase):
 
     def _ind_rows(self) -> np.ndarray:
         """Inducing-bond vectors in the dtype of the std's SOAP products (``_IND_DTYPE``)."""
-        if _IND_DTYPE == np.float64:
+        if np.float64 == _IND_DTYPE:
             return self.ind_x_
         c = self.__dict__.get("_ind32")
         if c is None or c.shape != self.ind_x_.shape:

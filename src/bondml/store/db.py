@@ -41,14 +41,23 @@ import pyarrow.parquet as pq
 
 from ..chemistry import Chemistry
 from ..constants import LABEL_WINDOW, STUDY_COMPOSITIONS
+from ..core.dataset import BondDataset
 from ..errors import BondmlError, InputFileError, StoreError
 from ..features.soap import PAPER_SETTINGS, FeatureSettings
 from ..io.getl import SubRunFiles
 from ..io.runs import Run, find_runs
 from ..types import CellId
-from ..util import (atomic_write_bytes, atomic_write_json, clean_temp_files, code_version, file_lock,
-                    lock_wait_seconds, sha256_bytes, sha256_file, sha256_json)
-from ..core.dataset import BondDataset
+from ..util import (
+    atomic_write_bytes,
+    atomic_write_json,
+    clean_temp_files,
+    code_version,
+    file_lock,
+    lock_wait_seconds,
+    sha256_bytes,
+    sha256_file,
+    sha256_json,
+)
 from .extract import CellExtract, extract_cell
 
 STORE_FORMAT = 1
