@@ -100,7 +100,8 @@ def main() -> None:
         t = time.perf_counter()
         calc.compute(sysm, selected_keys=keys)
         tn = time.perf_counter() - t
-        print(f"naive featomic with {len(mids)} dummy atoms: {tn:.1f} s  ({tn / rows[2][1]:.0f}x the bond-centred path)")
+        print(f"naive featomic with {len(mids)} dummy atoms: {tn:.1f} s  "
+              f"({tn / rows[2][1]:.0f}x the bond-centred path)")
 
 
 if __name__ == "__main__":

@@ -24,8 +24,8 @@ and the real run-21 labels. Prints, measured in this run:
    *not* new data) and the sparse vs exact accuracy on held-out run-21 cells.
 
 ``--quick`` skips featomic, the 27k cell, the throughput run and the 100k fit; ``--full`` adds
-the exact std for the other cells and training sizes (minutes). Timings on a shared machine: compare the ratios, and read the load average
-printed at the top and bottom.
+the exact std for the other cells and training sizes (minutes). Timings on a shared machine:
+compare the ratios, and read the load average printed at the top and bottom.
 """
 
 from __future__ import annotations
@@ -192,7 +192,8 @@ def main() -> None:
     print(f"ratio total / quippy SOAP alone: {total / t_soap:.2f}x wall (target <= 1.3x in a trajectory); "
           f"CPU seconds: SOAP {_cpu(soap):.2f}, predict {_cpu(pred):.2f} -> "
           f"{(t_read + t_bonds + t_write + _cpu(soap) + _cpu(pred)) / _cpu(soap):.2f}x")
-    print(f"predict: exact std (fast mean, float64) {t_exact:.2f} s, today's exact path (exact mean + exact std, float32) "
+    print(f"predict: exact std (fast mean, float64) {t_exact:.2f} s, "
+          "today's exact path (exact mean + exact std, float32) "
           f"{t_exact_all:.2f} s -> {t_exact_all / t_pred:.1f}x slower than fast; end to end "
           f"{(total - t_pred + t_exact_all) / total:.1f}x")
     print(f"original algorithm (Python loop, {per_pair * 1e6:.1f} us per pair, scaled): {orig:.0f} s predict "
@@ -205,7 +206,8 @@ def main() -> None:
     ood_f, ood_e = pred["out_of_domain"], pex["out_of_domain"]
     print("\n2. fidelity on the frame (GP bonds)")
     print(f"mean: max |fast - exact| = {dmu:.2e} eV (target 1e-6)")
-    print(f"std: relative error median {100 * med:.3f} %, p95 {100 * p95:.3f} %, max {100 * mx:.2f} % (target p95 <= 2 %)")
+    print(f"std: relative error median {100 * med:.3f} %, p95 {100 * p95:.3f} %, max {100 * mx:.2f} % "
+          "(target p95 <= 2 %)")
     print(f"out of domain: fast {int(ood_f.sum())}, exact {int(ood_e.sum())}, exact-only {int(np.sum(ood_e & ~ood_f))} "
           f"(superset: {bool(np.all(ood_f[ood_e]))})")
 
@@ -237,7 +239,8 @@ def main() -> None:
         tsf, sf = _t(compute_soap, f10.atoms, fs, repeat=2)
         tpf = _t(mf.predict_bonds, b10.type, b10.distance, sf, b10.i, b10.j, fs)[0]
         totf = t_read + t_bonds + tsf + tpf + t_write
-        print(f"\n4. featomic SOAP model: SOAP {tsf:.2f} s + predict {tpf:.2f} s; end to end {totf:.2f} s (target <= 2 s)")
+        print(f"\n4. featomic SOAP model: SOAP {tsf:.2f} s + predict {tpf:.2f} s; "
+              f"end to end {totf:.2f} s (target <= 2 s)")
 
     # 5. start-up
     traj1 = cells["10k"]

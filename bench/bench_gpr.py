@@ -9,8 +9,8 @@ The original algorithm (DOMAIN.md): kernel entries by a Python loop over bond pa
 dot products each), alpha by an explicit matrix inverse, and prediction by a Python loop over
 the training bonds for every test bond. Its pair loops are timed on a subset of pairs and scaled
 linearly to the full n_train x n_train (fit) and n_test x n_train (predict) pair counts (the
-cost per pair is constant); the matrix inverse is timed in full. Fit/predict comparisons use CPU (process) time, which is
-robust on a shared machine; the 66k-bond frame reports wall and CPU time.
+cost per pair is constant); the matrix inverse is timed in full. Fit/predict comparisons use CPU
+(process) time, which is robust on a shared machine; the 66k-bond frame reports wall and CPU time.
 """
 
 from __future__ import annotations

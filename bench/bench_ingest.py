@@ -35,14 +35,23 @@ def main() -> None:
     steps = {"classify": 0.0, "read xyz": 0.0, "read ICOHPLIST": 0.0, "bonds+match": 0.0, "SOAP (quippy)": 0.0}
     for c in cells:
         d = subrun_path(root, c)
-        t = time.perf_counter(); st = classify(d, c.nc); steps["classify"] += time.perf_counter() - t
-        t = time.perf_counter(); a = read(d / f"{c.nc}.xyz"); steps["read xyz"] += time.perf_counter() - t
+        t = time.perf_counter()
+        st = classify(d, c.nc)
+        steps["classify"] += time.perf_counter() - t
+        t = time.perf_counter()
+        a = read(d / f"{c.nc}.xyz")
+        steps["read xyz"] += time.perf_counter() - t
         if st.labelled:
-            t = time.perf_counter(); lst = read_icohplist(d / "ICOHPLIST.lobster")
+            t = time.perf_counter()
+            lst = read_icohplist(d / "ICOHPLIST.lobster")
             steps["read ICOHPLIST"] += time.perf_counter() - t
-            t = time.perf_counter(); b = find_bonds(a); match_pairs(b, lst.i, lst.j, lst.shift)
+            t = time.perf_counter()
+            b = find_bonds(a)
+            match_pairs(b, lst.i, lst.j, lst.shift)
             steps["bonds+match"] += time.perf_counter() - t
-        t = time.perf_counter(); compute_soap(a, PAPER_SETTINGS); steps["SOAP (quippy)"] += time.perf_counter() - t
+        t = time.perf_counter()
+        compute_soap(a, PAPER_SETTINGS)
+        steps["SOAP (quippy)"] += time.perf_counter() - t
     print(f"reference tree: {len(cells)} sub-runs, {len(rep.added)} ingested")
     print(f"{'first ingest':<28s}{first:8.2f} s   ({first / len(cells) * 1e3:.0f} ms per sub-run)")
     print(f"{'re-ingest (unchanged)':<28s}{again:8.3f} s   ratio first/re-ingest = {first / again:.0f}x")

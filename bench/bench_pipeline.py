@@ -37,7 +37,8 @@ def main() -> None:
     t0 = time.perf_counter()
     again = run_pipeline(cfg, out, log=quiet)
     t_again = time.perf_counter() - t0
-    cfg2 = replace(cfg, validation=replace(cfg.validation, learning_curve_seeds=(*cfg.validation.learning_curve_seeds, 99)))
+    seeds = (*cfg.validation.learning_curve_seeds, 99)
+    cfg2 = replace(cfg, validation=replace(cfg.validation, learning_curve_seeds=seeds))
     t0 = time.perf_counter()
     changed = run_pipeline(cfg2, out, log=quiet)
     t_changed = time.perf_counter() - t0

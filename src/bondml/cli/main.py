@@ -26,6 +26,9 @@ from pathlib import Path
 import click
 import typer
 
+from ..errors import BondmlError
+from . import _io
+
 try:  # typer >= 0.20 vendors click as typer._click: its exceptions are other classes
     from typer._click import exceptions as _tclick
 except ImportError:  # pragma: no cover
@@ -37,9 +40,6 @@ _EXIT = tuple({click.exceptions.Exit, typer.Exit, getattr(_tclick, "Exit", typer
 _ABORT = tuple({click.exceptions.Abort, typer.Abort, getattr(_tclick, "Abort", typer.Abort)})
 _NOARGS = tuple(c for c in (getattr(_tclick, "NoArgsIsHelpError", None),
                             getattr(click.exceptions, "NoArgsIsHelpError", None)) if c is not None)
-
-from ..errors import BondmlError
-from . import _io
 
 #: Stage modules whose commands make up the CLI, in help order.
 COMMAND_MODULES = (

@@ -183,7 +183,8 @@ def register(app: typer.Typer) -> None:
         max_train: Annotated[int | None, typer.Option(help="at most this many bonds per type (seeded)")] = None,
         seed: Annotated[int, typer.Option(help="seed of the subset draw")] = 0,
         min_bonds: Annotated[int, typer.Option(help="fewest bonds for a GP; fewer -> distance-only fallback")] = 30,
-        hyper: Annotated[Path | None, typer.Option(help="JSON {type: {sigma, gamma, zeta}} overriding the preset")] = None,
+        hyper: Annotated[Path | None, typer.Option(
+            help="JSON {type: {sigma, gamma, zeta}} overriding the preset")] = None,
         preset: Annotated[str, typer.Option(help="default (chosen by the shift protocols: bond-centred SOAP, "
                                                   "per-type prior, shift-calibrated std), paper (the paper's "
                                                   "model exactly), or tuned (needs --prior)")] = "default",
@@ -275,7 +276,8 @@ def register(app: typer.Typer) -> None:
         check_range("--max-train", max_train, 0, low_open=True)
         check_range("--seed", seed, 0)
         if protocol not in ("paper", "loco", "ldgo", "cell-kfold", "run-out"):
-            raise ConfigError(f"--protocol {protocol!r}: unknown protocol; use loco, ldgo, paper, cell-kfold or run-out")
+            raise ConfigError(f"--protocol {protocol!r}: unknown protocol; "
+                              "use loco, ldgo, paper, cell-kfold or run-out")
         if out is not None:
             _folder_ok(out)
         from ..evaluate import tune as tn
@@ -299,7 +301,8 @@ def register(app: typer.Typer) -> None:
         if out:
             with output_lock(out, "evaluation folder"):
                 parity_plot({k: (v.y, v.pred) for k, v in res.items()}, out / "parity.png", proto)
-                error_vs_distance_plot({k: (v.distance, v.y, v.pred) for k, v in res.items()}, out / "error_vs_distance.png", proto)
+                error_vs_distance_plot({k: (v.distance, v.y, v.pred) for k, v in res.items()},
+                                       out / "error_vs_distance.png", proto)
                 from ..util import atomic_write_json
 
                 atomic_write_json(out / "metrics.json", {"protocol": proto, "prior": prior,
@@ -354,7 +357,8 @@ def register(app: typer.Typer) -> None:
         results = {}
         t = Table(title=f"tuning ({level}-grouped {n_splits}-fold CV, <= {max_train} bonds; "
                   "CV inside one run is optimistic)")
-        for c in ("type", "best by CV (sigma/gamma/zeta)", "CV RMSE", "best by LML", "CV RMSE there", "paper's CV RMSE"):
+        for c in ("type", "best by CV (sigma/gamma/zeta)", "CV RMSE", "best by LML", "CV RMSE there",
+                  "paper's CV RMSE"):
             t.add_column(c)
         for bt in types or tn.types_with_data(ds):
             r = tn.tune_type(ds, bt, level=level, n_splits=n_splits, max_train=max_train, seed=seed, prior=pr)
@@ -435,7 +439,8 @@ def register(app: typer.Typer) -> None:
             from ._io import warn
 
             warn(f"{cell}: this cell is in the model's training data; its errors are not a test of the model")
-        t = Table(title=f"{rep['cell']} (d <= {max_distance:g} A){' [in training data]' if rep['in_training_data'] else ''}")
+        seen = " [in training data]" if rep["in_training_data"] else ""
+        t = Table(title=f"{rep['cell']} (d <= {max_distance:g} A){seen}")
         for c in ("type", "n", "RMSE (eV)", "1-sigma cov", "fallback"):
             t.add_column(c)
         for bt, n in rep["n"].items():

@@ -12,7 +12,8 @@ from rich.table import Table
 
 from ._io import console
 
-OutOpt = Annotated[Path, typer.Option("--out", help="pipeline output folder (holds stages/, store/, mlflow.db, al/, report/)")]
+OutOpt = Annotated[Path, typer.Option(
+    "--out", help="pipeline output folder (holds stages/, store/, mlflow.db, al/, report/)")]
 UriOpt = Annotated[str, typer.Option("--tracking-uri", help="MLflow URI (default: sqlite:///<out>/mlflow.db)")]
 
 
@@ -88,7 +89,8 @@ def register(app: typer.Typer) -> None:
         console.print(f"{n_ran} stage(s) ran, {res['tasks']} task(s), {res['seconds']:.1f} s"
                       + (f"; report: {res['report']}" if res["report"] else ""))
 
-    models = typer.Typer(help="The MLflow model registry of a pipeline output (list, promote, show).", no_args_is_help=True)
+    models = typer.Typer(help="The MLflow model registry of a pipeline output (list, promote, show).",
+                         no_args_is_help=True)
     app.add_typer(models, name="models")
 
     @models.command("list")
@@ -109,7 +111,8 @@ def register(app: typer.Typer) -> None:
 
     @models.command("promote")
     def models_promote(name: str, version: str, out: OutOpt = Path("bondml-output"), tracking_uri: UriOpt = "",
-                       alias: Annotated[str, typer.Option("--alias", "--stage", help="alias / stage, e.g. production")] = "production") -> None:
+                       alias: Annotated[str, typer.Option(
+                           "--alias", "--stage", help="alias / stage, e.g. production")] = "production") -> None:
         """Point an alias (stage) such as ``production`` at a model version."""
         from ..pipeline.tracking import promote
 
@@ -145,7 +148,8 @@ def register(app: typer.Typer) -> None:
         from ..pipeline.active import approve_batch
 
         b = approve_batch(out, batch, by)
-        console.print(f"batch {b['batch']} approved ({len(b['items'])} cells); run 'bondml run <config> --out {out}' to generate it")
+        console.print(f"batch {b['batch']} approved ({len(b['items'])} cells); "
+                      f"run 'bondml run <config> --out {out}' to generate it")
 
     @al.command("reject")
     def al_reject(batch: int, out: OutOpt = Path("bondml-output"),
@@ -159,9 +163,11 @@ def register(app: typer.Typer) -> None:
 
     @app.command("ui")
     def ui_cmd(out: OutOpt = Path("bondml-output"),
-               host: Annotated[str, typer.Option(help="interface to serve on (loopback only unless --allow-remote)")] = "127.0.0.1",
+               host: Annotated[str, typer.Option(
+                   help="interface to serve on (loopback only unless --allow-remote)")] = "127.0.0.1",
                port: Annotated[int, typer.Option(help="TCP port")] = 8050,
-               allow_remote: Annotated[bool, typer.Option("--allow-remote", help="serve a non-loopback --host (no login!)")] = False) -> None:
+               allow_remote: Annotated[bool, typer.Option(
+                   "--allow-remote", help="serve a non-loopback --host (no login!)")] = False) -> None:
         """A local dashboard of a pipeline output: stages, data, accuracy, AL batches with approve/reject."""
         from ..ui import make_server
 
@@ -188,5 +194,6 @@ def _show_batches(out: Path, only: int | None = None) -> None:
         if only is not None and b["batch"] != only:
             continue
         for it in b["items"]:
-            t.add_row(str(b["batch"]), b["status"], it["id"], it["kind"], it["origin"]["kind"], f"{it['uncertainty_eV']:.4f}")
+            t.add_row(str(b["batch"]), b["status"], it["id"], it["kind"], it["origin"]["kind"],
+                      f"{it['uncertainty_eV']:.4f}")
     console.print(t)

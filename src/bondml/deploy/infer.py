@@ -33,6 +33,7 @@ continues after the last frame recorded in the manifest. An output folder holdin
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import threading
@@ -289,7 +290,8 @@ def frame_files(frame: int, icohplist: bool, ovito: bool = False) -> list[str]:
     """Paths (relative to the output folder) of every file of one frame."""
     from .outputs import frame_dir
 
-    rel = [frame_dir(Path(""), "bonds", frame) / "part-0.parquet", frame_dir(Path(""), "peratom", frame) / "part-0.parquet",
+    rel = [frame_dir(Path(""), "bonds", frame) / "part-0.parquet",
+           frame_dir(Path(""), "peratom", frame) / "part-0.parquet",
            Path("peratom") / f"frame_{frame:05d}.xyz"]
     if icohplist:
         rel.append(Path("icohplist") / f"frame_{frame:05d}.ICOHPLIST.lobster")
@@ -590,17 +592,13 @@ def _drain(pending: dict[int, Any]) -> None:
     for item in pending.values():
         if isinstance(item, FrameMeta):
             continue
-        try:
+        with contextlib.suppress(Exception):  # parsl AppFutures do not implement cancel
             item.cancel()
-        except Exception:  # noqa: BLE001 - parsl AppFutures do not implement cancel
-            pass
     for item in pending.values():
         if isinstance(item, FrameMeta):
             continue
-        try:
+        with contextlib.suppress(Exception):  # the first error is already propagating
             item.result()
-        except Exception:  # noqa: BLE001 - the first error is already propagating
-            pass
 
 
 def _mp_context() -> Any:

@@ -153,10 +153,12 @@ class BondModel:
             sub = dataset.of_type(bt)
             if len(sub) < min_bonds:
                 if distance_model is not None and bt in distance_model.fits:
-                    log.warning("%s: %d SOAP-labelled bonds < %d; using the distance-only fallback", bt, len(sub), min_bonds)
+                    log.warning("%s: %d SOAP-labelled bonds < %d; using the distance-only fallback",
+                                bt, len(sub), min_bonds)
                     trained[bt] = {"kind": "fallback", "n_available": len(sub)}
                 else:
-                    log.warning("%s: %d SOAP-labelled bonds < %d and no distance model: no model", bt, len(sub), min_bonds)
+                    log.warning("%s: %d SOAP-labelled bonds < %d and no distance model: no model",
+                                bt, len(sub), min_bonds)
                 continue
             idx = np.arange(len(sub))
             if max_train_per_type and len(sub) > max_train_per_type:
@@ -291,7 +293,8 @@ class BondModel:
         if t in self.estimators:
             est = self.estimators[t]
             if soap.shape[1] != est.pbar_train_.shape[1]:
-                raise ModelError(f"{t}: SOAP length {soap.shape[1]} but the model was trained on {est.pbar_train_.shape[1]}")
+                raise ModelError(f"{t}: SOAP length {soap.shape[1]} but the model was trained on "
+                                 f"{est.pbar_train_.shape[1]}")
             feats = BondFeatures(dm, soap, ai[m], aj[m])
             res = est.predict(feats, return_std=return_std, batch_size=batch_size, fast_soap=fast,
                               exact_std=exact_std or None)
@@ -502,9 +505,7 @@ def _rename_exchange(a: Path, b: Path) -> bool:
         return False
     fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
     at_fdcwd, rename_exchange = -100, 2
-    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
-        return True
-    return False
+    return bool(fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0)
 
 
 def _swap_into_place(new: Path, folder: Path) -> None:
@@ -536,7 +537,8 @@ def _recover(folder: Path) -> Path:
     return folder
 
 
-def _load_v2(folder: Path, meta: dict[str, Any], verify: bool, mmap: bool) -> tuple[dict[str, dict[str, np.ndarray]], str]:
+def _load_v2(folder: Path, meta: dict[str, Any], verify: bool,
+             mmap: bool) -> tuple[dict[str, dict[str, np.ndarray]], str]:
     hashes = meta.get("arrays")
     if not isinstance(hashes, dict):
         raise ModelError(f"{folder / 'model.json'}: no array list (corrupt model metadata)")
@@ -585,10 +587,13 @@ def _read_meta(path: Path) -> dict[str, Any]:
     try:
         meta = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelError(f"{path}: corrupt model metadata ({exc.__class__.__name__} at {getattr(exc, 'pos', '?')})") from None
+        raise ModelError(f"{path}: corrupt model metadata "
+                         f"({exc.__class__.__name__} at {getattr(exc, 'pos', '?')})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ModelError(f"{path}: not a bondml bond model (format {meta.get('format') if isinstance(meta, dict) else None!r})")
+        fmt = meta.get("format") if isinstance(meta, dict) else None
+        raise ModelError(f"{path}: not a bondml bond model (format {fmt!r})")
     v = meta.get("format_version")
     if not isinstance(v, int) or v > FORMAT_VERSION:
-        raise ModelError(f"{path}: model format version {v} is newer than this bondml supports ({FORMAT_VERSION}); upgrade bondml")
+        raise ModelError(f"{path}: model format version {v} is newer than this bondml supports "
+                         f"({FORMAT_VERSION}); upgrade bondml")
     return meta

@@ -14,6 +14,7 @@ The predictive std is the residual RMS in distance bins (linearly interpolated).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import numpy as np
 
@@ -170,7 +171,7 @@ class DistanceModel:
         """Whether a BondModel's GP of ``bond_type`` models the residual of this model."""
         return self.prior_types is None or bond_type in self.prior_types
 
-    def fit(self, table: object) -> DistanceModel:
+    def fit(self, table: Any) -> DistanceModel:
         """Fit every bond type present in ``table`` (bond_type, nc, distance, y columns)."""
         for bt in np.unique(table.bond_type):
             m = table.bond_type == bt
@@ -178,8 +179,9 @@ class DistanceModel:
                 continue
             nc = table.nc[m]
             self.fits[str(bt)] = fit_distance_type(
-                table.distance[m], table.y[m], al_fraction(nc), self.uses_composition(str(bt)), smooth=self.smooth,
-                min_bonds=self.min_bonds, compositions=sorted(set(np.asarray(nc).astype(str).tolist())))
+                table.distance[m], table.y[m], cast(np.ndarray, al_fraction(nc)),
+                self.uses_composition(str(bt)), smooth=self.smooth, min_bonds=self.min_bonds,
+                compositions=sorted(set(np.asarray(nc).astype(str).tolist())))
         if not self.fits:
             raise ModelError("no bond type had enough bonds to fit a distance model")
         return self

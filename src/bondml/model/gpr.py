@@ -38,6 +38,7 @@ from __future__ import annotations
 import inspect
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -83,12 +84,14 @@ class _Bonds:
         """Length p of the per-bond vector x."""
         if self.dense is not None:
             return (self.dense.shape[1] - 1) // 2
+        assert self.atom_soap is not None  # per-atom input when not dense
         return int(self.atom_soap.shape[1])
 
     def take(self, idx: np.ndarray) -> _Bonds:
         """The bonds ``idx`` (per-atom rows shared, not copied)."""
         if self.dense is not None:
             return _Bonds(self.distance[idx], None, None, None, self.dense[idx])
+        assert self.atom_i is not None and self.atom_j is not None  # per-atom input when not dense
         return _Bonds(self.distance[idx], self.atom_soap, self.atom_i[idx], self.atom_j[idx], None)
 
     def pbar(self, sl: slice | np.ndarray) -> np.ndarray:
@@ -97,6 +100,7 @@ class _Bonds:
             p = (self.dense.shape[1] - 1) // 2
             rows = self.dense[sl]
             return mean_soap(rows[:, 1:1 + p], rows[:, 1 + p:])
+        assert self.atom_soap is not None and self.atom_i is not None and self.atom_j is not None
         return mean_soap(self.atom_soap[self.atom_i[sl]], self.atom_soap[self.atom_j[sl]])
 
 
@@ -149,7 +153,8 @@ def _chol_jitter(Kmm: np.ndarray) -> np.ndarray:
     try:
         return np.linalg.cholesky(Kmm + jitter * np.eye(Kmm.shape[0]))
     except np.linalg.LinAlgError:
-        raise ModelError(f"inducing kernel matrix ({Kmm.shape[0]} bonds) not positive definite; drop duplicate bonds") from None
+        raise ModelError(f"inducing kernel matrix ({Kmm.shape[0]} bonds) not positive definite; "
+                         "drop duplicate bonds") from None
 
 
 def _pp_factor(Lp: np.ndarray, A: np.ndarray, lam: float) -> np.ndarray:
@@ -197,7 +202,7 @@ def _tabulate_mean(d: np.ndarray, X: np.ndarray, alpha: np.ndarray, sigma: float
                    tol: float = MEAN_TOL, batch: int = 2048) -> tuple[np.ndarray | None, float]:
     """Chebyshev coefficients C (N, p) of W(d) = sum_j alpha_j g(d, d_j) x_j on [lo, hi] and the
     measured max |W_cheb - W| (eV) on a 1,025-point grid; C is None if 128 nodes do not reach ``tol``."""
-    def W(dd: np.ndarray) -> np.ndarray:
+    def W(dd: np.ndarray) -> np.ndarray:  # noqa: N802 - W(d) as in the docstring
         out = np.zeros((dd.size, X.shape[1]))
         for s in range(0, d.size, batch):
             g = distance_term(dd, d[s:s + batch], sigma) * alpha[None, s:s + batch]
@@ -226,6 +231,9 @@ class _EstimatorBase:
     without importing scikit-learn (it costs ~1.4 s of start-up)."""
 
     _estimator_type = "regressor"
+
+    if TYPE_CHECKING:  # provided by the subclasses; declared for score()
+        def predict(self, X: Any) -> Any: ...
 
     @classmethod
     def _get_param_names(cls) -> list[str]:
@@ -349,7 +357,7 @@ class BondGPR(_EstimatorBase):
     @classmethod
     def paper(cls, bond_type: str, **overrides: object) -> BondGPR:
         """Estimator with the paper's hyper-parameters of ``bond_type`` (DOMAIN.md)."""
-        hp = dict(PAPER_HYPERPARAMETERS.get(bond_type, {"zeta": 1.0, "sigma": 0.5, "gamma": 0.01}))
+        hp: dict[str, object] = dict(PAPER_HYPERPARAMETERS.get(bond_type, {"zeta": 1.0, "sigma": 0.5, "gamma": 0.01}))
         hp.update(overrides)
         return cls(**hp)  # type: ignore[arg-type]
 
@@ -364,7 +372,8 @@ class BondGPR(_EstimatorBase):
         if self.mean not in MEANS:
             raise ModelError(f"mean must be one of {MEANS}, got {self.mean!r}")
         if int(self.std_inducing) < 1 or int(self.sparse_inducing) < 1:
-            raise ModelError(f"std_inducing and sparse_inducing must be >= 1 ({self.std_inducing}, {self.sparse_inducing})")
+            raise ModelError("std_inducing and sparse_inducing must be >= 1 "
+                             f"({self.std_inducing}, {self.sparse_inducing})")
 
     def fit(self, X: BondFeatures | np.ndarray, y: np.ndarray) -> BondGPR:
         """Fit on n bonds; ``y`` is -ICOHP (eV). Exact for n <= ``max_exact``, sparse above.
@@ -573,7 +582,7 @@ class BondGPR(_EstimatorBase):
         if n == 0:
             return (mean, np.empty(0)) if return_std else mean
         rows = _atom_rows(b)
-        N = table.shape[0] if mean_ex is None else 0
+        N = table.shape[0] if mean_ex is None and table is not None else 0  # table is set when mean_ex is None
         Xi = self._ind_rows() if want_lr else None
         St = Si = None
         Ui = None
@@ -581,6 +590,7 @@ class BondGPR(_EstimatorBase):
             if N:
                 St = _rows_at(rows.U, np.asarray(table, dtype=float).T)
             if want_lr:
+                assert Xi is not None
                 Ui = np.asarray(rows.U, dtype=Xi.dtype)
                 Si = Ui @ Xi.T
         qf = np.float32 if self.std_qf32_ else np.float64
@@ -592,13 +602,21 @@ class BondGPR(_EstimatorBase):
             sl = slice(s, min(s + bs, n))
             pb = b.pbar(sl) if rows is None else None
             if N:
-                Pt = pb @ table.T if St is None else 0.5 * (St[rows.inv_a[sl]] + St[rows.inv_b[sl]])
+                assert table is not None
+                if St is None:
+                    Pt = pb @ table.T
+                else:
+                    assert rows is not None  # St is computed from the atom rows
+                    Pt = 0.5 * (St[rows.inv_a[sl]] + St[rows.inv_b[sl]])
                 t = (2.0 * b.distance[sl] - (lo + hi)) / (hi - lo)
                 mean[sl] = np.einsum("ij,ij->i", Pt, _cheb_basis(np.clip(t, -1.0, 1.0), N)) + self.y_offset_
             if want_lr:
+                assert Xi is not None
                 if Si is None:
+                    assert pb is not None  # computed per batch when there are no atom rows
                     Pi = pb.astype(Xi.dtype, copy=False) @ Xi.T
                 else:
+                    assert rows is not None  # Si is computed from the atom rows
                     Pi = 0.5 * (Si[rows.inv_a[sl]] + Si[rows.inv_b[sl]])
                 diff = b.distance[sl, None].astype(qf) - self.ind_d_[None, :].astype(qf)
                 diff *= diff
@@ -616,7 +634,8 @@ class BondGPR(_EstimatorBase):
                 mean[out] = self._predict_exact(b.take(out), False, bs, fast)
         return (mean, std) if return_std else mean
 
-    def _std_B(self, dtype) -> np.ndarray:
+    def _std_B(self, dtype) -> np.ndarray:  # noqa: N802 - B is the factor's name in the maths
+        assert self.std_B_ is not None  # only called on the low-rank variance path
         if dtype == np.float64:
             return self.std_B_
         c = self.__dict__.get("_B32")
@@ -706,17 +725,19 @@ class BondGPR(_EstimatorBase):
         """Training mean SOAP in the dtype used for prediction dot products."""
         if not fast:
             return np.asarray(self.pbar_train_, dtype=float)
-        if getattr(self, "_pbar32", None) is None or self._pbar32.shape != self.pbar_train_.shape:
-            self._pbar32 = np.asarray(self.pbar_train_, dtype=np.float32)
-        return self._pbar32
+        c = getattr(self, "_pbar32", None)
+        if c is None or c.shape != self.pbar_train_.shape:
+            c = self._pbar32 = np.asarray(self.pbar_train_, dtype=np.float32)
+        return c
 
     def _chol_for_predict(self, fast: bool) -> np.ndarray:
         """Cholesky factor for the exact variance solve: float64, or float32 with ``fast_soap``."""
         if not fast:
             return np.asarray(self.chol_[0])
-        if getattr(self, "_chol32", None) is None or self._chol32.shape != self.chol_[0].shape:
-            self._chol32 = np.tril(self.chol_[0]).astype(np.float32)
-        return self._chol32
+        c = getattr(self, "_chol32", None)
+        if c is None or c.shape != self.chol_[0].shape:
+            c = self._chol32 = np.tril(self.chol_[0]).astype(np.float32)
+        return c
 
     def _pair_diag(self, b: _Bonds, sl: slice, atom: _AtomLevel | None) -> np.ndarray:
         """k(b, b) = (pbar . pbar)^zeta = (|pA|^2 + |pB|^2 + 2 pA.pB)^zeta / 4^zeta for bonds ``sl``."""
@@ -727,6 +748,7 @@ class BondGPR(_EstimatorBase):
         if atom.rows32 is not None:
             dot = np.einsum("ij,ij->i", atom.rows32[ia], atom.rows32[ib]).astype(float)
         else:
+            assert b.atom_soap is not None and b.atom_i is not None and b.atom_j is not None
             dot = np.einsum("ij,ij->i", np.asarray(b.atom_soap[b.atom_i[sl]], dtype=float),
                             np.asarray(b.atom_soap[b.atom_j[sl]], dtype=float))
         return _power(0.25 * (atom.norm2[ia] + atom.norm2[ib] + 2.0 * dot), self.zeta)
@@ -819,6 +841,7 @@ def _atom_rows(b: _Bonds) -> _Rows | None:
     products then cost no more than per-bond ones); None for dense input."""
     if b.atom_soap is None or len(b) == 0:
         return None
+    assert b.atom_i is not None and b.atom_j is not None  # set with atom_soap
     n = len(b)
     if np.array_equal(b.atom_i, b.atom_j):  # one row per bond (bond-centred descriptor)
         u, inv = np.unique(b.atom_i, return_inverse=True)

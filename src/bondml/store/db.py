@@ -164,7 +164,8 @@ class BondStore:
                 self.settings.require_same(settings, f"store {self.path}")
             stored_t, stored_s = d.get("target", "icohp"), d.get("label_source", "lobster")
             if (target or stored_t) != stored_t or (label_source or stored_s) != stored_s:
-                raise StoreError(f"{self.path}: store holds {stored_t} labels from {stored_s}, not {target or stored_t} "
+                raise StoreError(f"{self.path}: store holds {stored_t} labels from {stored_s}, "
+                                 f"not {target or stored_t} "
                                  f"from {label_source or stored_s}; targets and label sources are never mixed: use "
                                  "another store")
             self.target, self.label_source = stored_t, stored_s
@@ -743,7 +744,8 @@ class BondStore:
     def read_selection(self, name: str) -> dict[str, Any]:
         p = self.path / "selections" / f"{name}.json"
         if not p.is_file():
-            raise StoreError(f"{self.path}: no selection named {name!r} (have: {', '.join(self.selection_names()) or 'none'})")
+            have = ", ".join(self.selection_names()) or "none"
+            raise StoreError(f"{self.path}: no selection named {name!r} (have: {have})")
         return _read_json(p, "selection")
 
     def selection_names(self) -> list[str]:
