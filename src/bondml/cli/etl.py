@@ -14,18 +14,26 @@ from ._io import console, make_console, print_error
 
 
 def ingest_with_progress(root: Path, store_dir: Path, quiet: bool = False, target: str | None = None,
-                         labels: str | None = None) -> object:
+                         labels: str | None = None, descriptor: str | None = None) -> object:
     """Ingest a GETL tree with a rich progress bar; returns the IngestReport."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from ..errors import ConfigError
+    from ..features.soap import settings_for
     from ..store.db import BondStore, require_runs, settings_for_data
 
+    if descriptor is not None and descriptor not in ("atom", "bond"):
+        raise ConfigError(f"--descriptor {descriptor!r}: unknown descriptor; use atom or bond")
     cells = require_runs(root)  # bad input: refused before any store is created
     source = {"xtb": "xtb-gfn1"}.get(labels or "", labels)
     if (Path(store_dir) / "store.json").is_file():
         store = BondStore(store_dir, target=target, label_source=source)
+        if descriptor is not None and store.settings.kind != descriptor:
+            raise ConfigError(f"{store_dir}: the store holds {store.settings.kind}-centred descriptors, not "
+                              f"{descriptor}; choose another --store for {descriptor}-centred ones")
     else:
-        store = BondStore(store_dir, create=True, settings=settings_for_data(root), target=target,
+        store = BondStore(store_dir, create=True,
+                          settings=settings_for_data(root, settings_for(descriptor or "atom")), target=target,
                           label_source=source)
     with Progress(TextColumn("ingest"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.description}", markup=False), TimeRemainingColumn(),
@@ -80,11 +88,15 @@ def register(app: typer.Typer) -> None:
                                                            "or icobi (ICOBI); one per store")] = None,
         labels: Annotated[str | None, typer.Option(help="label source: lobster (default) or xtb (approximate "
                                                            "GFN1-xTB labels, ICOHPLIST.xtb); one per store")] = None,
+        descriptor: Annotated[str | None, typer.Option(help="atom (the paper's per-atom SOAP, default) or bond "
+                                                            "(SOAP at the bond midpoint, for the default "
+                                                            "model); fixed when the store is created")] = None,
     ) -> None:
         """Add every LOBSTER run found under ROOT to the store: idempotent, resumable, atomic.
 
         A new store takes its SOAP species from the elements found (the study's for Zr-Cu-Al)."""
-        rep = ingest_with_progress(root, store, quiet=json_out, target=target, labels=labels)
+        rep = ingest_with_progress(root, store, quiet=json_out, target=target, labels=labels,
+                                   descriptor=descriptor)
         if json_out:
             print(json.dumps({"added": rep.added, "unchanged": rep.unchanged, "errors": rep.errors,
                               "repaired": rep.repaired, "version": rep.version,
