@@ -213,6 +213,13 @@ def register(app: typer.Typer) -> None:
         if preset == "tuned" and not prior:
             raise ConfigError("--preset tuned was chosen with the prior mean; add --prior")
         user_hp = read_hyper(hyper) if hyper else {}
+        if user_hp:  # types of the data's chemistry only (the study's without a store)
+            from ..store.db import BondStore
+
+            valid = BondStore(store).chemistry.bond_types if store is not None else BOND_TYPES
+            for t in user_hp:
+                if t not in valid:
+                    raise InputFileError(hyper, f"bond type {t!r} is not in the data (types: {', '.join(valid)})")
         win = _read_windows(windows) if windows is not None else None
         resolve_hyperparameters(preset, user_hp or None, use_prior=True)  # bad input: refuse before any work
         refuse_existing_model(out, overwrite)
@@ -257,9 +264,13 @@ def register(app: typer.Typer) -> None:
                           f"{model.std_scale.get(bt, 1.0):.2f}",
                           f"{dom.composition_inflation:.2f}" if dom else "-")
         console.print(t)
-        cal = {d.protocol for d in model.domain.values()} or {"cell-grouped 5-fold CV"}
-        console.print(f"std calibrated by {', '.join(sorted(cal))}"
-                      + ("; out-of-domain thresholds learnt on held-out deformation groups" if model.domain else ""))
+        none = {t: i["calibration"] for t, i in model.lineage["types"].items() if "calibration" in i}
+        cal = {d.protocol for d in model.domain.values()} or (set() if none else {"cell-grouped 5-fold CV"})
+        if cal:
+            ood = "; out-of-domain thresholds learnt on held-out deformation groups" if model.domain else ""
+            console.print(f"std calibrated by {', '.join(sorted(cal))}{ood}")
+        for t, why in none.items():
+            console.print(f"{t}: std {why}")
 
     @app.command()
     def evaluate(

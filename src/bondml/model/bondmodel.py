@@ -149,6 +149,7 @@ class BondModel:
         rng = np.random.default_rng(seed)
         counts = dataset.counts()
         trained: dict[str, Any] = {}
+        calibration_notes: dict[str, str] = {}  # types whose std could not be calibrated, and why
         for bt in types_in_order(np.unique(dataset.bond_type.astype(str)).tolist()):
             sub = dataset.of_type(bt)
             if len(sub) < min_bonds:
@@ -172,11 +173,21 @@ class BondModel:
                 return model._prior(bt, x.distance)[0]
 
             est = make().fit(sub.features(), sub.y - prior(sub))
+            held_out = None
             if calibrate and calibration == "shift":  # accuracy (issue 12): bondml.model.domain
-                z, rho, raw, proto = held_out_statistics(sub, make, prior, seed=seed)
+                try:
+                    held_out = held_out_statistics(sub, make, prior, seed=seed)
+                except ModelError as exc:  # e.g. one cell only: nothing to calibrate on
+                    log.warning("%s: std not calibrated and no out-of-domain model (%s)", bt, exc)
+                    model.std_scale[bt] = 1.0
+                    calibration_notes[bt] = str(exc)
+            if held_out is not None:
+                z, rho, raw, proto = held_out
                 model.domain[bt] = learn_domain(z, rho, raw, (composition_inflation or {}).get(bt, 1.0), comp,
                                                 protocol=proto)
                 model.std_scale[bt] = model.domain[bt].std_scale
+            elif bt in calibration_notes:
+                pass
             else:
                 model.std_scale[bt] = cv_std_scale(sub, make, prior, seed=seed) if calibrate else 1.0
             model.estimators[bt] = est
@@ -184,7 +195,9 @@ class BondModel:
             trained[bt] = {"kind": "gp", "n_train": len(sub), "n_available": counts[bt],
                            "params": est.get_params(), "lml": est.log_marginal_likelihood(),
                            "std_scale": model.std_scale[bt],
-                           **({"domain": model.domain[bt].to_dict()} if bt in model.domain else {})}
+                           **({"domain": model.domain[bt].to_dict()} if bt in model.domain else {}),
+                           **({"calibration": f"not calibrated ({calibration_notes[bt]})"}
+                              if bt in calibration_notes else {})}
         if distance_model is not None:
             for bt, f in distance_model.fits.items():
                 model.std_threshold.setdefault(bt, 2.0 * float(np.max(f.bin_rmse)))
@@ -372,6 +385,10 @@ class BondModel:
             types: dict[str, Any] = {}
             hashes: dict[str, str] = {}
             for t, est in self.estimators.items():
+                if t in self.domain:  # the out-of-domain basis is computed once and saved with the model
+                    from .domain import training_basis
+
+                    training_basis(est, self.domain[t].n_components)
                 meta, arr = est.state()
                 types[t] = meta
                 for k, v in arr.items():

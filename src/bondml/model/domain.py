@@ -93,16 +93,31 @@ _BASIS_CACHE: dict[int, tuple[Any, np.ndarray, np.ndarray]] = {}
 
 
 def training_basis(est: Any, n_components: int = N_COMPONENTS) -> tuple[np.ndarray, np.ndarray]:
-    """(V (p, k), Z (n_train, k)): leading right singular vectors of the training descriptors
-    ``est.pbar_train_`` and their projections (deterministic; cached per estimator)."""
+    """(V (p, k), Z (n_train, k)): an orthonormal basis of the leading k-dimensional principal
+    subspace of the training descriptors ``est.pbar_train_`` and their projections.
+
+    The similarity only depends on the subspace (dot products of projections), not on the basis
+    chosen in it. V is computed once per estimator from the smaller Gram matrix (eigh) and kept as
+    ``est.domain_basis_``, which the model saves with the estimator: deployment never repeats it.
+    """
     key = id(est)
     hit = _BASIS_CACHE.get(key)
     if hit is not None and hit[0] is est and hit[1].shape[1] == min(n_components, hit[1].shape[1]):
         return hit[1], hit[2]
     P = np.asarray(est.pbar_train_, float)
     k = int(min(n_components, *P.shape))
-    _, _, vt = np.linalg.svd(P, full_matrices=False)
-    V = np.ascontiguousarray(vt[:k].T)
+    V = getattr(est, "domain_basis_", None)
+    if V is None or V.shape != (P.shape[1], k):
+        if P.shape[0] >= P.shape[1]:  # p x p covariance
+            w, U = np.linalg.eigh(P.T @ P)
+            V = U[:, ::-1][:, :k]
+        else:  # n x n Gram: right singular vectors V = P^T u / s
+            w, U = np.linalg.eigh(P @ P.T)
+            w, U = w[::-1][:k], U[:, ::-1][:, :k]
+            V = (P.T @ U) / np.sqrt(np.maximum(w, 1e-300))
+        V = np.ascontiguousarray(V)
+        est.domain_basis_ = V
+    V = np.asarray(V, float)
     Z = P @ V
     _BASIS_CACHE[key] = (est, V, Z)
     return V, Z

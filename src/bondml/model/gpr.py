@@ -774,6 +774,8 @@ class BondGPR(_EstimatorBase):
             arrays["cheb"] = self.cheb_
         if hasattr(self, "chol_"):
             arrays["chol"] = self.chol_[0]
+        if getattr(self, "domain_basis_", None) is not None:  # out-of-domain basis (bondml.model.domain)
+            arrays["domain_V"] = self.domain_basis_
         return meta, arrays
 
     @classmethod
@@ -786,6 +788,8 @@ class BondGPR(_EstimatorBase):
         est.d_train_ = np.asarray(arrays["d_train"], dtype=float)
         est.pbar_train_ = np.asarray(arrays["pbar_train"], dtype=float)
         est.alpha_ = np.asarray(arrays["alpha"], dtype=float)
+        if "domain_V" in arrays:
+            est.domain_basis_ = np.asarray(arrays["domain_V"], dtype=float)
         n = est.d_train_.size
         if "chol" in arrays:
             est.chol_ = (np.asarray(arrays["chol"], dtype=float), True)
