@@ -774,8 +774,9 @@ class BondGPR(_EstimatorBase):
             arrays["cheb"] = self.cheb_
         if hasattr(self, "chol_"):
             arrays["chol"] = self.chol_[0]
-        if getattr(self, "domain_basis_", None) is not None:  # out-of-domain basis (bondml.model.domain)
-            arrays["domain_V"] = self.domain_basis_
+        basis = getattr(self, "domain_basis_", None)  # out-of-domain basis (bondml.model.domain)
+        if basis is not None:
+            arrays["domain_V"] = basis
         return meta, arrays
 
     @classmethod
@@ -789,7 +790,7 @@ class BondGPR(_EstimatorBase):
         est.pbar_train_ = np.asarray(arrays["pbar_train"], dtype=float)
         est.alpha_ = np.asarray(arrays["alpha"], dtype=float)
         if "domain_V" in arrays:
-            est.domain_basis_ = np.asarray(arrays["domain_V"], dtype=float)
+            setattr(est, "domain_basis_", np.asarray(arrays["domain_V"], dtype=float))  # noqa: B010 (set by domain)
         n = est.d_train_.size
         if "chol" in arrays:
             est.chol_ = (np.asarray(arrays["chol"], dtype=float), True)
