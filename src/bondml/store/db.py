@@ -171,13 +171,17 @@ class BondStore:
             self.target, self.label_source = stored_t, stored_s
         elif create:
             self.path.mkdir(parents=True, exist_ok=True)
-            self.settings = settings
-            from .extract import TARGET_UNITS
+            with self._lock():  # another process may create it (or clean temporary files) meanwhile
+                if meta.is_file():
+                    self.__init__(path, create, settings, target, label_source)  # type: ignore[misc]
+                    return
+                self.settings = settings
+                from .extract import TARGET_UNITS
 
-            extra = {} if (self.target, self.label_source) == ("icohp", "lobster") else {
-                "target": self.target, "unit": TARGET_UNITS[self.target], "label_source": self.label_source}
-            atomic_write_json(meta, {"format": STORE_FORMAT, "settings": settings.to_dict(),
-                                     "created_by": code_version(), **extra})
+                extra = {} if (self.target, self.label_source) == ("icohp", "lobster") else {
+                    "target": self.target, "unit": TARGET_UNITS[self.target], "label_source": self.label_source}
+                atomic_write_json(meta, {"format": STORE_FORMAT, "settings": settings.to_dict(),
+                                         "created_by": code_version(), **extra})
         else:
             raise StoreError(f"{self.path}: not a bondml store (no store.json); run 'bondml ingest' first")
 
