@@ -33,7 +33,7 @@ def ingest_with_progress(root: Path, store_dir: Path, quiet: bool = False, targe
                               f"{descriptor}; choose another --store for {descriptor}-centred ones")
     else:
         store = BondStore(store_dir, create=True,
-                          settings=settings_for_data(root, settings_for(descriptor or "atom")), target=target,
+                          settings=settings_for_data(root, settings_for(descriptor or "atom"), cells), target=target,
                           label_source=source)
     with Progress(TextColumn("ingest"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.description}", markup=False), TimeRemainingColumn(),
@@ -43,7 +43,7 @@ def ingest_with_progress(root: Path, store_dir: Path, quiet: bool = False, targe
         def step(cell: object, status: str) -> None:
             prog.update(task, advance=1, description=f"{cell} {status}")
 
-        rep = store.ingest(root, progress=step)
+        rep = store.ingest(root, progress=step, runs=cells)
     return rep
 
 

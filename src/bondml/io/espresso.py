@@ -14,8 +14,8 @@ _WALL_RE = re.compile(r"PWSCF\s*:.*?CPU\s+(.*?)\s+WALL")
 
 
 @dataclass(frozen=True)
-class PwOutput:
-    """What a pw.x output says. Energies in eV, time in s."""
+class DftOutput:
+    """What a DFT code's output says (pw.x, VASP): convergence, energies in eV, time in s."""
 
     path: str
     converged: bool
@@ -30,6 +30,10 @@ class PwOutput:
     @property
     def ok(self) -> bool:
         return self.converged
+
+
+#: pw.x output (the name used by the readers and the job runner).
+PwOutput = DftOutput
 
 
 def _parse_duration(s: str) -> float | None:

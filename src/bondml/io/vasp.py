@@ -10,9 +10,9 @@ closing ``</modeling>`` tag (VASP killed or still running) is not converged.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
+from .espresso import DftOutput
 from .lobster import read_text
 
 #: File names looked for, in order of preference.
@@ -20,23 +20,8 @@ VASP_OUTPUTS: tuple[str, ...] = ("vasprun.xml", "vasprun.xml.gz", "OUTCAR", "OUT
 VASP_STRUCTURES: tuple[str, ...] = ("POSCAR", "CONTCAR", "POSCAR.gz", "CONTCAR.gz")
 
 
-@dataclass(frozen=True)
-class VaspOutput:
-    """What a VASP output says. Energies in eV, time in s (same fields as ``PwOutput``)."""
-
-    path: str
-    converged: bool
-    job_done: bool
-    n_iterations: int | None
-    total_energy_ev: float | None
-    fermi_energy_ev: float | None
-    wall_time_s: float | None
-    n_atoms: int | None
-    reason: str
-
-    @property
-    def ok(self) -> bool:
-        return self.converged
+#: VASP output: the same fields as a pw.x output.
+VaspOutput = DftOutput
 
 
 def _float(pattern: str, text: str) -> float | None:

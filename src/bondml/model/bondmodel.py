@@ -32,7 +32,7 @@ from ..core.settings import FeatureSettings
 from ..errors import ModelError
 from ..util import atomic_write_json, code_version, sha256_file, sha256_json
 from .distance import DistanceModel
-from .domain import DomainInfo, assess, held_out_statistics, learn_domain
+from .domain import DomainInfo, assess, held_out_folds, held_out_statistics, learn_domain
 from .gpr import BondGPR
 
 log = logging.getLogger(__name__)
@@ -59,18 +59,9 @@ def cv_std_scale(sub: BondDataset, make: Any, prior: Any, n_splits: int = 5, see
     cells = np.random.default_rng(seed).permutation(np.unique(groups))
     if cells.size < 2:
         return 1.0
-    z = []
-    for k, fold in enumerate(np.array_split(cells, min(n_splits, cells.size))):
-        te = np.isin(groups, fold)
-        tr = np.flatnonzero(~te)
-        if tr.size < 2:
-            continue
-        if max_train and tr.size > max_train:
-            tr = np.sort(np.random.default_rng(seed + k).choice(tr, max_train, replace=False))
-        a, b = sub.select(tr), sub.select(te)
-        est = make().fit(a.features(), a.y - prior(a))
-        mu, sd = est.predict(b.features(), return_std=True)
-        z.append(np.abs(mu + prior(b) - b.y) / np.maximum(sd, 1e-12))
+    splits = [(np.flatnonzero(~np.isin(groups, fold)), np.flatnonzero(np.isin(groups, fold)))
+              for fold in np.array_split(cells, min(n_splits, cells.size))]
+    z = [zk for _, _, zk, _ in held_out_folds(sub, splits, make, prior, seed, max_train)]
     if not z:
         return 1.0
     return float(np.median(np.concatenate(z)) / _MEDIAN_ABS_Z)

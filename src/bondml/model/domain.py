@@ -27,6 +27,7 @@ Energies in eV, distances in Angstrom.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -200,6 +201,24 @@ def learn_domain(held_out_z: np.ndarray, held_out_sim: np.ndarray, held_out_std:
                       float(composition_inflation), train_composition, protocol)
 
 
+def held_out_folds(sub: Any, splits: list[tuple[np.ndarray, np.ndarray]], make: Any, prior: Any, seed: int = 0,
+                   max_train: int | None = None) -> Iterator[tuple[Any, Any, np.ndarray, np.ndarray]]:
+    """Fit on each fold's training rows and predict its held-out rows: yields ``(estimator,
+    held-out dataset, |error| / std, std)`` per fold (std raw, eV). Folds with fewer than 2
+    training or no held-out rows are skipped; a training fold above ``max_train`` is a seeded
+    subset (fold k uses ``seed + k``). ``make()`` gives a fresh BondGPR, ``prior(ds)`` the prior
+    mean (eV). The one held-out loop of both std calibrations (shift and cell-grouped CV)."""
+    for k, (tr, te) in enumerate(splits):
+        if tr.size < 2 or te.size == 0:
+            continue
+        if max_train and tr.size > max_train:
+            tr = np.sort(np.random.default_rng(seed + k).choice(tr, max_train, replace=False))
+        a, b = sub.select(tr), sub.select(te)
+        est = make().fit(a.features(), a.y - prior(a))
+        mu, sd = est.predict(b.features(), return_std=True)
+        yield est, b, np.abs(mu + prior(b) - b.y) / np.maximum(sd, 1e-12), sd
+
+
 def held_out_statistics(sub: Any, make: Any, prior: Any, seed: int = 0, max_train: int | None = None
                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
     """|e| / std, similarity to the fold's training bonds and raw std of every held-out bond of one
@@ -223,15 +242,8 @@ def held_out_statistics(sub: Any, make: Any, prior: Any, seed: int = 0, max_trai
                   for f in np.array_split(u, min(5, u.size))]
         protocol = "cell-grouped 5-fold"
     z, rho, raw = [], [], []
-    for k, (tr, te) in enumerate(splits):
-        if tr.size < 2 or te.size == 0:
-            continue
-        if max_train and tr.size > max_train:
-            tr = np.sort(np.random.default_rng(seed + k).choice(tr, max_train, replace=False))
-        a, b = sub.select(tr), sub.select(te)
-        est = make().fit(a.features(), a.y - prior(a))
-        mu, sd = est.predict(b.features(), return_std=True)
-        z.append(np.abs(mu + prior(b) - b.y) / np.maximum(sd, 1e-12))
+    for est, b, zk, sd in held_out_folds(sub, splits, make, prior, seed, max_train):
+        z.append(zk)
         rho.append(similarity(est, b.atom_soap, b.atom_i, b.atom_j))
         raw.append(sd)
     if not z:

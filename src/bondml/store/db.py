@@ -306,15 +306,17 @@ class BondStore:
                 return meta, f"{p}: SHA-256 differs from cell.json (damaged)"
         return meta, None
 
-    def ingest(self, root: str | Path, progress: Callable[[CellId, str], None] | None = None) -> IngestReport:
+    def ingest(self, root: str | Path, progress: Callable[[CellId, str], None] | None = None,
+               runs: list[Run] | None = None) -> IngestReport:
         """Add every sub-run found under a GETL ``root``; idempotent and resumable.
 
         Cells whose inputs are unchanged are skipped (found by fingerprint). A bad sub-run gets
         its status and error line but never stops the ingest nor touches stored objects.
+        ``runs``: the runs of ``root`` when the caller already discovered them (:func:`require_runs`).
         """
         t0 = time.perf_counter()
         rep = IngestReport()
-        runs = require_runs(root)
+        runs = require_runs(root) if runs is None else runs
         with self._lock():
             clean_temp_files(self.path)  # left by a writer killed mid-write
             entries: dict[str, dict[str, Any]] = {}
@@ -824,15 +826,17 @@ def require_runs(root: str | Path) -> list[Run]:
     return runs
 
 
-def settings_for_data(root: str | Path, base: FeatureSettings = PAPER_SETTINGS) -> FeatureSettings:
-    """SOAP settings of a new store for the runs under ``root``: ``base`` (the paper's) when every
-    structure's elements are among Zr, Cu, Al (the study preset), else ``base`` with the SOAP
-    species of the elements present (:class:`bondml.chemistry.Chemistry`)."""
+def settings_for_data(root: str | Path, base: FeatureSettings = PAPER_SETTINGS,
+                      runs: list[Run] | None = None) -> FeatureSettings:
+    """SOAP settings of a new store for the runs under ``root`` (or the already discovered
+    ``runs``): ``base`` (the paper's) when every structure's elements are among Zr, Cu, Al (the
+    study preset), else ``base`` with the SOAP species of the elements present
+    (:class:`bondml.chemistry.Chemistry`)."""
     from dataclasses import replace
 
     from ..io.runs import read_structure
 
-    runs = find_runs(root)
+    runs = find_runs(root) if runs is None else runs
     if not runs or all(r.layout == "study" for r in runs):
         return base
     elements: set[str] = set()
