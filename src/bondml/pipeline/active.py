@@ -22,11 +22,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from ..constants import LABEL_WINDOW
+from ..core.table import BondColumns
 from ..errors import BondmlError, ConfigError
 from ..util import atomic_write_json
 
@@ -78,14 +79,21 @@ class Candidate:
 
 
 @dataclass(frozen=True)
-class CellBonds:
-    """Bonds of one unlabelled cell in the label window plus its per-atom SOAP (model input)."""
+class CellBonds(BondColumns):
+    """Bonds of one unlabelled cell in the label window plus its per-atom SOAP (model input).
+
+    Bond columns ``bond_type``, ``distance`` (Angstrom), ``atom_i``, ``atom_j`` (rows of
+    ``atom_soap``, (n_atoms, n_features)); ``select``/``of_type``/``counts``/``to_table`` from
+    :class:`~bondml.core.table.BondColumns` (``atom_soap`` is shared, not subset).
+    """
 
     bond_type: np.ndarray
     distance: np.ndarray
     atom_soap: np.ndarray
     atom_i: np.ndarray
     atom_j: np.ndarray
+
+    _columns: ClassVar[tuple[str, ...]] = ("bond_type", "distance", "atom_i", "atom_j")
 
 
 def cell_bonds(xyz: str | Path, settings, window: tuple[float, float] = LABEL_WINDOW) -> CellBonds:
@@ -103,14 +111,15 @@ def cell_bonds(xyz: str | Path, settings, window: tuple[float, float] = LABEL_WI
 def score_cell(model, cb: CellBonds) -> tuple[float, dict[str, float], np.ndarray]:
     """(mean predictive std over the bonds the model has a GP for (eV), per-type mean std,
     cell descriptor = mean SOAP of the atoms)."""
-    gp = np.isin(cb.bond_type, list(model.estimators))
-    if not gp.any():
-        return float("nan"), {}, cb.atom_soap.mean(axis=0)
-    r = model.predict_bonds(cb.bond_type[gp], cb.distance[gp], cb.atom_soap, cb.atom_i[gp], cb.atom_j[gp],
+    desc = cb.atom_soap.mean(axis=0)
+    cb = cb.select(np.isin(cb.bond_type, list(model.estimators)))
+    if not len(cb):
+        return float("nan"), {}, desc
+    r = model.predict_bonds(cb.bond_type, cb.distance, cb.atom_soap, cb.atom_i, cb.atom_j,
                             model.settings, return_std=True)
-    bt = cb.bond_type[gp]
+    bt = cb.bond_type
     per = {str(t): float(np.mean(r["std"][bt == t])) for t in np.unique(bt)}
-    return float(np.mean(r["std"])), per, cb.atom_soap.mean(axis=0)
+    return float(np.mean(r["std"])), per, desc
 
 
 def greedy_maxmin(scores: np.ndarray, desc: np.ndarray, n: int, top_fraction: float = 0.5) -> list[int]:
