@@ -9,21 +9,23 @@ import numpy as np
 import pytest
 
 from bondml.errors import ConfigError
-from bondml.pipeline.active import (
+from bondml.evaluate.active import (
     EXPLOIT,
     EXPLORE,
-    BatchError,
     Candidate,
-    approve_batch,
-    approved_batches,
     cell_bonds,
     cells_to_reach,
     greedy_maxmin,
-    list_batches,
-    parse_augmentation,
     rank_and_split,
     score_cell,
     summarise_benchmark,
+)
+from bondml.generate.augment import parse_augmentation
+from bondml.pipeline.active import (
+    BatchError,
+    approve_batch,
+    approved_batches,
+    list_batches,
     write_batch,
 )
 

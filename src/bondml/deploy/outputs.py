@@ -51,7 +51,8 @@ STRESS_NAMES = ("sxx", "syy", "szz", "sxy", "sxz", "syz")
 PRED_COLUMNS = ("minus_icohp", "std", "fallback", "out_of_domain")
 
 
-def prediction_table(bonds: Bonds, pred: Mapping[str, np.ndarray], meta: Mapping[str, object] | None = None) -> BondTable:
+def prediction_table(bonds: Bonds, pred: Mapping[str, np.ndarray],
+                     meta: Mapping[str, object] | None = None) -> BondTable:
     """Bonds and their predictions as one :class:`~bondml.core.table.BondTable`.
 
     Parameters

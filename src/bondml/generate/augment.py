@@ -28,6 +28,7 @@ numbering of the first 14 sub-runs stays the study's.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,7 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
-from ..errors import BondmlError, InputFileError
+from ..errors import BondmlError, ConfigError, InputFileError
 from ..util import atomic_write_text
 
 _AXES = {"x": 0, "y": 1, "z": 2}
@@ -97,6 +98,27 @@ def axial(axis: str, factor: float, name: str | None = None) -> CellTransform:
 def isotropic(factor: float) -> CellTransform:
     """Isotropic scaling of the cell by ``factor``."""
     return CellTransform(f"iso_{factor:.2f}", _tuple(np.eye(3) * factor), f"isotropic scaling x{factor:g}")
+
+
+_AUG_RE = re.compile(r"^(shear)-([xyz]{2})-([0-9.]+)$|^(axial)-([xyz])-([0-9.]+)$|^(iso)-([0-9.]+)$")
+
+
+def parse_augmentation(name: str) -> CellTransform:
+    """A transform from its name: ``shear-xy-0.25`` (gamma), ``axial-x-0.9`` (factor),
+    ``iso-0.95`` (factor); :class:`~bondml.errors.ConfigError` (one line) otherwise."""
+    m = _AUG_RE.match(name)
+    if not m:
+        raise ConfigError(f"augmentation {name!r} is not like shear-xy-0.25, axial-x-0.9 or iso-0.95")
+    try:
+        if m.group(1):
+            t = shear(m.group(2), float(m.group(3)))
+        elif m.group(4):
+            t = axial(m.group(5), float(m.group(6)))
+        else:
+            t = isotropic(float(m.group(8)))
+    except (BondmlError, ValueError) as exc:
+        raise ConfigError(f"augmentation {name!r}: {exc}") from None
+    return t
 
 
 def _tuple(m: np.ndarray) -> tuple[tuple[float, float, float], ...]:
