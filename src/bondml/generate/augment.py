@@ -37,7 +37,7 @@ import numpy as np
 from ase import Atoms
 
 from ..errors import BondmlError, ConfigError, InputFileError
-from ..util import atomic_write_text
+from ..io.xyz import format_xyz, write_xyz
 
 _AXES = {"x": 0, "y": 1, "z": 2}
 _EXISTS = "exists with different content; pass overwrite=True to replace it"
@@ -140,28 +140,6 @@ def augment(atoms: Atoms, transforms: Sequence[CellTransform] = AUGMENTATIONS) -
         raise BondmlError("augment needs a periodic cell (pbc = T T T)")
     first = Atoms(symbols=atoms.get_chemical_symbols(), positions=atoms.positions, cell=atoms.cell, pbc=True)
     return [first, *(t(atoms) for t in transforms)]
-
-
-def format_xyz(atoms: Atoms) -> str:
-    """Extended XYZ text in the original's layout (Lattice rows = a1 a2 a3, 6 decimals, Angstrom)."""
-    c = np.asarray(atoms.cell.array, dtype=float)
-    lat = "  ".join(" ".join(f"{v:10f}" for v in row) for row in c)
-    lines = [f"{len(atoms)}", f'Lattice="{lat}" Properties=species:S:1:pos:R:3 pbc="T T T"']
-    for s, p in zip(atoms.get_chemical_symbols(), atoms.positions, strict=True):
-        lines.append(f"{s} {p[0]:10f} {p[1]:10f} {p[2]:10f}")
-    return "\n".join(lines) + "\n"
-
-
-def write_xyz(atoms: Atoms, path: str | Path, overwrite: bool = False) -> Path:
-    """Write ``atoms`` as extended XYZ atomically; an existing *different* file needs ``overwrite``."""
-    path = Path(path)
-    text = format_xyz(atoms)
-    if path.exists() and not overwrite:
-        if path.read_text(errors="replace") == text:
-            return path
-        raise InputFileError(path, _EXISTS)
-    atomic_write_text(path, text)
-    return path
 
 
 def write_augmented(

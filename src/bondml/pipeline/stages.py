@@ -404,7 +404,7 @@ def deploy_stage(ctx: StageContext) -> dict[str, Any]:
 
     from ..analysis.report import analyze
     from ..deploy.infer import PredictConfig, predict_trajectory
-    from ..deploy.md import CompressionProtocol, cut_cell, run_compression, scaled_protocol
+    from ..md.compress import CompressionProtocol, cut_cell, run_compression, scaled_protocol
 
     cfg, d = ctx.config, ctx.config.deploy
     cell = cfg.resolve_path(d.cell)
@@ -455,7 +455,7 @@ def _score_task(args: tuple) -> dict[str, Any]:
 
 
 def _md_task(args: tuple) -> str:
-    from ..generate.md import QuenchProtocol, melt_quench
+    from ..md.quench import QuenchProtocol, melt_quench
 
     nc, folder, seed, scale = args
     res = melt_quench(nc, folder, seed, protocol=QuenchProtocol.scaled(scale), threads=1, overwrite=True)

