@@ -95,7 +95,7 @@ def predict(model: Any, atoms: Any, precision: str | None = None, return_std: bo
     """
     from .deploy.outputs import prediction_table
     from .errors import ModelError
-    from .features.soap import compute_soap
+    from .features.soap import compute_bond_features
     from .structure.bonds import find_bonds
 
     m = _artifact(model)
@@ -104,8 +104,8 @@ def predict(model: Any, atoms: Any, precision: str | None = None, return_std: bo
     missing = sorted(present - set(m.bond_types))
     if missing:
         raise ModelError(f"bond types {missing} have no model (model has {list(m.bond_types)})")
-    soap = compute_soap(atoms, m.settings)
-    r = m.predict_bonds(bonds.type, bonds.distance, soap, bonds.i, bonds.j, m.settings, return_std=return_std,
+    rows, row_i, row_j = compute_bond_features(atoms, bonds.i, bonds.j, bonds.shift, m.settings)  # either kind
+    r = m.predict_bonds(bonds.type, bonds.distance, rows, row_i, row_j, m.settings, return_std=return_std,
                         precision=precision)
     t = prediction_table(bonds, r)
     return BondPredictions({**t.columns, "bond_type": t.bond_type.astype(str),

@@ -49,10 +49,11 @@ class Candidate:
 
 @dataclass(frozen=True)
 class CellBonds(BondColumns):
-    """Bonds of one unlabelled cell in the label window plus its per-atom SOAP (model input).
+    """Bonds of one unlabelled cell in the label window plus their descriptor rows (model input).
 
     Bond columns ``bond_type``, ``distance`` (Angstrom), ``atom_i``, ``atom_j`` (rows of
-    ``atom_soap``, (n_atoms, n_features)); ``select``/``of_type``/``counts``/``to_table`` from
+    ``atom_soap``: the per-atom SOAP (n_atoms, p), or one bond-centred row per bond (n_bonds, p)
+    for ``kind="bond"`` settings); ``select``/``of_type``/``counts``/``to_table`` from
     :class:`~bondml.core.table.BondColumns` (``atom_soap`` is shared, not subset).
     """
 
@@ -66,20 +67,21 @@ class CellBonds(BondColumns):
 
 
 def cell_bonds(xyz: str | Path, settings, window: tuple[float, float] = LABEL_WINDOW) -> CellBonds:
-    """Periodic bonds (``window``, Angstrom) and SOAP of the cell in ``xyz``."""
+    """Periodic bonds (``window``, Angstrom) and model features (``settings``, either kind) of the cell in ``xyz``."""
     from ase.io import read
 
-    from ..features.soap import compute_soap
+    from ..features.soap import compute_bond_features
     from ..structure.bonds import find_bonds
 
     atoms = read(str(xyz))
     b = find_bonds(atoms, window=window)
-    return CellBonds(b.type.astype(str), b.distance, compute_soap(atoms, settings), b.i, b.j)
+    rows, row_i, row_j = compute_bond_features(atoms, b.i, b.j, b.shift, settings)
+    return CellBonds(b.type.astype(str), b.distance, rows, row_i, row_j)
 
 
 def score_cell(model, cb: CellBonds) -> tuple[float, dict[str, float], np.ndarray]:
     """(mean predictive std over the bonds the model has a GP for (eV), per-type mean std,
-    cell descriptor = mean SOAP of the atoms)."""
+    cell descriptor = mean of the descriptor rows: the atoms' SOAP, or the bonds' for ``kind="bond"``)."""
     desc = cb.atom_soap.mean(axis=0)
     cb = cb.select(np.isin(cb.bond_type, list(model.estimators)))
     if not len(cb):
