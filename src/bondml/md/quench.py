@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass
 from itertools import combinations_with_replacement
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from ase import Atoms
@@ -295,13 +296,13 @@ def _check_glass(atoms: Atoms, min_distance: float, out: Path) -> None:
         )
 
 
-def _final_atoms(lmp: object) -> Atoms:
+def _final_atoms(lmp: Any) -> Atoms:
     """The current LAMMPS configuration as ``Atoms`` (elements, cell origin at 0, Angstrom)."""
-    boxlo, boxhi, xy, yz, xz, _, _ = lmp.extract_box()  # type: ignore[attr-defined]
-    n = lmp.get_natoms()  # type: ignore[attr-defined]
-    x = np.array(lmp.numpy.extract_atom("x"), dtype=float)[:n]  # type: ignore[attr-defined]
-    typ = np.array(lmp.numpy.extract_atom("type"))[:n]  # type: ignore[attr-defined]
-    ids = np.array(lmp.numpy.extract_atom("id"))[:n]  # type: ignore[attr-defined]
+    boxlo, boxhi, xy, yz, xz, _, _ = lmp.extract_box()
+    n = lmp.get_natoms()
+    x = np.array(lmp.numpy.extract_atom("x"), dtype=np.float64)[:n]
+    typ = np.array(lmp.numpy.extract_atom("type"))[:n]
+    ids = np.array(lmp.numpy.extract_atom("id"))[:n]
     order = np.argsort(ids)
     lo, hi = np.array(boxlo), np.array(boxhi)
     cell = np.array([[hi[0] - lo[0], 0, 0], [xy, hi[1] - lo[1], 0], [xz, yz, hi[2] - lo[2]]])
