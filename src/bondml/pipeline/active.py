@@ -96,16 +96,20 @@ def read_batch(out: str | Path, n: int) -> dict[str, Any]:
     return _read_batch_file(p)
 
 
-def approve_batch(out: str | Path, n: int, by: str = "") -> dict[str, Any]:
-    """Mark batch ``n`` approved (idempotent); BatchError (one line) if it does not exist."""
-    b = read_batch(out, n)
-    if b["status"] != "approved":
-        b["status"] = "approved"
-        b["approved"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        if by:
-            b["approved_by"] = by
+def _mark(out: str | Path, n: int, b: dict[str, Any], status: str, by: str, **extra: str) -> dict[str, Any]:
+    """Set batch ``n``'s ``status`` (with its time, ``<status>_by`` and non-empty ``extra`` fields)
+    and write it, unless it has that status already (idempotent)."""
+    if b["status"] != status:
+        b["status"] = status
+        b[status] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        b.update({k: v for k, v in {f"{status}_by": by, **extra}.items() if v})
         atomic_write_json(batch_path(out, n), b)
     return b
+
+
+def approve_batch(out: str | Path, n: int, by: str = "") -> dict[str, Any]:
+    """Mark batch ``n`` approved (idempotent); BatchError (one line) if it does not exist."""
+    return _mark(out, n, read_batch(out, n), "approved", by)
 
 
 def reject_batch(out: str | Path, n: int, by: str = "", reason: str = "") -> dict[str, Any]:
@@ -114,15 +118,7 @@ def reject_batch(out: str | Path, n: int, by: str = "", reason: str = "") -> dic
     b = read_batch(out, n)
     if b["status"] == "approved":
         raise BatchError(f"{batch_path(out, n)}: batch {n} is approved already; it cannot be rejected")
-    if b["status"] != "rejected":
-        b["status"] = "rejected"
-        b["rejected"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        if by:
-            b["rejected_by"] = by
-        if reason:
-            b["rejected_reason"] = reason
-        atomic_write_json(batch_path(out, n), b)
-    return b
+    return _mark(out, n, b, "rejected", by, rejected_reason=reason)
 
 
 def approved_batches(out: str | Path) -> list[dict[str, Any]]:
