@@ -27,9 +27,7 @@ def _listed(section: str) -> set[str]:
     text = API_MD.read_text(encoding="utf-8")
     m = re.search(rf"<!-- sklearn-{section} -->(.*?)<!-- /sklearn-{section} -->", text, re.S)
     assert m, f"{API_MD}: no sklearn-{section} table"
-    names = set(re.findall(r"^\| `(check_\w+)` \|", m.group(1), re.M))
-    assert names, f"{API_MD}: empty sklearn-{section} table"
-    return names
+    return set(re.findall(r"^\| `(check_\w+)` \|", m.group(1), re.M))
 
 
 class DenseBondGPR(BondGPR):
