@@ -106,8 +106,8 @@ def original_pair_seconds(model, soap, n_pairs: int = 3000) -> float:
 
 def make_cells(work: Path, quick: bool):
     from bondml.data import production_cell
-    from bondml.deploy.md import cut_cell, write_lammps_data
-    from bondml.io.lammps import read_lammps_data
+    from bondml.io.lammps import read_lammps_data, write_lammps_data
+    from bondml.md.compress import cut_cell
 
     cells = {"10k": Path(production_cell())}
     src = read_lammps_data(production_cell()).atoms

@@ -30,8 +30,8 @@ from bondml.constants import ELEMENTS  # noqa: E402
 from bondml.data import eam_potential, production_cell, run21_dir  # noqa: E402
 from bondml.generate.augment import AUGMENTATIONS, write_augmented  # noqa: E402
 from bondml.generate.dft import write_lobsterin, write_pw_input  # noqa: E402
-from bondml.generate.md import QuenchProtocol, melt_quench  # noqa: E402
-from bondml.lammps_util import open_lammps  # noqa: E402
+from bondml.md.engine import open_lammps  # noqa: E402
+from bondml.md.quench import QuenchProtocol, melt_quench  # noqa: E402
 
 
 def md_throughput(data_file: Path, threads: int, steps: int) -> tuple[int, float]:

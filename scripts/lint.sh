@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Static checks of the tree: ruff (rule set in pyproject.toml), the import-layer contract
 # (import-linter, [tool.importlinter] in pyproject.toml) and mypy on the typed packages
-# (core, io, structure, features, model). Exit status non-zero when any check fails.
+# (core, io, structure, features, model, md, evaluate.active, deploy.outputs). Exit status non-zero when any check fails.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BONDML_VENV:-.venv}/bin

@@ -51,7 +51,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def small_cell(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 20 A cut of the 10k cell (~450 atoms) as a LAMMPS data file."""
-    from bondml.deploy.md import cut_cell
+    from bondml.md.compress import cut_cell
 
     return cut_cell(tmp_path_factory.mktemp("cell") / "cut.data", side=20.0)
 

@@ -152,7 +152,7 @@ def test_grow_with_xtb_from_nothing_and_resume(tmp_path):
     """MD -> augment -> xTB labels on a small (8-atom) composition, then resume after loss."""
     from bondml.generate.grow import GrowOptions, grow, parse_subruns
     from bondml.generate.jobs import tree_status
-    from bondml.generate.md import QuenchProtocol
+    from bondml.md.quench import QuenchProtocol
 
     opts = GrowOptions(nc="Zr25Cu50Al25", root=tmp_path, runs=1, n_atoms=8, seed=7,
                        protocol=QuenchProtocol.scaled(0.05), subruns=parse_subruns("0,7"))

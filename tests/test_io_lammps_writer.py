@@ -10,8 +10,8 @@ from bondml.io.lammps import STUDY_TYPE_MAP, format_lammps_data, read_lammps_dat
 
 
 def test_type_map_is_the_study_order() -> None:
-    from bondml.deploy.md import CompressionProtocol
-    from bondml.generate.md import LAMMPS_TYPES
+    from bondml.md.compress import CompressionProtocol
+    from bondml.md.quench import LAMMPS_TYPES
 
     assert STUDY_TYPE_MAP == {1: "Zr", 2: "Cu", 3: "Al"}
     assert LAMMPS_TYPES == {"Zr": 1, "Cu": 2, "Al": 3}
@@ -34,8 +34,8 @@ def test_write_read_roundtrip(tmp_path, run21, tilt) -> None:
 
 
 def test_generate_random_start_format() -> None:
-    from bondml.generate.md import format_lammps_data as start_data
-    from bondml.generate.md import random_start
+    from bondml.md.quench import format_lammps_data as start_data
+    from bondml.md.quench import random_start
 
     a = random_start("Zr49Cu49Al2", 100, seed=3)
     text = start_data(a)

@@ -9,21 +9,25 @@ import numpy as np
 import pytest
 
 from bondml.errors import ConfigError
-from bondml.pipeline.active import (
+from bondml.evaluate.active import (
     EXPLOIT,
     EXPLORE,
-    BatchError,
     Candidate,
-    approve_batch,
-    approved_batches,
     cell_bonds,
     cells_to_reach,
     greedy_maxmin,
-    list_batches,
-    parse_augmentation,
     rank_and_split,
     score_cell,
     summarise_benchmark,
+)
+from bondml.generate.augment import parse_augmentation
+from bondml.pipeline.active import (
+    BatchError,
+    approve_batch,
+    approved_batches,
+    list_batches,
+    read_batch,
+    reject_batch,
     write_batch,
 )
 
@@ -79,6 +83,21 @@ def test_batches_and_approval(tmp_path: Path) -> None:
     assert [b["batch"] for b in approved_batches(tmp_path)] == [2]
     assert json.loads((tmp_path / "al" / "batch-2.json").read_text())["approved_by"] == "me"
     assert [b["status"] for b in list_batches(tmp_path)] == ["proposed", "approved"]
+
+
+def test_reject_batch(tmp_path: Path) -> None:
+    write_batch(tmp_path, [_c("a", EXPLOIT, 0.5, [0])], {"proposal_key": "k1"})
+    write_batch(tmp_path, [_c("b", EXPLORE, 0.4, [1])], {"proposal_key": "k2"})
+    b = reject_batch(tmp_path, 1, by="me", reason="too similar")
+    assert b["status"] == "rejected" and b["rejected_by"] == "me" and b["rejected_reason"] == "too similar"
+    on_disk = json.loads((tmp_path / "al" / "batch-1.json").read_text())
+    assert on_disk == b and "rejected" in on_disk and "approved" not in on_disk
+    assert reject_batch(tmp_path, 1, by="other") == on_disk  # idempotent: first rejection kept
+    approve_batch(tmp_path, 2)
+    with pytest.raises(BatchError, match="approved already"):
+        reject_batch(tmp_path, 2)
+    assert "approved_by" not in read_batch(tmp_path, 2)  # no empty fields written
+    assert [b["batch"] for b in approved_batches(tmp_path)] == [2]
 
 
 def test_cells_to_reach_and_summary() -> None:

@@ -84,7 +84,7 @@ class Case:
 def ctx(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     """A real store (2 cells of run 21), a model trained on it, a predict folder, bad files."""
     from bondml.deploy.infer import PredictConfig, predict_trajectory
-    from bondml.deploy.md import cut_cell
+    from bondml.md.compress import cut_cell
     from bondml.store.db import BondStore
 
     d = tmp_path_factory.mktemp("catalogue")

@@ -155,8 +155,8 @@ def kill_trials(name: str, rng: random.Random, launch: Callable[[], multiprocess
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Inputs: a 2-cell GETL tree, a reference store and model, a 6-frame trajectory of a 12 A cut."""
-    from bondml.deploy.md import cut_cell
     from bondml.io.lammps import format_dump_frame, read_lammps_data
+    from bondml.md.compress import cut_cell
 
     d = tmp_path_factory.mktemp("faults")
     b = {"dir": d, "tree": copy_subruns(d / "tree", [0, 13])}

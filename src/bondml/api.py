@@ -93,8 +93,9 @@ def predict(model: Any, atoms: Any, precision: str | None = None, return_std: bo
     BondPredictions
         One row per bond (each unordered pair and periodic image once).
     """
+    from .deploy.outputs import prediction_table
     from .errors import ModelError
-    from .features.soap import compute_soap
+    from .features.soap import compute_bond_features
     from .structure.bonds import find_bonds
 
     m = _artifact(model)
@@ -103,14 +104,12 @@ def predict(model: Any, atoms: Any, precision: str | None = None, return_std: bo
     missing = sorted(present - set(m.bond_types))
     if missing:
         raise ModelError(f"bond types {missing} have no model (model has {list(m.bond_types)})")
-    soap = compute_soap(atoms, m.settings)
-    r = m.predict_bonds(bonds.type, bonds.distance, soap, bonds.i, bonds.j, m.settings, return_std=return_std,
+    rows, row_i, row_j = compute_bond_features(atoms, bonds.i, bonds.j, bonds.shift, m.settings)  # either kind
+    r = m.predict_bonds(bonds.type, bonds.distance, rows, row_i, row_j, m.settings, return_std=return_std,
                         precision=precision)
-    return BondPredictions({
-        "i": bonds.i, "j": bonds.j, "bond_type": bonds.type.astype(str), "distance": bonds.distance,
-        "minus_icohp": r["minus_icohp"], "std": r["std"], "flags": _flags(r["fallback"], r["out_of_domain"]),
-        "shift": bonds.shift, "fallback": r["fallback"], "out_of_domain": r["out_of_domain"],
-    }, {"settings_digest": m.settings.digest})
+    t = prediction_table(bonds, r)
+    return BondPredictions({**t.columns, "bond_type": t.bond_type.astype(str),
+                            "flags": _flags(t.fallback, t.out_of_domain)}, {"settings_digest": m.settings.digest})
 
 
 def annotate(model: Any, atoms: Any, predictions: BondPredictions | None = None) -> Any:

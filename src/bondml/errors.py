@@ -41,8 +41,12 @@ class FeatureMismatchError(BondmlError):
     """Features computed with other settings than the ones a model or dataset expects."""
 
 
-class ModelError(BondmlError):
-    """A model file is missing, corrupt, of an unsupported version, or used out of scope."""
+class ModelError(BondmlError, ValueError):
+    """A model file is missing, corrupt, of an unsupported version, or used out of scope.
+
+    Also a :class:`ValueError`: an invalid estimator parameter or input array raises it, as
+    scikit-learn's conventions (``set_params``, ``clone``, its estimator checks) expect.
+    """
 
 
 class StoreError(BondmlError):

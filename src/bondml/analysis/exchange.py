@@ -8,7 +8,7 @@ bond in two frames only if positions are continuous in time: wrapped coordinates
 vector when an atom crosses the boundary, changing the shift of all its bonds. Therefore:
 
 * ``match="shift"``: key (i, j, shift). Valid when positions are unwrapped (the compression
-  dump of :mod:`bondml.deploy.md` writes image flags ``ix iy iz``, and the reader unwraps; a
+  dump of :mod:`bondml.md.compress` writes image flags ``ix iy iz``, and the reader unwraps; a
   changing cell is fine since LAMMPS ``remap x`` maps atoms affinely and keeps image flags).
 * ``match="pair"``: key (i, j). Valid whatever the wrapping when no pair has two bonds through
   different images, which holds whenever every cell width exceeds twice the largest window

@@ -144,7 +144,7 @@ def _overview(run_dir: Path, frames: list[int], summary: dict[str, Any], note: s
 
 
 def _stress_section(out: Path, thermo_csv: Path | None, curve_pa: list[tuple[float, float]], note: str = "") -> Section:
-    from ..deploy.md import read_thermo
+    from ..md.compress import read_thermo
 
     curves: list[StressStrain] = []
     if thermo_csv is not None:

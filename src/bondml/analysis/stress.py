@@ -49,8 +49,8 @@ def stress_strain_from_peratom(strain: np.ndarray, frame: np.ndarray, s_axis: np
 
 def stress_strain(run_dir: str | Path, thermo_csv: str | Path | None = None, axis: str = "x") -> StressStrain | None:
     """The curve of a run: from ``thermo_csv`` if given/found beside the input, else per-atom stresses."""
-    from ..deploy.md import read_thermo
     from ..deploy.outputs import read_peratom
+    from ..md.compress import read_thermo
 
     if thermo_csv is not None and Path(thermo_csv).is_file():
         return stress_strain_from_thermo(read_thermo(thermo_csv), axis)

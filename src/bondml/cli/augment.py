@@ -64,7 +64,7 @@ def quench_cmd(
     """Melt (2000 K), quench (to 300 K) and hold one cell with LAMMPS and the study's EAM potential."""
     import dataclasses
 
-    from ..generate.md import QuenchProtocol, melt_quench
+    from ..md.quench import QuenchProtocol, melt_quench
 
     protocol = QuenchProtocol.scaled() if scaled else QuenchProtocol()
     if rate is not None:
@@ -92,7 +92,7 @@ def _compare_with_run21(res: object, console: Any) -> None:
     from ase.io import read
 
     from ..data import run21_dir
-    from ..generate.md import glass_stats, plot_rdf_comparison
+    from ..md.quench import glass_stats, plot_rdf_comparison
 
     ref = glass_stats(run21_dir() / "log.lammps", 100)
     table = Table(title="generated glass vs run 21 (300 K hold, 8.5e9 K/s)")

@@ -122,8 +122,8 @@ def register(app: typer.Typer) -> None:
         """Run the compression MD (the study's protocol, or the documented scaled-down one)."""
         from dataclasses import replace
 
-        from ..deploy.md import CompressionProtocol, cut_cell, run_compression, scaled_protocol
         from ..errors import ConfigError, InputFileError
+        from ..md.compress import CompressionProtocol, cut_cell, run_compression, scaled_protocol
         from ._io import check_range
 
         check_range("--cut-side", cut_side, 0, low_open=True)

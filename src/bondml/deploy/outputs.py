@@ -29,14 +29,18 @@ Layout of a run folder ``<out>``:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from ase import Atoms
 
+from ..core.table import BondTable
 from ..io.lobster import write_icohplist
 from ..structure.bonds import Bonds
 from ..util import atomic_write_bytes, atomic_write_text
@@ -44,9 +48,38 @@ from ..util import atomic_write_bytes, atomic_write_text
 STRESS_NAMES = ("sxx", "syy", "szz", "sxy", "sxz", "syz")
 
 
+#: Prediction columns of a frame, aligned with its bonds (``BondModel.predict_bonds``' keys).
+PRED_COLUMNS = ("minus_icohp", "std", "fallback", "out_of_domain")
+
+
+def prediction_table(bonds: Bonds, pred: Mapping[str, np.ndarray],
+                     meta: Mapping[str, Any] | None = None) -> BondTable:
+    """Bonds and their predictions as one :class:`~bondml.core.table.BondTable`.
+
+    Parameters
+    ----------
+    bonds : Bonds
+        n bonds of one structure.
+    pred : mapping
+        ``minus_icohp``, ``std`` (eV, (n,)), ``fallback``, ``out_of_domain`` (bool, (n,)).
+    meta : mapping, optional
+        Table metadata (frame, timestep, ...).
+
+    Returns
+    -------
+    BondTable
+        Columns ``i``, ``j``, ``bond_type``, ``shift`` (n, 3), ``distance`` (Angstrom) and the
+        prediction columns; ``ValueError`` when their lengths differ.
+    """
+    cols = {"i": bonds.i, "j": bonds.j, "bond_type": bonds.type, "shift": bonds.shift, "distance": bonds.distance}
+    cols.update({k: pred[k] for k in PRED_COLUMNS})
+    return BondTable(cols, meta or {})
+
+
 @dataclass(frozen=True)
 class FrameResult:
-    """Everything inferred for one frame (arrays aligned with ``bonds``)."""
+    """Everything inferred for one frame: the atoms, and its bonds with their predictions as one
+    :class:`~bondml.core.table.BondTable` (:attr:`table`; ``bonds`` and ``pred`` are its inputs)."""
 
     frame: int
     timestep: int
@@ -56,11 +89,24 @@ class FrameResult:
     pred: dict[str, np.ndarray]
     stress: np.ndarray | None  # (n_atoms, 6) GPa
 
+    @cached_property
+    def table(self) -> BondTable:
+        """Bonds + predictions (:func:`prediction_table`), with ``frame``/``timestep``/``strain`` in ``meta``."""
+        return prediction_table(self.bonds, self.pred,
+                                {"frame": self.frame, "timestep": self.timestep, "strain": self.strain})
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def counts(self) -> dict[str, int]:
+        """Bonds per type (every type of the study, zeros included)."""
+        return self.table.counts()
+
 
 def bonds_table(r: FrameResult) -> pa.Table:
     """The per-bond Arrow table of one frame (without the partition column ``frame``)."""
     sym = np.array(r.atoms.get_chemical_symbols())
-    b = r.bonds
+    b = r.table
     n = len(b)
     return pa.table(
         {
@@ -70,15 +116,15 @@ def bonds_table(r: FrameResult) -> pa.Table:
             "j": pa.array(b.j, pa.int32()),
             "element_i": pa.array(sym[b.i].tolist(), pa.string()).dictionary_encode(),
             "element_j": pa.array(sym[b.j].tolist(), pa.string()).dictionary_encode(),
-            "type": pa.array(b.type.astype(str).tolist(), pa.string()).dictionary_encode(),
+            "type": pa.array(b.bond_type.astype(str).tolist(), pa.string()).dictionary_encode(),
             "shift_x": pa.array(b.shift[:, 0], pa.int8()),
             "shift_y": pa.array(b.shift[:, 1], pa.int8()),
             "shift_z": pa.array(b.shift[:, 2], pa.int8()),
             "distance": pa.array(b.distance, pa.float32()),
-            "minus_icohp": pa.array(r.pred["minus_icohp"], pa.float32()),
-            "std": pa.array(r.pred["std"], pa.float32()),
-            "fallback": pa.array(r.pred["fallback"], pa.bool_()),
-            "out_of_domain": pa.array(r.pred["out_of_domain"], pa.bool_()),
+            "minus_icohp": pa.array(b.minus_icohp, pa.float32()),
+            "std": pa.array(b.std, pa.float32()),
+            "fallback": pa.array(b.fallback, pa.bool_()),
+            "out_of_domain": pa.array(b.out_of_domain, pa.bool_()),
         }
     )
 
@@ -96,7 +142,8 @@ def per_atom_values(n_atoms: int, i: np.ndarray, j: np.ndarray, value: np.ndarra
 def peratom_table(r: FrameResult) -> pa.Table:
     """Per-atom table: element, x y z (Angstrom), sum_micohp (eV), coordination, stress (GPa)."""
     n = len(r.atoms)
-    s, c = per_atom_values(n, r.bonds.i, r.bonds.j, np.nan_to_num(r.pred["minus_icohp"]))
+    t = r.table
+    s, c = per_atom_values(n, t.i, t.j, np.nan_to_num(t.minus_icohp))
     cols: dict[str, object] = {
         "atom": pa.array(np.arange(n), pa.int32()),
         "element": pa.array(r.atoms.get_chemical_symbols(), pa.string()).dictionary_encode(),
@@ -141,9 +188,10 @@ def ovito_files(r: FrameResult) -> tuple[str, str]:
     sym = np.array(r.atoms.get_chemical_symbols())
     els = sorted(set(sym.tolist()), key=lambda e: -atomic_numbers[e])
     etype = {e: k + 1 for k, e in enumerate(els)}
-    b = r.bonds
+    b = r.table
+    bt = b.bond_type.astype(str)
     keep = np.flatnonzero(b.i != b.j)
-    btypes = list(types_in_order(np.unique(b.type.astype(str)).tolist()))
+    btypes = list(types_in_order(np.unique(bt).tolist()))
     btype = {t: k + 1 for k, t in enumerate(btypes)}
     prism = Prism(np.asarray(r.atoms.cell.array))
     xhi, yhi, zhi, xy, xz, yz = prism.get_lammps_prism()
@@ -160,11 +208,10 @@ def ovito_files(r: FrameResult) -> tuple[str, str]:
     head += ["", "Atoms  # bond", ""]
     types = np.array([etype[e] for e in sym])
     atoms_lines = [f"{k + 1} 1 {types[k]} {pos[k, 0]:.8f} {pos[k, 1]:.8f} {pos[k, 2]:.8f}" for k in range(len(sym))]
-    bt = b.type.astype(str)
     bond_lines = [f"{n + 1} {btype[bt[k]]} {b.i[k] + 1} {b.j[k] + 1}" for n, k in enumerate(keep)]
     data = "\n".join(head + atoms_lines + ["", "Bonds", ""] + bond_lines) + "\n"
-    y = np.asarray(r.pred["minus_icohp"], float)
-    sd = np.asarray(r.pred["std"], float)
+    y = np.asarray(b.minus_icohp, float)
+    sd = np.asarray(b.std, float)
     bounds = [(min(0.0, xy, xz, xy + xz), xhi + max(0.0, xy, xz, xy + xz), xy),
               (min(0.0, yz), yhi + max(0.0, yz), xz), (0.0, zhi, yz)]
     dump = ["ITEM: TIMESTEP", str(r.timestep), "ITEM: NUMBER OF BONDS", str(keep.size),
@@ -183,20 +230,21 @@ def write_frame(out: Path, r: FrameResult, icohplist: bool = False, ovito: bool 
     atomic_write_bytes(frame_dir(out, "peratom", r.frame) / "part-0.parquet", _parquet_bytes(pa_t))
     atomic_write_text(out / "peratom" / f"frame_{r.frame:05d}.xyz", peratom_extxyz(r, pa_t))
     if icohplist:
+        t = r.table
         write_icohplist(
             out / "icohplist" / f"frame_{r.frame:05d}.ICOHPLIST.lobster",
             r.atoms.get_chemical_symbols(),
-            r.bonds.i,
-            r.bonds.j,
-            r.bonds.distance,
-            -r.bonds.shift,
-            -np.nan_to_num(r.pred["minus_icohp"]),
+            t.i,
+            t.j,
+            t.distance,
+            -t.shift,
+            -np.nan_to_num(t.minus_icohp),
         )
     if ovito:
         data, dump = ovito_files(r)
         atomic_write_text(out / "ovito" / f"frame_{r.frame:05d}.data", data)
         atomic_write_text(out / "ovito" / f"frame_{r.frame:05d}.bonds.dump", dump)
-    return r.bonds.counts()
+    return r.counts()
 
 
 def peratom_extxyz(r: FrameResult, t: pa.Table) -> str:

@@ -28,6 +28,7 @@ numbering of the first 14 sub-runs stays the study's.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,8 +36,8 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
-from ..errors import BondmlError, InputFileError
-from ..util import atomic_write_text
+from ..errors import BondmlError, ConfigError, InputFileError
+from ..io.xyz import format_xyz, write_xyz
 
 _AXES = {"x": 0, "y": 1, "z": 2}
 _EXISTS = "exists with different content; pass overwrite=True to replace it"
@@ -99,6 +100,27 @@ def isotropic(factor: float) -> CellTransform:
     return CellTransform(f"iso_{factor:.2f}", _tuple(np.eye(3) * factor), f"isotropic scaling x{factor:g}")
 
 
+_AUG_RE = re.compile(r"^(shear)-([xyz]{2})-([0-9.]+)$|^(axial)-([xyz])-([0-9.]+)$|^(iso)-([0-9.]+)$")
+
+
+def parse_augmentation(name: str) -> CellTransform:
+    """A transform from its name: ``shear-xy-0.25`` (gamma), ``axial-x-0.9`` (factor),
+    ``iso-0.95`` (factor); :class:`~bondml.errors.ConfigError` (one line) otherwise."""
+    m = _AUG_RE.match(name)
+    if not m:
+        raise ConfigError(f"augmentation {name!r} is not like shear-xy-0.25, axial-x-0.9 or iso-0.95")
+    try:
+        if m.group(1):
+            t = shear(m.group(2), float(m.group(3)))
+        elif m.group(4):
+            t = axial(m.group(5), float(m.group(6)))
+        else:
+            t = isotropic(float(m.group(8)))
+    except (BondmlError, ValueError) as exc:
+        raise ConfigError(f"augmentation {name!r}: {exc}") from None
+    return t
+
+
 def _tuple(m: np.ndarray) -> tuple[tuple[float, float, float], ...]:
     return tuple(tuple(float(v) for v in row) for row in m)  # type: ignore[return-value]
 
@@ -118,28 +140,6 @@ def augment(atoms: Atoms, transforms: Sequence[CellTransform] = AUGMENTATIONS) -
         raise BondmlError("augment needs a periodic cell (pbc = T T T)")
     first = Atoms(symbols=atoms.get_chemical_symbols(), positions=atoms.positions, cell=atoms.cell, pbc=True)
     return [first, *(t(atoms) for t in transforms)]
-
-
-def format_xyz(atoms: Atoms) -> str:
-    """Extended XYZ text in the original's layout (Lattice rows = a1 a2 a3, 6 decimals, Angstrom)."""
-    c = np.asarray(atoms.cell.array, dtype=float)
-    lat = "  ".join(" ".join(f"{v:10f}" for v in row) for row in c)
-    lines = [f"{len(atoms)}", f'Lattice="{lat}" Properties=species:S:1:pos:R:3 pbc="T T T"']
-    for s, p in zip(atoms.get_chemical_symbols(), atoms.positions, strict=True):
-        lines.append(f"{s} {p[0]:10f} {p[1]:10f} {p[2]:10f}")
-    return "\n".join(lines) + "\n"
-
-
-def write_xyz(atoms: Atoms, path: str | Path, overwrite: bool = False) -> Path:
-    """Write ``atoms`` as extended XYZ atomically; an existing *different* file needs ``overwrite``."""
-    path = Path(path)
-    text = format_xyz(atoms)
-    if path.exists() and not overwrite:
-        if path.read_text(errors="replace") == text:
-            return path
-        raise InputFileError(path, _EXISTS)
-    atomic_write_text(path, text)
-    return path
 
 
 def write_augmented(

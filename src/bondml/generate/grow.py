@@ -37,7 +37,7 @@ Progress = Callable[[str, int, int, str], None]
 @dataclass(frozen=True)
 class GrowOptions:
     """What to grow. ``subruns`` limits labelling to some sub-runs (default all 0..14);
-    ``md_threads`` LAMMPS threads; ``protocol`` a :class:`~bondml.generate.md.QuenchProtocol` (overrides
+    ``md_threads`` LAMMPS threads; ``protocol`` a :class:`~bondml.md.quench.QuenchProtocol` (overrides
     ``scaled``); DFT: ``pseudo_dir``, ``qe_settings``, ``cores`` per job,
     ``pw_command``, ``lobster_command``; xTB: ``xtb``; ``engine``: a running
     :class:`bondml.execution.Engine` to run the DFT jobs on (default: one built from ``executor``)."""
@@ -125,7 +125,7 @@ def md_step(opts: GrowOptions, run: int, report: GrowReport):
     """Melt-quench run ``run`` unless a valid one exists; returns the quenched ``Atoms``."""
     from ase.io import read
 
-    from .md import melt_quench
+    from ..md.quench import melt_quench
 
     rd = run_path(opts.root, opts.nc, run)
     if _md_valid(rd, opts.nc, opts.n_atoms):

@@ -94,7 +94,7 @@ def write_lammps_data(path: str | Path, atoms: Atoms, type_map: Mapping[int, str
     return Path(path)
 
 
-#: Per-atom stress columns written by :mod:`bondml.deploy.md`, already in GPa (Voigt order).
+#: Per-atom stress columns written by :mod:`bondml.md.compress`, already in GPa (Voigt order).
 STRESS_GPA_COLUMNS: tuple[str, ...] = ("v_sxx", "v_syy", "v_szz", "v_sxy", "v_sxz", "v_syz")
 #: Largest mass difference (amu) accepted when mapping atom types to elements by mass.
 MASS_TOLERANCE = 0.5
@@ -537,7 +537,7 @@ def _iter_ase(path: Path) -> Iterator[Frame]:
 def per_atom_stress_gpa(frame: Frame) -> np.ndarray | None:
     """Per-atom stress (n, 6; xx yy zz xy xz yz; GPa, LAMMPS sign: negative = compressive).
 
-    Uses the GPa columns of :mod:`bondml.deploy.md` (``v_sxx``...) when present; else converts
+    Uses the GPa columns of :mod:`bondml.md.compress` (``v_sxx``...) when present; else converts
     six ``c_*[1..6]`` columns of ``compute stress/atom`` (bar*Angstrom^3) by dividing by the mean
     atomic volume V_cell/N (a Voronoi-free estimate) and by 1e4 bar/GPa. ``None`` when absent.
     The per-atom mean of this array equals LAMMPS' ``-pxx`` ... (global stress, GPa).

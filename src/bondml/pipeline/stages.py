@@ -305,8 +305,7 @@ def _generate_augmentations(ctx: StageContext, root: Path, labeler: str) -> list
     and labelled with xTB (DFT: inputs only, see docs)."""
     from ase.io import read
 
-    from ..generate.augment import write_xyz
-    from .active import parse_augmentation
+    from ..generate.augment import parse_augmentation, write_xyz
 
     done = []
     for it in approved_items(ctx.out, "augmentation"):
@@ -405,7 +404,7 @@ def deploy_stage(ctx: StageContext) -> dict[str, Any]:
 
     from ..analysis.report import analyze
     from ..deploy.infer import PredictConfig, predict_trajectory
-    from ..deploy.md import CompressionProtocol, cut_cell, run_compression, scaled_protocol
+    from ..md.compress import CompressionProtocol, cut_cell, run_compression, scaled_protocol
 
     cfg, d = ctx.config, ctx.config.deploy
     cell = cfg.resolve_path(d.cell)
@@ -444,7 +443,7 @@ def deploy_stage(ctx: StageContext) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------- active learning
 def _score_task(args: tuple) -> dict[str, Any]:
-    from .active import cell_bonds, score_cell
+    from ..evaluate.active import cell_bonds, score_cell
 
     model_dir, xyz = args
     from ..model.bondmodel import BondModel
@@ -456,7 +455,7 @@ def _score_task(args: tuple) -> dict[str, Any]:
 
 
 def _md_task(args: tuple) -> str:
-    from ..generate.md import QuenchProtocol, melt_quench
+    from ..md.quench import QuenchProtocol, melt_quench
 
     nc, folder, seed, scale = args
     res = melt_quench(nc, folder, seed, protocol=QuenchProtocol.scaled(scale), threads=1, overwrite=True)
@@ -467,9 +466,9 @@ def al_propose_stage(ctx: StageContext) -> dict[str, Any]:
     """Build the candidate pool, score it with the model's uncertainty, pick a diverse batch."""
     from ase.io import read
 
-    from ..generate.augment import write_xyz
+    from ..evaluate.active import EXPLOIT, EXPLORE, Candidate, rank_and_split
+    from ..generate.augment import parse_augmentation, write_xyz
     from ..io.getl import subrun_path
-    from .active import EXPLOIT, EXPLORE, Candidate, parse_augmentation, rank_and_split
 
     cfg, al = ctx.config, ctx.config.active_learning
     train = _read(ctx.inputs["train"], "train.json")
@@ -540,7 +539,8 @@ def al_propose_stage(ctx: StageContext) -> dict[str, Any]:
 def publish_proposal(out: Path, final_dir: Path, proposal: dict[str, Any], key: str, model_key: str,
                      data_version: str) -> dict[str, Any]:
     """Write (idempotently, by proposal key) the proposal as ``<out>/al/batch-<n>.json``."""
-    from .active import Candidate, write_batch
+    from ..evaluate.active import Candidate
+    from .active import write_batch
 
     picked = [c for c in proposal["candidates"] if c["picked"]]
     cands = []
@@ -560,7 +560,7 @@ def approved_ids(ctx: StageContext) -> list[str]:
 
 
 def _bench_task(args: tuple) -> dict[str, Any]:
-    from .active import selection_curve
+    from ..evaluate.active import selection_curve
 
     ds, strategy, seed, n_test, max_train = args
     return selection_curve(ds, strategy, seed, n_test, max_train)
@@ -568,7 +568,7 @@ def _bench_task(args: tuple) -> dict[str, Any]:
 
 def al_benchmark_stage(ctx: StageContext) -> dict[str, Any]:
     """Uncertainty-driven vs random cell selection on the labelled cells, several seeds."""
-    from .active import plot_benchmark, summarise_benchmark
+    from ..evaluate.active import plot_benchmark, summarise_benchmark
 
     al = ctx.config.active_learning
     ds = load_training_dataset(ctx, held_out_released(ctx))

