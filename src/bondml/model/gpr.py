@@ -558,6 +558,16 @@ class BondGPR(_EstimatorBase):
         """
         self._require_fitted()
         b = as_bonds(X)
+        mean, std, _ = self._predict_fast(b, return_std, batch_size, fast_soap, exact_std, exact_mean)
+        return (mean, std) if return_std else mean
+
+    def _predict_fast(self, b: _Bonds, return_std: bool, batch_size: int | None = None,
+                      fast_soap: bool | None = None, exact_std: bool | None = None, exact_mean: bool = False,
+                      project: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None, dict | None]:
+        """(mean, std or None, aux) of :meth:`predict`. ``project`` (p, k): also return, in
+        ``aux["proj"]`` (n, k, float32), the projections pbar @ project made in the same product as
+        the inducing rows, and in ``aux["kss"]`` (n,) k(x, x); aux is None when the low-rank path
+        did not run (then the caller computes them itself)."""
         p = b.n_features
         if p != self.pbar_train_.shape[1]:
             raise ModelError(f"feature length {p} but the model was trained on {self.pbar_train_.shape[1]}")
@@ -567,63 +577,93 @@ class BondGPR(_EstimatorBase):
         ex_std = (self.exact_std if exact_std is None else bool(exact_std)) and not self.sparse_
         ex_std = ex_std or self.std_B_ is None  # n_train <= std_inducing: exact is no dearer
         table = None if exact_mean else self.cheb_
-        if table is None and (not return_std or ex_std):
-            return self._predict_exact(b, return_std, bs, fast)
-        if ex_std and return_std:
-            mean_ex, std = self._predict_exact(b, True, bs, fast)
-        else:
-            mean_ex, std = None, None
-        if table is None and mean_ex is None:
-            mean_ex = self._predict_exact(b, False, bs, fast)
-        mean = mean_ex if mean_ex is not None else np.empty(n)
+        std = None
+        if table is None:
+            if not return_std or ex_std:
+                mean, std = self._predict_exact(b, return_std, bs, fast) if return_std else \
+                    (self._predict_exact(b, False, bs, fast), None)
+                return mean, std, None
+            mean = self._predict_exact(b, False, bs, fast)
+        elif return_std and ex_std:
+            std = self._predict_exact(b, True, bs, fast)[1]  # the mean comes from the table (float64)
         want_lr = return_std and std is None
-        if mean_ex is not None and not want_lr:
-            return (mean, std) if return_std else mean
+        if table is None and not want_lr:
+            return mean, std, None
         if n == 0:
-            return (mean, np.empty(0)) if return_std else mean
-        rows = _atom_rows(b)
-        N = table.shape[0] if mean_ex is None and table is not None else 0  # table is set when mean_ex is None
-        Xi = self._ind_rows() if want_lr else None
-        St = Si = None
-        Ui = None
-        if rows is not None:
-            if N:
-                St = _rows_at(rows.U, np.asarray(table, dtype=float).T)
-            if want_lr:
-                assert Xi is not None
-                Ui = np.asarray(rows.U, dtype=Xi.dtype)
-                Si = Ui @ Xi.T
+            return np.empty(0), (np.empty(0) if return_std else None), None
+        if table is not None:
+            mean = np.empty(n)
+        N = table.shape[0] if table is not None else 0
+        lo, hi = (float(v) for v in self.cheb_window_)
+        per_bond = b.atom_soap is not None and np.array_equal(b.atom_i, b.atom_j)  # bond-centred rows
+        rows = None if per_bond else _atom_rows(b)
+        m = self.ind_d_.size if want_lr else 0
+        k_proj = 0 if project is None or not want_lr else int(project.shape[1])
+        G = self._fused_columns(project) if want_lr else None  # (p, m + k) float32
         qf = np.float32 if self.std_qf32_ else np.float64
+        Bq = self._std_B(qf) if want_lr else None
         if want_lr:
             std = np.empty(n)
-            kss = self._pair_diag_rows(b, rows, bs, Ui)
-        lo, hi = (float(v) for v in self.cheb_window_)
+            kss = np.empty(n)
+        proj = np.empty((n, k_proj), np.float32) if k_proj else None
+        C32 = C64 = None
+        if N:
+            C64 = np.ascontiguousarray(np.asarray(table, dtype=float).T)
+            C32 = self._table32()
+        St = Si = None
+        if rows is not None:  # per-atom products, averaged per bond
+            if N:
+                St = _rows_at(rows.U, C64)
+            if want_lr:
+                assert G is not None
+                Si = _rows_at32(rows.U, G)
+                kss[:] = self._pair_diag_rows(b, rows, bs, None if rows.U.dtype == np.float64 else rows.U)
+        g_scale = -0.5 / (self.sigma * self.sigma)
         for s in range(0, n, bs):
             sl = slice(s, min(s + bs, n))
-            pb = b.pbar(sl) if rows is None else None
+            Pt = PG = None
+            if per_bond:
+                assert b.atom_soap is not None and b.atom_i is not None
+                Xb = b.atom_soap[b.atom_i[sl]]
+                if N:
+                    Pt = _mean_products(Xb, C64, C32)
+                if want_lr:
+                    X32 = Xb if Xb.dtype == np.float32 else Xb.astype(np.float32)
+                    kss[sl] = _power(np.einsum("ij,ij->i", Xb, Xb).astype(float), self.zeta)
+                    PG = X32 @ G
+                del Xb
+            elif rows is not None:
+                ia, ib = rows.inv_a[sl], rows.inv_b[sl]
+                if N:
+                    assert St is not None
+                    Pt = 0.5 * (St[ia] + St[ib])
+                if want_lr:
+                    assert Si is not None
+                    PG = Si[ia]
+                    PG += Si[ib]
+                    PG *= np.float32(0.5)
+            else:
+                pb = b.pbar(sl)
+                if N:
+                    Pt = pb @ C64
+                if want_lr:
+                    assert G is not None
+                    kss[sl] = _power(np.einsum("ij,ij->i", pb, pb), self.zeta)
+                    PG = pb.astype(np.float32) @ G
             if N:
-                assert table is not None
-                if St is None:
-                    Pt = pb @ table.T
-                else:
-                    assert rows is not None  # St is computed from the atom rows
-                    Pt = 0.5 * (St[rows.inv_a[sl]] + St[rows.inv_b[sl]])
+                assert Pt is not None
                 t = (2.0 * b.distance[sl] - (lo + hi)) / (hi - lo)
                 mean[sl] = np.einsum("ij,ij->i", Pt, _cheb_basis(np.clip(t, -1.0, 1.0), N)) + self.y_offset_
             if want_lr:
-                assert Xi is not None
-                if Si is None:
-                    assert pb is not None  # computed per batch when there are no atom rows
-                    Pi = pb.astype(Xi.dtype, copy=False) @ Xi.T
-                else:
-                    assert rows is not None  # Si is computed from the atom rows
-                    Pi = 0.5 * (Si[rows.inv_a[sl]] + Si[rows.inv_b[sl]])
+                assert PG is not None and Bq is not None
+                if proj is not None:
+                    proj[sl] = PG[:, m:]
                 diff = b.distance[sl, None].astype(qf) - self.ind_d_[None, :].astype(qf)
                 diff *= diff
-                diff *= qf(-0.5 / (self.sigma * self.sigma))
-                k = np.exp(diff, out=diff)  # distance term, fused, in the form's dtype
-                k *= _power(Pi.astype(qf, copy=False), self.zeta)
-                v = k @ self._std_B(qf).T
+                diff *= qf(g_scale)
+                kr = np.exp(diff, out=diff)  # distance term, fused, in the form's dtype
+                kr *= _power(PG[:, :m].astype(qf, copy=False), self.zeta)
+                v = kr @ Bq.T
                 var = kss[sl] - np.einsum("ij,ij->i", v, v, dtype=float)
                 if self.std_includes_noise:
                     var += self.lam_
@@ -631,8 +671,29 @@ class BondGPR(_EstimatorBase):
         if N:
             out = np.flatnonzero((b.distance < lo) | (b.distance > hi))
             if out.size:  # outside the table: the exact sum for these few bonds
-                mean[out] = self._predict_exact(b.take(out), False, bs, fast)
-        return (mean, std) if return_std else mean
+                mean[out] = self._predict_exact(b.take(out), False, bs, False)
+        aux = {"kss": kss, "proj": proj} if want_lr else None
+        return mean, std, aux
+
+    def _table32(self) -> np.ndarray:
+        """Mean table transposed (p, N) in float32 (for float32 rows; see :func:`_mean_products`)."""
+        assert self.cheb_ is not None
+        c = self.__dict__.get("_C32")
+        if c is None or c.shape != self.cheb_.shape[::-1]:
+            c = self.__dict__["_C32"] = np.ascontiguousarray(np.asarray(self.cheb_, dtype=np.float32).T)
+        return c
+
+    def _fused_columns(self, project: np.ndarray | None) -> np.ndarray:
+        """[inducing vectors^T | project] (p, m + k) float32: the one product per row block that
+        gives both the inducing SOAP products of the std and the out-of-domain projection."""
+        key = (id(project), None if project is None else project.shape, self.ind_x_.shape)
+        c = self.__dict__.get("_G32")
+        if c is None or c[0] != key or c[2] is not project:
+            cols = [np.asarray(self.ind_x_, dtype=np.float32).T]
+            if project is not None:
+                cols.append(np.asarray(project, dtype=np.float32))
+            c = self.__dict__["_G32"] = (key, np.ascontiguousarray(np.concatenate(cols, axis=1)), project)
+        return c[1]
 
     def _std_B(self, dtype) -> np.ndarray:  # noqa: N802 - B is the factor's name in the maths
         assert self.std_B_ is not None  # only called on the low-rank variance path
@@ -859,3 +920,34 @@ def _atom_rows(b: _Bonds) -> _Rows | None:
     if u.size >= 0.9 * (hi - lo):  # the atoms form (nearly) one block: use it in place, no gather
         return _Rows(b.atom_soap[lo:hi], both[:n] - lo, both[n:] - lo)
     return _Rows(b.atom_soap[u], inv[:n], inv[n:])
+
+
+def _rows_at32(U: np.ndarray, G: np.ndarray, chunk: int = 2048) -> np.ndarray:
+    """U @ G in float32 (G float32), U cast chunk by chunk when it is not float32."""
+    if U.dtype == np.float32:
+        return U @ G
+    out = np.empty((U.shape[0], G.shape[1]), np.float32)
+    for s in range(0, U.shape[0], chunk):
+        out[s:s + chunk] = U[s:s + chunk].astype(np.float32) @ G
+    return out
+
+
+#: Feature block of the float32 mean products (partial sums added in float64): the float32
+#: rounding of the table products stays below ~4e-7 eV on the 10k frame (one 2,100-long float32
+#: sum: ~6e-7 eV).
+_MEAN_KBLOCK = 64
+
+
+def _mean_products(Xb: np.ndarray, C64: np.ndarray, C32: np.ndarray) -> np.ndarray:
+    """Xb @ C (k, N) float64 for rows Xb (k, p): float64 rows with the float64 table; float32 rows
+    (the bond-centred descriptor) by float32 products over feature blocks of ``_MEAN_KBLOCK``
+    summed in float64 (no float64 copy of the rows)."""
+    if Xb.dtype == np.float64:
+        return Xb @ C64
+    if Xb.dtype != np.float32:
+        return Xb.astype(float) @ C64
+    p = Xb.shape[1]
+    out = np.zeros((Xb.shape[0], C32.shape[1]))
+    for s in range(0, p, _MEAN_KBLOCK):
+        out += Xb[:, s:s + _MEAN_KBLOCK] @ C32[s:s + _MEAN_KBLOCK]
+    return out
