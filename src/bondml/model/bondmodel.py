@@ -182,6 +182,7 @@ class BondModel:
             else:
                 model.std_scale[bt] = cv_std_scale(sub, make, prior, seed=seed) if calibrate else 1.0
             model.estimators[bt] = est
+            est._set_std_basis()  # principal basis of the std's inducing products (when cheaper)
             model.std_threshold[bt] = STD_THRESHOLD_FRACTION * float(np.std(sub.y))
             trained[bt] = {"kind": "gp", "n_train": len(sub), "n_available": counts[bt],
                            "params": est.get_params(), "lml": est.log_marginal_likelihood(),
