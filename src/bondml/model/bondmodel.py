@@ -33,7 +33,7 @@ from ..errors import ModelError
 from ..util import atomic_write_json, code_version, sha256_file, sha256_json
 from .distance import DistanceModel
 from .domain import DomainInfo, assess, held_out_folds, held_out_statistics, learn_domain
-from .gpr import BondGPR
+from .gpr import BondGPR, as_bonds
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +182,7 @@ class BondModel:
             else:
                 model.std_scale[bt] = cv_std_scale(sub, make, prior, seed=seed) if calibrate else 1.0
             model.estimators[bt] = est
+            est._set_std_basis()  # principal basis of the std's inducing products (when cheaper)
             model.std_threshold[bt] = STD_THRESHOLD_FRACTION * float(np.std(sub.y))
             trained[bt] = {"kind": "gp", "n_train": len(sub), "n_available": counts[bt],
                            "params": est.get_params(), "lml": est.log_marginal_likelihood(),
@@ -282,8 +283,10 @@ class BondModel:
         if precision not in (None, "float32", "float64"):
             raise ModelError(f"precision {precision!r}: use float32 or float64")
         fast = None if precision is None else precision == "float32"
-        if not exact_std and precision != "float64":
-            soap, ai, aj = _element_blocks(bt, soap, ai, aj)
+        if soap.dtype.kind != "f":
+            soap = np.asarray(soap, dtype=float)
+        if not exact_std and precision != "float64" and not np.array_equal(ai, aj):
+            soap, ai, aj = _element_blocks(bt, soap, ai, aj)  # per-atom rows; bond rows are used as given
         for t in np.unique(bt):
             m = np.flatnonzero(bt == t)
             self._predict_type(str(t), m, d, soap, ai, aj, return_std, batch_size, out, fast, exact_std)
@@ -300,11 +303,19 @@ class BondModel:
                 raise ModelError(f"{t}: SOAP length {soap.shape[1]} but the model was trained on "
                                  f"{est.pbar_train_.shape[1]}")
             feats = BondFeatures(dm, soap, ai[m], aj[m])
-            res = est.predict(feats, return_std=return_std, batch_size=batch_size, fast_soap=fast,
-                              exact_std=exact_std or None)
-            mu, sd = res if return_std else (res, None)
+            basis = None
+            if return_std and t in self.domain:  # projected on the domain basis in the GP's own product
+                from .domain import training_basis
+
+                basis = training_basis(est, self.domain[t].n_components)[0]
+            mu, sd, aux = est._predict_fast(as_bonds(feats), return_std, batch_size, fast, exact_std or None,
+                                            project=basis)
             if sd is not None and t in self.domain:  # accuracy (issue 12): calibrated std + domain flag
-                dom = assess(self.domain[t], est, soap, ai[m], aj[m], dm, sd, self.composition)
+                kxx = proj = None
+                if aux is not None:
+                    kxx, proj = aux["kss"], aux["proj"]
+                dom = assess(self.domain[t], est, soap, ai[m], aj[m], dm, sd, self.composition,
+                             kxx=kxx, projected=proj)
                 sd = dom.std
             elif sd is not None:
                 sd = sd * self.std_scale.get(t, 1.0)

@@ -124,22 +124,67 @@ def training_basis(est: Any, n_components: int = N_COMPONENTS) -> tuple[np.ndarr
     return V, Z
 
 
+#: Similarities within this of the threshold are recomputed in float64 (the float32 products
+#: elsewhere are within ~1e-6 of it), and a bond is flagged below threshold + ``SIM_TOL``: the
+#: flags are then those of a float64 evaluation or a superset of them (and of a float32 one).
+SIM_RECHECK = 1e-4
+SIM_TOL = 1e-6
+
+
+def _basis32(est: Any, V: np.ndarray, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """float32 copies of (V, Z), cached next to the float64 basis."""
+    hit = _BASIS32.get(id(est))
+    if hit is not None and hit[0] is V:
+        return hit[1], hit[2]
+    out = (np.ascontiguousarray(V, dtype=np.float32), np.ascontiguousarray(Z.T, dtype=np.float32))
+    _BASIS32[id(est)] = (V, *out)
+    return out
+
+
+_BASIS32: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+
+def _project(rows: np.ndarray, row_i: np.ndarray, row_j: np.ndarray, V: np.ndarray, chunk: int) -> np.ndarray:
+    """pbar @ V (n, k) in the dtype of V: per bond row (row_i == row_j) gathered chunk by chunk,
+    else per atom and averaged."""
+    n = row_i.size
+    if np.array_equal(row_i, row_j):
+        zb = np.empty((n, V.shape[1]), V.dtype)
+        for s in range(0, n, chunk):
+            zb[s:s + chunk] = np.asarray(rows[row_i[s:s + chunk]]).astype(V.dtype, copy=False) @ V
+        return zb
+    u, inv = np.unique(np.concatenate([row_i, row_j]), return_inverse=True)
+    R = np.asarray(rows[u]).astype(V.dtype, copy=False) @ V
+    return 0.5 * (R[inv[:n]] + R[inv[n:]])
+
+
 def similarity(est: Any, rows: np.ndarray, row_i: np.ndarray, row_j: np.ndarray,
-               n_components: int = N_COMPONENTS, chunk: int = 16384) -> np.ndarray:
+               n_components: int = N_COMPONENTS, chunk: int = 8192, threshold: float | None = None,
+               projected: np.ndarray | None = None) -> np.ndarray:
     """s(x) = max over training bonds t of (P pbar_x) . (P pbar_t), shape (n,) (see module doc).
 
-    Rows are projected once (the projection of pbar is the mean of the rows' projections)."""
+    Rows are projected once (the projection of pbar is the mean of the rows' projections).
+    ``threshold`` given (the out-of-domain ``sim_min``): the products are float32 and the bonds
+    within ``SIM_RECHECK`` of it are recomputed in float64, so that a comparison with the
+    threshold is that of the float64 evaluation. ``projected`` (n, k): pbar @ V already made
+    (float32, by the GP's fused product, :meth:`BondGPR._predict_fast`)."""
     V, Z = training_basis(est, n_components)
     n = row_i.size
-    if np.array_equal(row_i, row_j) and n == rows.shape[0] and np.array_equal(row_i, np.arange(n)):
-        zb = np.asarray(rows) @ V.astype(rows.dtype, copy=False)  # one row per bond, in order: no copy
-    else:
-        u, inv = np.unique(np.concatenate([row_i, row_j]), return_inverse=True)
-        R = np.asarray(rows[u], float) @ V
-        zb = 0.5 * (R[inv[:n]] + R[inv[n:]])
     out = np.empty(n)
+    if threshold is None and projected is None:  # float64 (calibration: values as before)
+        zb = _project(rows, row_i, row_j, V, chunk)
+        for s in range(0, n, chunk):
+            out[s:s + chunk] = (zb[s:s + chunk] @ Z.T).max(axis=1)
+        return out
+    V32, Zt32 = _basis32(est, V, Z)
+    zb = projected if projected is not None else _project(rows, row_i, row_j, V32, chunk)
     for s in range(0, n, chunk):
-        out[s:s + chunk] = (zb[s:s + chunk] @ Z.T).max(axis=1)
+        out[s:s + chunk] = (zb[s:s + chunk].astype(np.float32, copy=False) @ Zt32).max(axis=1)
+    if threshold is not None:
+        near = np.flatnonzero(np.abs(out - threshold) <= SIM_RECHECK)
+        if near.size:
+            z64 = _project(rows, row_i[near], row_j[near], V, chunk)
+            out[near] = (z64 @ Z.T).max(axis=1)
     return out
 
 
@@ -168,21 +213,25 @@ def posterior_fraction(est: Any, std_raw: np.ndarray, kxx: np.ndarray) -> np.nda
 
 
 def assess(info: DomainInfo, est: Any, rows: np.ndarray, row_i: np.ndarray, row_j: np.ndarray,
-           distance: np.ndarray, std_raw: np.ndarray, composition: str) -> Assessment:
+           distance: np.ndarray, std_raw: np.ndarray, composition: str, kxx: np.ndarray | None = None,
+           projected: np.ndarray | None = None) -> Assessment:
     """Calibrated std and out-of-domain flags of bonds given the GP's raw std (eV).
 
     The std is ``std_raw * std_scale``, times ``composition_inflation`` when ``composition``
     differs from the training composition. Out of domain: length outside the training range,
-    similarity < ``sim_min``, or the (uninflated) calibrated std > ``std_max``.
+    similarity < ``sim_min`` (+ ``SIM_TOL``), or the (uninflated) calibrated std > ``std_max``.
+    ``kxx`` (k(x, x)) and ``projected`` (the rows' projection on the training basis) may come from
+    the GP's own products (:meth:`BondGPR._predict_fast`); otherwise they are computed here.
     """
     ri, rj = np.asarray(row_i, np.int64), np.asarray(row_j, np.int64)
-    kxx = prior_variance(est, rows, ri, rj)
+    if kxx is None:
+        kxx = prior_variance(est, rows, ri, rj)
     rho = posterior_fraction(est, std_raw, kxx)
-    sim = similarity(est, rows, ri, rj, info.n_components)
+    sim = similarity(est, rows, ri, rj, info.n_components, threshold=info.sim_min, projected=projected)
     sd = np.asarray(std_raw, float) * info.std_scale
     lo, hi = est.distance_range_
     d = np.asarray(distance, float)
-    ood = (d < lo) | (d > hi) | (sim < info.sim_min) | (sd > info.std_max)
+    ood = (d < lo) | (d > hi) | (sim < info.sim_min + SIM_TOL) | (sd > info.std_max)
     if composition != info.train_composition:
         sd = sd * info.composition_inflation
     return Assessment(sd, sim, rho, ood)
