@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -149,8 +150,50 @@ def _fused_products(X32: np.ndarray, f: _Fused) -> np.ndarray:
     return out
 
 
+#: Derived arrays (float32 copies, fused products) cached per fitted estimator, outside its
+#: ``__dict__`` so that predicting never changes the estimator's state (scikit-learn's
+#: check_dict_unchanged); dropped with the estimator and cleared by every fit.
+_DERIVED: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
+def _derived(est: Any) -> dict[str, Any]:
+    d = _DERIVED.get(est)
+    if d is None:
+        d = _DERIVED[est] = {}
+    return d
+
+
+def _finite(name: str, a: np.ndarray) -> None:
+    """Refuse NaN/inf: one summed pass (a NaN or inf anywhere makes the sum non-finite; the
+    inputs are O(1), so the sum cannot overflow), the full count only on failure."""
+    if a.size and np.isfinite(np.add.reduce(a, axis=None, dtype=np.float64)):
+        return
+    if not np.all(np.isfinite(a)):
+        raise ModelError(f"{int(np.sum(~np.isfinite(a)))} NaN/inf values in the {name}; drop those bonds first")
+
+
+def _sklearn_warning(name: str) -> type[Warning]:
+    """scikit-learn's warning class ``name`` when it is installed (its checks look for it), else UserWarning."""
+    try:
+        import sklearn.exceptions as skx
+    except ImportError:
+        return UserWarning
+    return getattr(skx, name, UserWarning)
+
+
+def _not_fitted(msg: str) -> ModelError:
+    """A ModelError that is also scikit-learn's NotFittedError when scikit-learn is installed."""
+    try:
+        from sklearn.exceptions import NotFittedError
+    except ImportError:
+        return ModelError(msg)
+    cls = type("NotFittedError", (ModelError, NotFittedError), {"__module__": __name__})
+    return cls(msg)
+
+
 def as_bonds(X: BondFeatures | np.ndarray) -> _Bonds:
-    """Normalise model input; raises ModelError for a malformed array."""
+    """Normalise model input; raises ModelError (a ValueError) for a malformed array, NaN/inf,
+    complex or sparse input."""
     if isinstance(X, BondFeatures):
         d = np.asarray(X.distance, dtype=float).ravel()
         ai = np.asarray(X.atom_i, dtype=np.int64).ravel()
@@ -160,10 +203,23 @@ def as_bonds(X: BondFeatures | np.ndarray) -> _Bonds:
         soap = np.asarray(X.atom_soap)
         if soap.ndim != 2 or soap.dtype.kind != "f":
             soap = np.atleast_2d(np.asarray(soap, dtype=float))
+        _finite("bond distances", d)
+        _finite("SOAP rows", soap)
         return _Bonds(d, soap, ai, aj, None)
-    a = np.asarray(X, dtype=float)
+    if hasattr(X, "toarray") or type(X).__module__.startswith("scipy.sparse"):
+        raise ModelError("sparse input is not supported: pass a dense array [d | pA | pB] or BondFeatures")
+    a = np.asarray(X)
+    if a.dtype.kind == "c":
+        raise ModelError("Complex data not supported: bond lengths and SOAP are real")
+    a = np.asarray(a, dtype=float)
+    if a.ndim == 1:
+        raise ModelError(f"Expected a 2-D array [d | pA | pB], got a 1-D array of {a.size} values; "
+                         "Reshape your data with X.reshape(1, -1) for one bond")
+    if a.ndim == 2 and a.shape[1] == 0:
+        raise ModelError(f"0 feature(s) (shape={a.shape}) while a minimum of 3 is required ([d | pA | pB])")
     if a.ndim != 2 or a.shape[1] < 3 or (a.shape[1] - 1) % 2:
         raise ModelError(f"expected BondFeatures or a 2-D array [d | pA | pB] with 1 + 2p columns, got shape {a.shape}")
+    _finite("input array", a)
     return _Bonds(a[:, 0].copy(), None, None, None, a)
 
 
@@ -412,17 +468,26 @@ class BondGPR(_EstimatorBase):
         """Fit on n bonds; ``y`` is -ICOHP (eV). Exact for n <= ``max_exact``, sparse above.
         Raises ModelError for NaN labels or n < 2."""
         self._check_params()
+        if y is None:
+            raise ModelError("BondGPR requires y to be passed, but the target y is None (-ICOHP labels, eV)")
         b = as_bonds(X)
-        y = np.asarray(y, dtype=float).ravel()
+        y = np.asarray(y, dtype=float)
+        if y.ndim == 2 and y.shape[1] == 1:
+            import warnings
+
+            warnings.warn("A column-vector y was passed when a 1d array was expected; it is ravelled",
+                          _sklearn_warning("DataConversionWarning"), stacklevel=2)
+        y = y.ravel()
         if y.size != len(b):
             raise ModelError(f"{len(b)} bonds but {y.size} labels")
         if len(b) < 2:
-            raise ModelError(f"cannot fit a GP on {len(b)} bond(s); need at least 2")
+            raise ModelError(f"cannot fit a GP on {len(b)} bond(s) (n_samples = {len(b)}); need at least 2")
         if not np.all(np.isfinite(y)) or not np.all(np.isfinite(b.distance)):
             bad = int(np.sum(~np.isfinite(y)) + np.sum(~np.isfinite(b.distance)))
             raise ModelError(f"{bad} NaN/inf labels or distances in the training data; drop them first")
         for a in ("_pbar32", "_chol32", "chol_", "_G32", "_C32", "_B32", "_ind32"):
             self.__dict__.pop(a, None)
+        _DERIVED.pop(self, None)
         self.std_V_: np.ndarray | None = None
         self.std_M_: np.ndarray | None = None
         self.y_offset_ = float(y.mean()) if self.mean == "mean" else 0.0
@@ -568,7 +633,7 @@ class BondGPR(_EstimatorBase):
 
     def _require_fitted(self) -> None:
         if not hasattr(self, "alpha_"):
-            raise ModelError("BondGPR is not fitted; call fit first")
+            raise _not_fitted("BondGPR is not fitted; call fit first")
 
     @property
     def inducing_index(self) -> np.ndarray:
@@ -608,7 +673,8 @@ class BondGPR(_EstimatorBase):
         did not run (then the caller computes them itself)."""
         p = b.n_features
         if p != self.pbar_train_.shape[1]:
-            raise ModelError(f"feature length {p} but the model was trained on {self.pbar_train_.shape[1]}")
+            raise ModelError(f"X has {p} features, but BondGPR is expecting {self.pbar_train_.shape[1]} features "
+                             "as input (SOAP length p of [d | pA | pB])")
         n = len(b)
         bs = max(int(batch_size or self.batch_size), 1)
         fast = self.fast_soap if fast_soap is None else bool(fast_soap)
@@ -720,9 +786,9 @@ class BondGPR(_EstimatorBase):
     def _table32(self) -> np.ndarray:
         """Mean table transposed (p, N) in float32 (for float32 rows; see :func:`_mean_products`)."""
         assert self.cheb_ is not None
-        c = self.__dict__.get("_C32")
+        c = _derived(self).get("_C32")
         if c is None or c.shape != self.cheb_.shape[::-1]:
-            c = self.__dict__["_C32"] = np.ascontiguousarray(np.asarray(self.cheb_, dtype=np.float32).T)
+            c = _derived(self)["_C32"] = np.ascontiguousarray(np.asarray(self.cheb_, dtype=np.float32).T)
         return c
 
     def _fused_columns(self, project: np.ndarray | None) -> _Fused:
@@ -731,7 +797,7 @@ class BondGPR(_EstimatorBase):
         [inducing vectors^T | project] (p, m + k), or, with the principal basis V (p, r) of
         :meth:`_set_std_basis`, [V | project columns not in V] followed by (V^T inducing^T) (r, m)."""
         key = (id(project), None if project is None else project.shape, self.ind_x_.shape)
-        c = self.__dict__.get("_G32")
+        c = _derived(self).get("_G32")
         if c is not None and c[0] == key and c[2] is project:
             return c[1]
         V = getattr(self, "std_V_", None)
@@ -750,7 +816,7 @@ class BondGPR(_EstimatorBase):
             f = _Fused(np.ascontiguousarray(np.concatenate(cols, axis=1)),
                        np.ascontiguousarray(np.asarray(self.std_M_, dtype=np.float32)), self.ind_d_.size, k,
                        slice(0, k) if in_basis else slice(r, r + k))
-        self.__dict__["_G32"] = (key, f, project)
+        _derived(self)["_G32"] = (key, f, project)
         return f
 
     def _set_std_basis(self) -> bool:
@@ -764,7 +830,7 @@ class BondGPR(_EstimatorBase):
         Returns whether the basis is used."""
         self.std_V_ = None
         self.std_M_ = None
-        self.__dict__.pop("_G32", None)
+        _derived(self).pop("_G32", None)
         if self.std_B_ is None:
             return False
         P = np.asarray(self.pbar_train_, dtype=float)
@@ -793,18 +859,18 @@ class BondGPR(_EstimatorBase):
         assert self.std_B_ is not None  # only called on the low-rank variance path
         if dtype == np.float64:
             return self.std_B_
-        c = self.__dict__.get("_B32")
+        c = _derived(self).get("_B32")
         if c is None or c.shape != self.std_B_.shape:
-            c = self.__dict__["_B32"] = np.asarray(self.std_B_, dtype=dtype)
+            c = _derived(self)["_B32"] = np.asarray(self.std_B_, dtype=dtype)
         return c
 
     def _ind_rows(self) -> np.ndarray:
         """Inducing-bond vectors in the dtype of the std's SOAP products (``_IND_DTYPE``)."""
         if np.float64 == _IND_DTYPE:
             return self.ind_x_
-        c = self.__dict__.get("_ind32")
+        c = _derived(self).get("_ind32")
         if c is None or c.shape != self.ind_x_.shape:
-            c = self.__dict__["_ind32"] = np.asarray(self.ind_x_, dtype=_IND_DTYPE)
+            c = _derived(self)["_ind32"] = np.asarray(self.ind_x_, dtype=_IND_DTYPE)
         return c
 
     def _pair_diag_rows(self, b: _Bonds, rows: _Rows | None, bs: int, U32: np.ndarray | None = None) -> np.ndarray:
@@ -880,18 +946,18 @@ class BondGPR(_EstimatorBase):
         """Training mean SOAP in the dtype used for prediction dot products."""
         if not fast:
             return np.asarray(self.pbar_train_, dtype=float)
-        c = getattr(self, "_pbar32", None)
+        c = _derived(self).get("_pbar32")
         if c is None or c.shape != self.pbar_train_.shape:
-            c = self._pbar32 = np.asarray(self.pbar_train_, dtype=np.float32)
+            c = _derived(self)["_pbar32"] = np.asarray(self.pbar_train_, dtype=np.float32)
         return c
 
     def _chol_for_predict(self, fast: bool) -> np.ndarray:
         """Cholesky factor for the exact variance solve: float64, or float32 with ``fast_soap``."""
         if not fast:
             return np.asarray(self.chol_[0])
-        c = getattr(self, "_chol32", None)
+        c = _derived(self).get("_chol32")
         if c is None or c.shape != self.chol_[0].shape:
-            c = self._chol32 = np.tril(self.chol_[0]).astype(np.float32)
+            c = _derived(self)["_chol32"] = np.tril(self.chol_[0]).astype(np.float32)
         return c
 
     def _pair_diag(self, b: _Bonds, sl: slice, atom: _AtomLevel | None) -> np.ndarray:
