@@ -68,15 +68,6 @@ def _fold(ns: int, l_max: int, n_max: int) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(idx), np.concatenate(w)
 
 
-@lru_cache(maxsize=8)
-def _diagonal_columns(ns: int, l_max: int, n_max: int) -> np.ndarray:
-    """Output columns holding diagonal entries of the G_l (weight ``(-1)^l / sqrt(2l+1)``, not
-    sqrt(2) times it)."""
-    m = ns * n_max
-    A, B = np.triu_indices(m)
-    return np.concatenate([ell * A.size + np.flatnonzero(A == B) for ell in range(l_max + 1)])
-
-
 def property_labels(settings: FeatureSettings) -> np.ndarray:
     """(p, 5) int array naming each column: (l, neighbour 1 Z, n1, neighbour 2 Z, n2).
 
@@ -142,29 +133,38 @@ def bond_soap(atoms: Atoms, i: np.ndarray, j: np.ndarray, shift: np.ndarray,
     first = np.concatenate([np.asarray(a, np.int64), np.arange(n_at)])  # the atom itself (vector 0)
     zmap = {int(z): k for k, z in enumerate(settings.species_z)}
     spec_of_atom = np.array([zmap[int(z)] for z in atoms.numbers], dtype=np.int64)
-    nbr_spec = spec_of_atom[np.concatenate([np.asarray(b, np.int64), np.arange(n_at)])]
-    # rows by first atom, each row by neighbour species: a bond's pairs come out grouped
-    order = np.lexsort((nbr_spec, first))
-    nbr_spec = nbr_spec[order]
-    vec = np.concatenate([np.asarray(D, float).reshape(-1, 3), np.zeros((n_at, 3))])[order]
-    start = np.searchsorted(first[order], np.arange(n_at + 1))
     ns = len(settings.species_z)
+    nbr_spec = spec_of_atom[np.concatenate([np.asarray(b, np.int64), np.arange(n_at)])]
+    vec = np.concatenate([np.asarray(D, float).reshape(-1, 3), np.zeros((n_at, 3))])
+    d_nb = np.sqrt(np.einsum("ij,ij->i", vec, vec))
+    # rows (first atom, neighbour species), each by distance: a bond's candidates are a prefix of
+    # each of its atom i's species rows (|r_k - r_i| <= cutoff + |half|), in species order
+    grp = first * ns + nbr_spec
+    order = np.lexsort((d_nb, grp))
+    grp, nbr_spec, vec, d_nb = grp[order], nbr_spec[order], vec[order], d_nb[order]
+    span = 2.0 * reach + 1.0
+    key = grp * span + d_nb
+    gstart = np.searchsorted(grp, np.arange(n_at * ns))
+    h_len = np.sqrt(np.einsum("ij,ij->i", half, half))
+    sp_range = np.arange(ns)
     fold_index, _ = _fold(ns, l_max, n_max)
-    diag = _diagonal_columns(ns, l_max, n_max)
     l_scale = np.sqrt(2.0) * l_weights(l_max)
     for s0 in range(0, nb, chunk):
         s1 = min(s0 + chunk, nb)
         c = s1 - s0
-        ii = i[s0:s1]
-        cnt = start[ii + 1] - start[ii]
-        owner = np.repeat(np.arange(c), cnt)
-        idx = np.arange(owner.size) + np.repeat(start[ii] - (np.cumsum(cnt) - cnt), cnt)
+        g = i[s0:s1, None] * ns + sp_range  # (c, ns) species rows of each bond's atom i
+        st = gstart[g]
+        en = np.searchsorted(key, g * span + (rc + h_len[s0:s1, None] + 1e-6), side="right")
+        cnt = (en - st).reshape(-1)
+        owner = np.repeat(np.repeat(np.arange(c), ns), cnt)
+        idx = np.arange(owner.size) + np.repeat(st.reshape(-1) - (np.cumsum(cnt) - cnt), cnt)
         r = vec[idx]
         r -= half[s0:s1][owner]
         dist = np.sqrt(np.einsum("ij,ij->i", r, r))
         keep = np.flatnonzero(dist < rc)
         G = power_spectrum_chunk(owner[keep], nbr_spec[idx[keep]], r[keep], dist[keep], c, ns, rc, l_max,
                                  n_max, sigma, l_scale=l_scale)
-        fold_rows(G, fold_index, out[s0:s1], settings.normalise, "bond-centred",
-                  fix_cols=diag, fix_factor=np.sqrt(0.5))
+        # G_l came out times sqrt(2) (-1)^l / sqrt(2l+1); the diagonals take (-1)^l / sqrt(2l+1)
+        G.reshape(c, l_max + 1, -1)[:, :, ::ns * n_max + 1] *= np.sqrt(0.5)
+        fold_rows(G, fold_index, out[s0:s1], settings.normalise, "bond-centred")
     return out

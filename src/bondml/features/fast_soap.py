@@ -358,21 +358,15 @@ def l_weights(l_max: int) -> np.ndarray:
     return (-1.0) ** ell / np.sqrt(2 * ell + 1)
 
 
-def fold_rows(G: np.ndarray, index: np.ndarray, out: np.ndarray, normalise: bool, what: str,
-              weight: np.ndarray | None = None, fix_cols: np.ndarray | None = None, fix_factor: float = 1.0) -> None:
-    """``out[:] = G.reshape(c, -1)[:, index] * weight`` (columns ``fix_cols`` times ``fix_factor``),
-    rows scaled to unit norm if asked.
+def fold_rows(G: np.ndarray, index: np.ndarray, out: np.ndarray, normalise: bool, what: str) -> None:
+    """``out[:] = G.reshape(c, -1)[:, index]``, rows scaled to unit norm if asked.
 
-    ``out`` (c, p) may be float32: the gather, weights and norms are float64.
+    ``out`` (c, p) may be float32: the gather and norms are float64.
     """
     c = G.shape[0]
     flat = G.reshape(c, -1)
     buf = out if out.dtype == np.float64 and out.flags.c_contiguous else np.empty(out.shape)
     np.take(flat, index, axis=1, out=buf, mode="clip")
-    if weight is not None:
-        buf *= weight
-    if fix_cols is not None:
-        buf[:, fix_cols] *= fix_factor
     if normalise:
         norm = np.sqrt(np.einsum("ij,ij->i", buf, buf))
         if np.any(norm == 0.0):

@@ -112,21 +112,17 @@ def soap_featomic(atoms: Atoms, settings: FeatureSettings, dtype: type | np.dtyp
 
 
 @lru_cache(maxsize=8)
-def _atom_fold(ns: int, l_max: int, n_max: int) -> tuple[np.ndarray, np.ndarray]:
+def _atom_fold(ns: int, l_max: int, n_max: int) -> np.ndarray:
     """featomic's column order (species pair a <= b, l, n1, n2) as indices into the per-l Gram
-    matrices G[l, (a, n1), (b, n2)], and the columns of cross-species pairs (featomic's sqrt(2))."""
+    matrices G[l, (a, n1), (b, n2)]."""
     m = ns * n_max
     n1, n2 = np.meshgrid(np.arange(n_max), np.arange(n_max), indexing="ij")
-    idx, cross = [], []
-    col = 0
+    idx = []
     for a in range(ns):
         for b in range(a, ns):
             for ell in range(l_max + 1):
                 idx.append(ell * m * m + (a * n_max + n1.ravel()) * m + b * n_max + n2.ravel())
-                if a != b:
-                    cross.append(col + np.arange(n_max * n_max))
-                col += n_max * n_max
-    return np.concatenate(idx), (np.concatenate(cross) if cross else np.zeros(0, np.int64))
+    return np.concatenate(idx)
 
 
 def soap_featomic_numpy(atoms: Atoms, settings: FeatureSettings, dtype: type | np.dtype = np.float64,
@@ -148,7 +144,7 @@ def soap_featomic_numpy(atoms: Atoms, settings: FeatureSettings, dtype: type | n
     rc = float(settings.cutoff)
     l_max, n_max, sigma = int(settings.l_max), int(settings.n_max), float(settings.atom_sigma)
     n_at = len(atoms)
-    fold_index, cross = _atom_fold(ns, l_max, n_max)
+    fold_index = _atom_fold(ns, l_max, n_max)
     out = np.empty((n_at, fold_index.size), dtype=dtype)
     if n_at == 0:
         return out
@@ -179,8 +175,10 @@ def soap_featomic_numpy(atoms: Atoms, settings: FeatureSettings, dtype: type | n
         G = power_spectrum_chunk(a[p0:p1] - s0, nspec[p0:p1], D[p0:p1], d[p0:p1], s1 - s0, ns, rc, l_max,
                                  n_max, sigma, centre_species=spec[s0:s1], central_weight=QUIP_CENTRAL_WEIGHT,
                                  l_scale=l_scale)
-        fold_rows(G, fold_index, out[s0:s1], settings.normalise, "featomic",
-                  fix_cols=cross, fix_factor=np.sqrt(2.0))
+        Gv = G.reshape(s1 - s0, l_max + 1, ns, n_max, ns, n_max)
+        for sa in range(ns):  # featomic's sqrt(2) on the blocks of two different neighbour species
+            Gv[:, :, sa, :, sa + 1:, :] *= np.sqrt(2.0)
+        fold_rows(G, fold_index, out[s0:s1], settings.normalise, "featomic")
     return out
 
 
