@@ -200,3 +200,26 @@ def test_small_cells_and_a_missing_element_equal_featomic():
     bs = find_bonds(sup, window=(1.8, 2.7))
     np.testing.assert_allclose(bond_soap(sup, bs.i, bs.j, bs.shift, BOND_SETTINGS), q[:1].repeat(len(bs), 0),
                                atol=1e-10)
+
+
+def test_radial_spline_disk_cache(tmp_path, monkeypatch):
+    """featomic's spline set-up (seconds) is kept on disk: a later process loads the same table;
+    an unreadable cache entry is recomputed and replaced; an empty BONDML_CACHE_DIR disables it."""
+    from bondml.features import fast_soap
+
+    monkeypatch.setenv("BONDML_CACHE_DIR", str(tmp_path / "cache"))
+    fast_soap.radial_splines.cache_clear()
+    try:
+        dx, v, dv = fast_soap.radial_splines(3.75, 6, 8, 0.5)
+        (entry,) = (tmp_path / "cache").glob("soap-radial-spline-*.npz")
+        fast_soap.radial_splines.cache_clear()
+        dx2, v2, dv2 = fast_soap.radial_splines(3.75, 6, 8, 0.5)  # from disk
+        assert dx2 == dx and np.array_equal(v2, v) and np.array_equal(dv2, dv)
+        entry.write_bytes(b"not an npz")
+        fast_soap.radial_splines.cache_clear()
+        _, v3, _ = fast_soap.radial_splines(3.75, 6, 8, 0.5)
+        assert np.array_equal(v3, v) and np.load(entry)["values"].shape == v.shape
+        monkeypatch.setenv("BONDML_CACHE_DIR", "")
+        assert fast_soap.spline_cache_dir() is None
+    finally:
+        fast_soap.radial_splines.cache_clear()

@@ -21,10 +21,16 @@ may be stored in float32.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
 from functools import lru_cache
 from math import factorial, pi, sqrt
+from pathlib import Path
 
 import numpy as np
+
+from ..util import atomic_write_bytes, sha256_json
 
 #: QUIP's default ``cutoff_transition_width`` (Angstrom).
 QUIP_CUTOFF_TRANSITION_WIDTH = 0.5
@@ -75,6 +81,16 @@ def hermite(r: np.ndarray, spline: tuple[float, np.ndarray, np.ndarray], derivat
     return h00 * v[k] + h10 * dx * dv[k] + h01 * v[k + 1] + h11 * dx * dv[k + 1]
 
 
+def spline_cache_dir() -> Path | None:
+    """Folder of the on-disk radial-spline cache: ``$BONDML_CACHE_DIR`` (empty: no cache), else
+    ``$XDG_CACHE_HOME/bondml`` or ``~/.cache/bondml``."""
+    env = os.environ.get("BONDML_CACHE_DIR")
+    if env is not None:
+        return Path(env) if env else None
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "bondml"
+
+
 @lru_cache(maxsize=4)
 def radial_splines(cutoff: float, l_max: int, n_max: int, atom_sigma: float) -> tuple[float, np.ndarray, np.ndarray]:
     """featomic's splined radial integrals (Gaussian density on QUIP's polynomial basis).
@@ -82,8 +98,37 @@ def radial_splines(cutoff: float, l_max: int, n_max: int, atom_sigma: float) -> 
     featomic splines each l on its own uniform grid (cubic Hermite); every grid here divides the
     finest one, so the coarser splines are re-expressed exactly on the finest grid (a cubic
     Hermite spline reproduces a cubic exactly). Returns (dx, values (k, (l_max+1) * n_max),
-    derivatives), columns l-major. Costs featomic's spline set-up (seconds) once per process.
+    derivatives), columns l-major. featomic's spline set-up takes seconds (numerical radial
+    integrals); the result is kept per process and in :func:`spline_cache_dir` (one small .npz
+    per settings and featomic version, written atomically), so later processes load it in
+    milliseconds.
     """
+    from importlib.metadata import version
+
+    tag = sha256_json({"featomic": version("featomic"), "cutoff": cutoff, "l_max": l_max, "n_max": n_max,
+                       "atom_sigma": atom_sigma, "accuracy": SPLINE_ACCURACY, "central_weight": QUIP_CENTRAL_WEIGHT,
+                       "width": QUIP_CUTOFF_TRANSITION_WIDTH, "basis": "quip_poly", "layout": 1})[:16]
+    folder = spline_cache_dir()
+    path = None if folder is None else folder / f"soap-radial-spline-{tag}.npz"
+    if path is not None and path.is_file():
+        try:
+            with np.load(path) as z:
+                dx, v, dv = float(z["dx"]), np.array(z["values"]), np.array(z["derivatives"])
+            if v.shape == dv.shape and v.ndim == 2 and v.shape[1] == (l_max + 1) * n_max:
+                return dx, v, dv
+        except (OSError, ValueError, KeyError):
+            pass  # unreadable cache entry: recompute and replace it
+    dx, v, dv = _featomic_radial_splines(cutoff, l_max, n_max, atom_sigma)
+    if path is not None:
+        buf = io.BytesIO()
+        np.savez(buf, dx=dx, values=v, derivatives=dv)
+        with contextlib.suppress(OSError):  # a read-only home only costs the set-up next time
+            atomic_write_bytes(path, buf.getvalue())
+    return dx, v, dv
+
+
+def _featomic_radial_splines(cutoff: float, l_max: int, n_max: int, atom_sigma: float
+                             ) -> tuple[float, np.ndarray, np.ndarray]:
     from featomic.basis import TensorProduct
     from featomic.cutoff import Cutoff, ShiftedCosine
     from featomic.density import Gaussian
