@@ -10,16 +10,19 @@ replaced by ``q``: ``k = exp(-(d-d')^2 / 2 sigma^2) (q.q')^zeta``.
 
 It is exactly what ``featomic`` gives for a dummy atom placed at the midpoint (same QUIP-like
 radial basis, cosine cutoff smoothing and radial integral spline as
-:mod:`bondml.features.featomic_backend`), but computed in vectorised numpy from the atom
-neighbour list: the midpoint's neighbours are found among the neighbours of atom i within
-``cutoff + d_max / 2``, the spherical expansion is accumulated by one sparse segment sum per
-(l, m), and the power spectrum by batched Gram matrices per l. Layout: the upper triangles of
-the per-l Gram matrices over (species, n), off-diagonal entries times sqrt(2) (2100 components
-for three species, like QUIP's), so that dot products equal those of featomic's
-(species pair, l, n1, n2) layout of 2688 components exactly (:func:`property_labels`). featomic
-with dummy atoms spends ~0.4-0.7 ms per centre in book-keeping (25-45 s for a 10,000-atom
-frame with 66,518 bonds); this path costs about 1.3x quippy's per-atom SOAP of the same frame
-(``bench/bench_bond_descriptor.py``). Tests compare it with featomic to 1e-10.
+:mod:`bondml.features.featomic_backend`), but computed by the vectorised numpy engine of
+:mod:`bondml.features.fast_soap` from the atom neighbour list: the midpoint's neighbours are found
+among the neighbours of atom i within ``cutoff + |r_j - r_i| / 2`` (distance-sorted rows per
+neighbour species), the spherical expansion is accumulated by sparse products per l, and the
+power spectrum by batched Gram matrices per l. Layout: the upper triangles of the per-l Gram
+matrices over (species, n), off-diagonal entries times sqrt(2) (2100 components for three
+species, like QUIP's), so that dot products equal those of featomic's (species pair, l, n1, n2)
+layout of 2688 components exactly (:func:`property_labels`). featomic with dummy atoms spends
+~0.4-0.7 ms per centre in book-keeping (25-45 s for a 10,000-atom frame with 66,518 bonds); this
+path is measured side by side with quippy's and featomic's per-atom SOAP of the same frame in
+``bench/bench_bond_descriptor.py`` (docs/features.md). Rows may be stored in float32 (computed in
+float64) and written into a caller's reused array (``out=``). Tests compare it with featomic to
+1e-10.
 """
 
 from __future__ import annotations
