@@ -35,12 +35,9 @@ from ase import Atoms
 
 from .fast_soap import (  # noqa: F401  (re-exported: earlier home of these helpers)
     CHUNK,
-    cutoff_weight as _cutoff_weight,
     fold_rows,
-    hermite as _hermite,
     l_weights,
     power_spectrum_chunk,
-    radial_splines as _radial_splines,
     real_spherical_harmonics,
 )
 

@@ -186,7 +186,8 @@ def _csr_accumulate(n_row: int, n_col: int, indptr: np.ndarray, indices: np.ndar
         y += csr_matrix((data, indices, indptr), shape=(n_row, n_col)) @ x
 
 
-def _radial_matrix(dist: np.ndarray, cutoff: float, dx: float, n_intervals: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _radial_matrix(dist: np.ndarray, cutoff: float, dx: float,
+                   n_intervals: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """CSR rows (indptr, indices, data) of ``[t^3, t^2, t, 1] * f_cut(r)`` in each pair's interval,
     so that ``rows @ table_l`` is the splined radial integral times the cutoff smoothing."""
     k = np.minimum((dist / dx).astype(np.int64), n_intervals - 1)
@@ -291,9 +292,8 @@ def _monomial_harmonics(l_max: int) -> list[tuple[np.ndarray, np.ndarray, np.nda
             par, ax = [], []
             for e in exps:
                 d = next(q for q in range(3) if e[q] > 0)
-                pe = list(e)
-                pe[d] -= 1
-                par.append(where[tuple(pe)])
+                pe = (e[0] - (d == 0), e[1] - (d == 1), e[2] - (d == 2))
+                par.append(where[pe])
                 ax.append(d)
             parent, axis = np.array(par, np.int64), np.array(ax, np.int64)
             mono = mono_prev[:, parent] * u[:, axis]
