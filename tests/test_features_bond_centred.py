@@ -223,3 +223,21 @@ def test_radial_spline_disk_cache(tmp_path, monkeypatch):
         assert fast_soap.spline_cache_dir() is None
     finally:
         fast_soap.radial_splines.cache_clear()
+
+
+def test_engine_harmonics_and_radial_equal_their_references():
+    """The engine's monomial spherical harmonics and its sparse cubic spline evaluation equal the
+    Legendre recursion and featomic's Hermite formula (plus the cosine cutoff)."""
+    from bondml.features import fast_soap
+
+    u = np.random.default_rng(0).normal(size=(500, 3))
+    u /= np.linalg.norm(u, axis=1)[:, None]
+    u[:3] = [[0, 0, 1], [0, 0, -1], [1, 0, 0]]  # the poles and the equator
+    ref = fast_soap.real_spherical_harmonics(u, 6)
+    np.testing.assert_allclose(fast_soap.spherical_harmonics_t(np.ascontiguousarray(u.T), 6).T, ref,
+                               rtol=0, atol=1e-13)
+    r = np.concatenate([[0.0, 1e-9, 3.25, 3.7499999], np.random.default_rng(1).uniform(0, 3.75, 300)])
+    spl = fast_soap.radial_splines(3.75, 6, 8, 0.5)
+    want = fast_soap.hermite(r, spl) * fast_soap.cutoff_weight(r, 3.75)[:, None]
+    got = fast_soap.radial(r, 3.75, 6, 8, 0.5)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-13 * np.abs(want).max())
