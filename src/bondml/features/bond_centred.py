@@ -33,13 +33,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 from ase import Atoms
 
-from .fast_soap import (  # noqa: F401  (re-exported: earlier home of these helpers)
+from .fast_soap import (
     CHUNK,
     fold_rows,
     l_weights,
     power_spectrum_chunk,
-    real_spherical_harmonics,
+    real_spherical_harmonics,  # noqa: F401
 )
+from .fast_soap import cutoff_weight as _cutoff_weight  # noqa: F401  (re-exported: their earlier home)
+from .fast_soap import hermite as _hermite  # noqa: F401
+from .fast_soap import radial_splines as _radial_splines  # noqa: F401
 
 if TYPE_CHECKING:
     from .soap import FeatureSettings
@@ -140,10 +143,10 @@ def bond_soap(atoms: Atoms, i: np.ndarray, j: np.ndarray, shift: np.ndarray,
     # rows (first atom, neighbour species), each by distance: a bond's candidates are a prefix of
     # each of its atom i's species rows (|r_k - r_i| <= cutoff + |half|), in species order
     grp = first * ns + nbr_spec
-    order = np.lexsort((d_nb, grp))
-    grp, nbr_spec, vec, d_nb = grp[order], nbr_spec[order], vec[order], d_nb[order]
     span = 2.0 * reach + 1.0
-    key = grp * span + d_nb
+    key = grp * span + d_nb  # increasing in (group, distance): one float sort
+    order = np.argsort(key)
+    key, grp, nbr_spec, vec = key[order], grp[order], nbr_spec[order], vec[order]
     gstart = np.searchsorted(grp, np.arange(n_at * ns))
     h_len = np.sqrt(np.einsum("ij,ij->i", half, half))
     sp_range = np.arange(ns)
