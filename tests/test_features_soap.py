@@ -246,3 +246,13 @@ def test_featomic_engine_equals_library_on_the_10k_cell() -> None:
     got = _engine(a)
     ref = _library(a)
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-10)
+
+
+def test_featomic_backend_refuses_a_slab_as_featomic_does() -> None:
+    """A cell periodic in two directions only is refused, by the engine as by featomic itself."""
+    slab = cell(0)
+    slab.pbc = (True, True, False)
+    with pytest.raises(ValueError, match="periodic"):
+        compute_soap(slab, FEATOMIC)
+    with pytest.raises(ValueError, match="periodic"):
+        _library(slab)
