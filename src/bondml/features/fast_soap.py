@@ -296,6 +296,10 @@ def _monomial_harmonics(l_max: int) -> list[tuple[np.ndarray, np.ndarray, np.nda
                 par.append(where[pe])
                 ax.append(d)
             parent, axis = np.array(par, np.int64), np.array(ax, np.int64)
+            n_prev = len(prev_exps)  # the structure spherical_harmonics_t relies on
+            want = np.concatenate([np.arange(n_prev), np.arange(n_prev - ell, n_prev), [n_prev - 1]])
+            if not (np.array_equal(parent, want) and np.array_equal(axis, np.repeat([0, 1, 2], [n_prev, ell, 1]))):
+                raise RuntimeError("unexpected monomial order")
             mono = mono_prev[:, parent] * u[:, axis]
         target = ref[:, ell * ell:(ell + 1) ** 2]
         coef, *_ = np.linalg.lstsq(mono, target, rcond=None)
@@ -311,16 +315,21 @@ def spherical_harmonics_t(ut: np.ndarray, l_max: int, out: np.ndarray | None = N
     """Real spherical harmonics of unit vectors given as rows ``ut`` (3, P) -> ((l_max+1)^2, P).
 
     The values of :func:`real_spherical_harmonics` (to ~1e-15), transposed, computed as one small
-    matrix product per l on the degree-l monomials of u.
+    matrix product per l on the degree-l monomials of u. In the monomial order of
+    :func:`_monomial_harmonics` the degree-l monomials are x times all degree l-1 ones, then y
+    times the last l of them (no x), then z times the last one (z^(l-1)).
     """
     P = ut.shape[1]
     if out is None:
         out = np.empty(((l_max + 1) ** 2, P))
     mono = np.ones((1, P))
-    for ell, (parent, axis, coef) in enumerate(_monomial_harmonics(l_max)):
+    for ell, (_parent, _axis, coef) in enumerate(_monomial_harmonics(l_max)):
         if ell:
-            mono = mono[parent]
-            mono *= ut[axis]
+            prev, n_prev = mono, mono.shape[0]
+            mono = np.empty((n_prev + ell + 1, P))
+            np.multiply(prev, ut[0], out=mono[:n_prev])
+            np.multiply(prev[n_prev - ell:], ut[1], out=mono[n_prev:n_prev + ell])
+            np.multiply(prev[n_prev - 1:], ut[2], out=mono[n_prev + ell:])
         np.matmul(coef.T, mono, out=out[ell * ell:(ell + 1) ** 2])
     return out
 
