@@ -1,14 +1,19 @@
 """Benchmark: per-frame cost of the bond-centred SOAP model vs the paper's atom-averaged one.
 
 One 10,000-atom frame (the shipped production cell, ~66,500 bonds in the inference windows), one
-thread. Steps: bond search, descriptor (per-atom SOAP through quippy / featomic, or the
-bond-centred SOAP at every bond midpoint), GP prediction with std and out-of-domain flags through
+thread. First the descriptors alone, side by side in one run (wall and CPU seconds, best of
+``--repeat``; the first call of each is a warm-up): per-atom SOAP through quippy (the paper),
+featomic itself, and the numpy engine of the featomic backend (``bondml.features.fast_soap``,
+equal to featomic to rounding); the bond-centred SOAP at every bond midpoint in float64 (a fresh
+output array per frame, and one reused through ``out=``) and float32. Then the models: bond
+search, descriptor, GP prediction with std and out-of-domain flags through
 ``BondModel.predict_bonds`` (float32 dot products, the deployment default). Models: 600 bonds per
 type of run 21 (seed 0); the atom model with the paper's hyper-parameters, the bond model with the
-default preset. ``--naive`` also times featomic with one dummy atom per midpoint (the route the
-bond-centred path replaces; ~0.5 ms per bond).
+default preset. ``--descriptors-only`` skips the models (and their minute of set-up); ``--naive``
+also times featomic with one dummy atom per midpoint (the route the bond-centred path replaces;
+~0.5 ms per bond).
 
-Run:  .venv/bin/python bench/bench_bond_descriptor.py [--naive] [--repeat 2]
+Run:  .venv/bin/python bench/bench_bond_descriptor.py [--descriptors-only] [--naive] [--repeat 2]
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=2, help="timed repetitions (best kept)")
     ap.add_argument("--naive", action="store_true", help="also time featomic with dummy atoms at the midpoints")
     ap.add_argument("--max-train", type=int, default=600)
+    ap.add_argument("--descriptors-only", action="store_true", help="time the descriptors, skip the models")
     args = ap.parse_args()
     for var in ("OMP_NUM_THREADS", "RAYON_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"
@@ -46,8 +52,21 @@ def main() -> None:
             ts.append(time.perf_counter() - t)
         return min(ts), out
 
+    def best_wall_cpu(fn):
+        fn()  # warm-up: one-off set-up, first-touch of the allocator's pages
+        wall, cpu = [], []
+        for _ in range(args.repeat):
+            t, c = time.perf_counter(), time.process_time()
+            fn()
+            wall.append(time.perf_counter() - t)
+            cpu.append(time.process_time() - c)
+        return min(wall), min(cpu)
+
     a = ase.io.read(production_cell(), format="lammps-data", atom_style="atomic")
     a.set_chemical_symbols(np.array(["", "Zr", "Cu", "Al"])[a.get_array("type")])
+    descriptor_table(a, best_wall_cpu, args.repeat)
+    if args.descriptors_only:
+        return
     root = reference_root()
     t = time.perf_counter()
     models = {}
@@ -102,6 +121,41 @@ def main() -> None:
         tn = time.perf_counter() - t
         print(f"naive featomic with {len(mids)} dummy atoms: {tn:.1f} s  "
               f"({tn / rows[2][1]:.0f}x the bond-centred path)")
+
+
+def descriptor_table(a, best_wall_cpu, repeat: int) -> None:
+    """Descriptors alone on the frame ``a``, side by side: seconds and ratios to quippy."""
+    import numpy as np
+
+    from bondml.constants import INFERENCE_WINDOWS
+    from bondml.features.bond_centred import bond_soap, n_components
+    from bondml.features.featomic_backend import soap_featomic_library, soap_featomic_numpy
+    from bondml.features.soap import BOND_SETTINGS, PAPER_SETTINGS, FeatureSettings, compute_soap
+    from bondml.structure.bonds import find_bonds
+
+    bonds = find_bonds(a, windows=INFERENCE_WINDOWS)
+    feat = FeatureSettings(backend="featomic")
+    reuse64 = np.empty((len(bonds), n_components(BOND_SETTINGS)))
+    reuse32 = np.empty(reuse64.shape, dtype=np.float32)
+    b = (bonds.i, bonds.j, bonds.shift, BOND_SETTINGS)
+    rows = [
+        ("per-atom, quippy (paper)", len(a), lambda: compute_soap(a, PAPER_SETTINGS)),
+        ("per-atom, featomic library", len(a), lambda: soap_featomic_library(a, feat)),
+        ("per-atom, featomic backend (numpy)", len(a), lambda: soap_featomic_numpy(a, feat)),
+        ("per-atom, featomic backend float32", len(a), lambda: soap_featomic_numpy(a, feat, dtype=np.float32)),
+        ("bond-centred float64, fresh array", len(bonds), lambda: bond_soap(a, *b)),
+        ("bond-centred float64, out= reused", len(bonds), lambda: bond_soap(a, *b, out=reuse64)),
+        ("bond-centred float32, fresh array", len(bonds), lambda: bond_soap(a, *b, dtype=np.float32)),
+        ("bond-centred float32, out= reused", len(bonds), lambda: bond_soap(a, *b, dtype=np.float32, out=reuse32)),
+    ]
+    print(f"\n# descriptors alone: {len(a)} atoms, {len(bonds)} bonds, 1 thread, best of {repeat} after a warm-up")
+    print(f"  {'descriptor':38s}{'centres':>8s}{'wall s':>9s}{'CPU s':>8s}{'quippy/this (wall)':>20s}{'(CPU)':>7s}")
+    res = [(name, n, *best_wall_cpu(fn)) for name, n, fn in rows]
+    qw, qc = res[0][2], res[0][3]
+    for name, n, w, c in res:
+        print(f"  {name:38s}{n:8d}{w:9.2f}{c:8.2f}{qw / w:19.2f}x{qc / c:6.2f}x")
+    x, y = soap_featomic_numpy(a, feat), soap_featomic_library(a, feat)
+    print(f"  featomic backend (numpy) vs featomic library: max |difference| {np.abs(x - y).max():.1e}")
 
 
 if __name__ == "__main__":

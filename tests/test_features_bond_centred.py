@@ -155,3 +155,89 @@ def test_bond_centred_model_deploys(mini_tree, small_cell, tmp_path, ref_root):
     assert files
     df = pd.read_parquet(files[0])
     assert np.isfinite(df.filter(like="icohp").to_numpy(dtype=float)).any()
+
+
+def test_float32_rows_and_reused_output(cell):
+    atoms, b = cell
+    q = bond_soap(atoms, b.i, b.j, b.shift, BOND_SETTINGS)
+    q32 = bond_soap(atoms, b.i, b.j, b.shift, BOND_SETTINGS, dtype=np.float32)
+    assert q32.dtype == np.float32 and np.array_equal(q32, q.astype(np.float32))  # float64 inside, rounded
+    buf = np.full((len(b), n_components(BOND_SETTINGS)), np.nan, dtype=np.float32)
+    assert bond_soap(atoms, b.i, b.j, b.shift, BOND_SETTINGS, dtype=np.float32, out=buf) is buf
+    np.testing.assert_array_equal(buf, q32)
+    rows, _, _ = compute_bond_features(atoms, b.i, b.j, b.shift, BOND_SETTINGS, dtype=np.float32)
+    np.testing.assert_array_equal(rows, q32)
+    with pytest.raises(ValueError, match="out"):
+        bond_soap(atoms, b.i, b.j, b.shift, BOND_SETTINGS, out=np.empty((len(b), 3)))
+    with pytest.raises(ValueError, match="dtype"):
+        bond_soap(atoms, b.i, b.j, b.shift, BOND_SETTINGS, dtype=np.float16)
+
+
+def test_small_cells_and_a_missing_element_equal_featomic():
+    """A cell smaller than the cutoff (fcc Cu, a = 3.61 A: every image within 3.75 A of the
+    midpoint counts, the bond atoms' own images included), a 2-atom triclinic cell, and a binary
+    cell without Al: equal to featomic with dummy atoms at the midpoints."""
+    fcc = Atoms("Cu4", scaled_positions=[[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]],
+                cell=np.eye(3) * 3.61, pbc=True)
+    tiny = Atoms("ZrCu", scaled_positions=[[0.1, 0.2, 0.3], [0.6, 0.55, 0.7]],
+                 cell=[[2.9, 0.0, 0.0], [0.6, 2.8, 0.0], [0.3, -0.4, 3.1]], pbc=True)
+    from bondml.data import run21_dir
+
+    binary = read(run21_dir() / "2000/3/Zr49Cu49Al2.xyz")
+    binary.numbers[binary.numbers == 13] = 29
+    for atoms in (fcc, tiny, binary):
+        b = find_bonds(atoms, window=(1.8, 3.75))
+        if len(b) > 40:
+            b = b.select(np.arange(0, len(b), len(b) // 40))
+        q = bond_soap(atoms, b.i, b.j, b.shift, RAW)
+        ref = _featomic_dummy_reference(atoms, bond_midpoints(atoms, b.i, b.j, b.shift))
+        np.testing.assert_allclose(q, ref, rtol=0, atol=1e-10 * np.abs(ref).max())
+    # fcc: every nearest-neighbour bond is equivalent; the supercell gives the same vectors
+    b = find_bonds(fcc, window=(1.8, 2.7))
+    q = bond_soap(fcc, b.i, b.j, b.shift, BOND_SETTINGS)
+    assert len(b) == 24 and np.abs(q - q[0]).max() < 1e-10
+    sup = fcc.repeat((2, 2, 1))
+    bs = find_bonds(sup, window=(1.8, 2.7))
+    np.testing.assert_allclose(bond_soap(sup, bs.i, bs.j, bs.shift, BOND_SETTINGS), q[:1].repeat(len(bs), 0),
+                               atol=1e-10)
+
+
+def test_radial_spline_disk_cache(tmp_path, monkeypatch):
+    """featomic's spline set-up (seconds) is kept on disk: a later process loads the same table;
+    an unreadable cache entry is recomputed and replaced; an empty BONDML_CACHE_DIR disables it."""
+    from bondml.features import fast_soap
+
+    monkeypatch.setenv("BONDML_CACHE_DIR", str(tmp_path / "cache"))
+    fast_soap.radial_splines.cache_clear()
+    try:
+        dx, v, dv = fast_soap.radial_splines(3.75, 6, 8, 0.5)
+        (entry,) = (tmp_path / "cache").glob("soap-radial-spline-*.npz")
+        fast_soap.radial_splines.cache_clear()
+        dx2, v2, dv2 = fast_soap.radial_splines(3.75, 6, 8, 0.5)  # from disk
+        assert dx2 == dx and np.array_equal(v2, v) and np.array_equal(dv2, dv)
+        entry.write_bytes(b"not an npz")
+        fast_soap.radial_splines.cache_clear()
+        _, v3, _ = fast_soap.radial_splines(3.75, 6, 8, 0.5)
+        assert np.array_equal(v3, v) and np.load(entry)["values"].shape == v.shape
+        monkeypatch.setenv("BONDML_CACHE_DIR", "")
+        assert fast_soap.spline_cache_dir() is None
+    finally:
+        fast_soap.radial_splines.cache_clear()
+
+
+def test_engine_harmonics_and_radial_equal_their_references():
+    """The engine's monomial spherical harmonics and its sparse cubic spline evaluation equal the
+    Legendre recursion and featomic's Hermite formula (plus the cosine cutoff)."""
+    from bondml.features import fast_soap
+
+    u = np.random.default_rng(0).normal(size=(500, 3))
+    u /= np.linalg.norm(u, axis=1)[:, None]
+    u[:3] = [[0, 0, 1], [0, 0, -1], [1, 0, 0]]  # the poles and the equator
+    ref = fast_soap.real_spherical_harmonics(u, 6)
+    np.testing.assert_allclose(fast_soap.spherical_harmonics_t(np.ascontiguousarray(u.T), 6).T, ref,
+                               rtol=0, atol=1e-13)
+    r = np.concatenate([[0.0, 1e-9, 3.25, 3.7499999], np.random.default_rng(1).uniform(0, 3.75, 300)])
+    spl = fast_soap.radial_splines(3.75, 6, 8, 0.5)
+    want = fast_soap.hermite(r, spl) * fast_soap.cutoff_weight(r, 3.75)[:, None]
+    got = fast_soap.radial(r, 3.75, 6, 8, 0.5)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-13 * np.abs(want).max())

@@ -174,3 +174,85 @@ def test_featomic_gto_variant_runs(atoms: Atoms, soap0: np.ndarray) -> None:
     assert f.shape == (100, 2688) and d.max() < KERNEL_MAX_DIFF
     with pytest.raises(ValueError, match="featomic_radial"):
         compute_soap(atoms, FeatureSettings(backend="featomic", extra=(("featomic_radial", "bessel"),)))
+
+
+# --------------------------------------------------------------------------- featomic: numpy engine
+def _library(a: Atoms, settings: FeatureSettings = FEATOMIC) -> np.ndarray:
+    from bondml.features.featomic_backend import soap_featomic_library
+
+    return soap_featomic_library(a, settings)
+
+
+def _engine(a: Atoms, settings: FeatureSettings = FEATOMIC, **kw) -> np.ndarray:
+    from bondml.features.featomic_backend import soap_featomic_numpy
+
+    return soap_featomic_numpy(a, settings, **kw)
+
+
+@pytest.mark.parametrize("k", [0, 1, 8, 14])
+def test_featomic_backend_equals_featomic_library(k: int) -> None:
+    """The featomic backend's numpy engine (QUIP basis) is featomic's own output to rounding:
+    layout, normalisation and the central atom's Gaussian, quenched / sheared / compressed cells."""
+    a = cell(k)
+    ref = _library(a)
+    got = compute_soap(a, FEATOMIC)  # the backend goes through the engine
+    assert got.shape == ref.shape == (100, 2688)
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-10)
+    raw = FeatureSettings(backend="featomic", normalise=False)
+    r_ref = _library(a, raw)
+    np.testing.assert_allclose(_engine(a, raw), r_ref, rtol=0, atol=1e-10 * np.abs(r_ref).max())
+    # chunking does not change anything
+    np.testing.assert_allclose(_engine(a, chunk=7), got, rtol=0, atol=1e-13)
+
+
+def test_featomic_engine_small_cells_and_missing_elements() -> None:
+    """Cells smaller than the cutoff (every periodic image counts), a pure element and a binary
+    cell (a species absent), an isolated atom: the engine equals featomic."""
+    fcc = Atoms("Cu4", scaled_positions=[[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]],
+                cell=np.eye(3) * 3.61, pbc=True)
+    tiny = Atoms("ZrCu", scaled_positions=[[0.1, 0.2, 0.3], [0.6, 0.55, 0.7]],
+                 cell=[[2.9, 0.0, 0.0], [0.6, 2.8, 0.0], [0.3, -0.4, 3.1]], pbc=True)  # triclinic, 2 atoms
+    binary = cell(3)
+    binary.numbers[binary.numbers == 13] = 29  # no Al
+    cluster = cell(0)[:30]
+    cluster.pbc = False  # no cell: a finite cluster
+    cluster.set_cell(np.zeros((3, 3)))
+    lone = Atoms("Al", positions=[[0.0, 0.0, 0.0]], cell=np.eye(3) * 10.0, pbc=True)  # no neighbour
+    for a in (fcc, tiny, binary, cluster, lone):
+        ref = _library(a)
+        np.testing.assert_allclose(_engine(a), ref, rtol=0, atol=1e-10)
+    assert np.abs(_engine(fcc) - _engine(fcc)[0]).max() < 1e-12  # fcc: all atoms equivalent
+
+
+def test_featomic_engine_float32_and_gto_library_path(atoms: Atoms) -> None:
+    f64 = compute_soap(atoms, FEATOMIC)
+    f32 = compute_soap(atoms, FEATOMIC, dtype=np.float32)
+    assert f32.dtype == np.float32 and np.array_equal(f32, f64.astype(np.float32))
+    with pytest.raises(ValueError, match="dtype"):
+        compute_soap(atoms, FEATOMIC, dtype=np.int32)
+    q32 = compute_soap(atoms, PAPER_SETTINGS, dtype=np.float32)
+    assert q32.dtype == np.float32 and q32.shape == (100, 2101)
+    # the GTO basis has no numpy engine: featomic itself computes it
+    gto = FeatureSettings(backend="featomic", extra=(("featomic_radial", "gto"),))
+    np.testing.assert_array_equal(compute_soap(atoms, gto), _library(atoms, gto))
+
+
+@pytest.mark.slow
+def test_featomic_engine_equals_library_on_the_10k_cell() -> None:
+    from bondml.data import production_cell
+
+    a = ase.io.read(production_cell(), format="lammps-data", atom_style="atomic")
+    a.set_chemical_symbols(np.array(["", "Zr", "Cu", "Al"])[a.get_array("type")])
+    got = _engine(a)
+    ref = _library(a)
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-10)
+
+
+def test_featomic_backend_refuses_a_slab_as_featomic_does() -> None:
+    """A cell periodic in two directions only is refused, by the engine as by featomic itself."""
+    slab = cell(0)
+    slab.pbc = (True, True, False)
+    with pytest.raises(ValueError, match="periodic"):
+        compute_soap(slab, FEATOMIC)
+    with pytest.raises(ValueError, match="periodic"):
+        _library(slab)

@@ -17,6 +17,12 @@ trained with: :class:`~bondml.features.soap.FeatureSettings` carries the backend
 
 ``settings.extra`` may hold ``("featomic_radial", "gto")`` to use featomic's native GTO basis
 instead (no spline set-up, slightly further from QUIP).
+
+With the QUIP polynomial basis (the default) the vectors are computed by the vectorised numpy
+engine of :mod:`bondml.features.fast_soap` (:func:`soap_featomic_numpy`), which evaluates
+featomic's own radial-integral splines and reproduces featomic's output, layout and
+normalisation to rounding (~1e-15; the tests hold it to 1e-10 of featomic itself) several times
+faster; :func:`soap_featomic_library` calls featomic itself (the GTO basis always does).
 """
 
 from __future__ import annotations
@@ -30,12 +36,17 @@ from ase import Atoms
 if TYPE_CHECKING:
     from .soap import FeatureSettings
 
-#: QUIP's default ``cutoff_transition_width`` (Angstrom).
-QUIP_CUTOFF_TRANSITION_WIDTH = 0.5
-#: QUIP's default ``central_weight`` (weight of the central atom's own Gaussian).
-QUIP_CENTRAL_WEIGHT = 1.0
-#: Accuracy requested from featomic's radial-integral spline.
-SPLINE_ACCURACY = 1e-6
+from .fast_soap import (  # noqa: F401  (QUIP's defaults, shared with the numpy engine)
+    CHUNK,
+    QUIP_CENTRAL_WEIGHT,
+    QUIP_CUTOFF_TRANSITION_WIDTH,
+    SPLINE_ACCURACY,
+    fold_rows,
+    l_weights,
+    power_spectrum_chunk,
+    quip_polynomial_basis_class,
+)
+
 RADIAL_CHOICES = ("quip_poly", "gto")
 
 
@@ -48,21 +59,7 @@ def _radial_choice(settings: FeatureSettings) -> str:
 
 
 def _quip_polynomial_basis_class() -> type:
-    from featomic.basis import RadialBasis
-
-    class QuipPolynomialBasis(RadialBasis):
-        """QUIP's SOAP radial basis: ``(r_c - r)^(n+2)`` on ``[0, r_c]`` (r in Angstrom).
-
-        featomic orthonormalises it (Loewdin, weight ``r^2``) as QUIP does (``S^-1/2``).
-        """
-
-        def compute_primitive(self, positions: np.ndarray, n: int, *, derivative: bool) -> np.ndarray:
-            x = np.clip(self.radius - np.asarray(positions, dtype=float), 0.0, None)
-            if derivative:
-                return -(n + 2) * x ** (n + 1)
-            return x ** (n + 2)
-
-    return QuipPolynomialBasis
+    return quip_polynomial_basis_class()
 
 
 @lru_cache(maxsize=8)
@@ -101,8 +98,92 @@ def _all_keys(species_z: tuple[int, ...]) -> Any:
     return Labels(["center_type", "neighbor_1_type", "neighbor_2_type"], np.array(rows, dtype=np.int32))
 
 
-def soap_featomic(atoms: Atoms, settings: FeatureSettings) -> np.ndarray:
-    """Per-atom SOAP power spectra from featomic, shape (n_atoms, p), rows in atom order.
+def soap_featomic(atoms: Atoms, settings: FeatureSettings, dtype: type | np.dtype = np.float64) -> np.ndarray:
+    """Per-atom SOAP power spectra of the featomic backend, shape (n_atoms, p), rows in atom order.
+
+    The QUIP polynomial basis goes through the numpy engine (:func:`soap_featomic_numpy`, equal
+    to featomic to rounding), the GTO basis through featomic (:func:`soap_featomic_library`).
+    ``dtype``: float64 (default) or float32 (rounded from float64).
+    """
+    if _radial_choice(settings) == "quip_poly":
+        return soap_featomic_numpy(atoms, settings, dtype=dtype)
+    out = soap_featomic_library(atoms, settings)
+    return out if np.dtype(dtype) == np.float64 else out.astype(dtype)
+
+
+@lru_cache(maxsize=8)
+def _atom_fold(ns: int, l_max: int, n_max: int) -> np.ndarray:
+    """featomic's column order (species pair a <= b, l, n1, n2) as indices into the per-l Gram
+    matrices G[l, (a, n1), (b, n2)]."""
+    m = ns * n_max
+    n1, n2 = np.meshgrid(np.arange(n_max), np.arange(n_max), indexing="ij")
+    idx = []
+    for a in range(ns):
+        for b in range(a, ns):
+            for ell in range(l_max + 1):
+                idx.append(ell * m * m + (a * n_max + n1.ravel()) * m + b * n_max + n2.ravel())
+    return np.concatenate(idx)
+
+
+def soap_featomic_numpy(atoms: Atoms, settings: FeatureSettings, dtype: type | np.dtype = np.float64,
+                        chunk: int = CHUNK) -> np.ndarray:
+    """featomic's per-atom SOAP (QUIP polynomial basis) computed by the numpy engine.
+
+    Same shape, column layout (species pair, l, n1, n2), normalisation and central-atom Gaussian
+    (weight 1) as :func:`soap_featomic_library`, to rounding. Positions need not be wrapped; the
+    cell may be smaller than the cutoff (every periodic image within the cutoff is a neighbour).
+    ``dtype`` of the result: float64 or float32 (each chunk computed in float64, then rounded).
+    """
+    from vesin import NeighborList
+
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float64, np.float32):
+        raise ValueError(f"dtype={dtype}: SOAP vectors are float64 or float32")
+    species = tuple(int(z) for z in settings.species_z)
+    ns = len(species)
+    rc = float(settings.cutoff)
+    l_max, n_max, sigma = int(settings.l_max), int(settings.n_max), float(settings.atom_sigma)
+    n_at = len(atoms)
+    fold_index = _atom_fold(ns, l_max, n_max)
+    out = np.empty((n_at, fold_index.size), dtype=dtype)
+    if n_at == 0:
+        return out
+    zmap = {z: k for k, z in enumerate(species)}
+    spec = np.array([zmap[int(z)] for z in atoms.numbers], dtype=np.int64)
+    pos = np.asarray(atoms.positions, float)
+    cell = np.asarray(atoms.cell.array, float)
+    periodic = bool(np.all(atoms.pbc))
+    if not periodic and np.any(atoms.pbc):
+        raise ValueError("SOAP needs a cell periodic in all three directions or in none")
+    nl = NeighborList(cutoff=rc, full_list=True)
+    a, b, D, d = nl.compute(points=pos, box=cell if periodic else np.zeros((3, 3)), periodic=periodic,
+                            quantities="ijDd")
+    a = np.asarray(a, np.int64)
+    b = np.asarray(b, np.int64)
+    d = np.asarray(d, float)
+    keep = (d < rc) & (d > 0.0)
+    a, b, d = a[keep], b[keep], d[keep]
+    D = np.asarray(D, float).reshape(-1, 3)[keep]
+    nspec = spec[b]
+    order = np.lexsort((nspec, a))  # by centre, then neighbour species: groups come out contiguous
+    a, nspec, D, d = a[order], nspec[order], D[order], d[order]
+    start = np.searchsorted(a, np.arange(n_at + 1))
+    l_scale = l_weights(l_max)
+    for s0 in range(0, n_at, chunk):
+        s1 = min(s0 + chunk, n_at)
+        p0, p1 = start[s0], start[s1]
+        G = power_spectrum_chunk(a[p0:p1] - s0, nspec[p0:p1], D[p0:p1], d[p0:p1], s1 - s0, ns, rc, l_max,
+                                 n_max, sigma, centre_species=spec[s0:s1], central_weight=QUIP_CENTRAL_WEIGHT,
+                                 l_scale=l_scale)
+        Gv = G.reshape(s1 - s0, l_max + 1, ns, n_max, ns, n_max)
+        for sa in range(ns):  # featomic's sqrt(2) on the blocks of two different neighbour species
+            Gv[:, :, sa, :, sa + 1:, :] *= np.sqrt(2.0)
+        fold_rows(G, fold_index, out[s0:s1], settings.normalise, "featomic")
+    return out
+
+
+def soap_featomic_library(atoms: Atoms, settings: FeatureSettings) -> np.ndarray:
+    """Per-atom SOAP power spectra from featomic itself, shape (n_atoms, p), rows in atom order.
 
     ``p = n_species(n_species+1)/2 * (l_max+1) * n_max^2`` (2688 for the paper's settings):
     as in QUIP, atoms of every central species share the same columns (so the kernel between a

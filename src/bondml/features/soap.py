@@ -63,16 +63,24 @@ def _soap_featomic(atoms: Atoms, settings: FeatureSettings) -> np.ndarray:
     return soap_featomic(atoms, settings)
 
 
+def _check_dtype(dtype: Any) -> np.dtype:
+    dt = np.dtype(dtype)
+    if dt not in (np.float64, np.float32):
+        raise ValueError(f"dtype={dt}: SOAP vectors are float64 or float32")
+    return dt
+
+
 _BACKEND_FUNCS: dict[str, Callable[[Atoms, FeatureSettings], np.ndarray]] = {
     "quippy": _soap_quippy,
     "featomic": _soap_featomic,
 }
 
 
-def compute_soap(atoms: Atoms, settings: FeatureSettings = PAPER_SETTINGS) -> np.ndarray:
+def compute_soap(atoms: Atoms, settings: FeatureSettings = PAPER_SETTINGS, dtype: Any = np.float64) -> np.ndarray:
     """Per-atom SOAP vectors, shape (n_atoms, n_features), rows in atom order.
 
-    Normalised to unit length when ``settings.normalise`` (the paper's choice). Raises
+    Normalised to unit length when ``settings.normalise`` (the paper's choice). ``dtype``:
+    float64 (default) or float32 (computed in float64, rounded). Raises
     :class:`UnknownElementError` for an element outside ``settings.species_z``, and
     FeatureMismatchError for bond-centred settings (use :func:`compute_bond_features`).
     ``atoms`` may also be a pymatgen ``Structure``.
@@ -81,13 +89,20 @@ def compute_soap(atoms: Atoms, settings: FeatureSettings = PAPER_SETTINGS) -> np
 
     if settings.kind != "atom":
         raise FeatureMismatchError("bond-centred SOAP settings need the bonds: use compute_bond_features")
+    dt = _check_dtype(dtype)
     atoms = as_atoms(atoms)
     _check_species(atoms, settings)
-    return _BACKEND_FUNCS[settings.backend](atoms, settings)
+    if settings.backend == "featomic":
+        from .featomic_backend import soap_featomic
+
+        return soap_featomic(atoms, settings, dtype=dt)
+    out = _BACKEND_FUNCS[settings.backend](atoms, settings)
+    return out if dt == np.float64 else out.astype(dt)
 
 
 def compute_bond_features(
     atoms: Atoms, i: np.ndarray, j: np.ndarray, shift: np.ndarray, settings: FeatureSettings = PAPER_SETTINGS,
+    dtype: Any = np.float64,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Model features of the bonds (i, j, shift) of ``atoms``: ``(rows, row_i, row_j)``.
 
@@ -95,18 +110,20 @@ def compute_bond_features(
     ``kind="bond"``: rows are the bond-centred SOAP (n_bonds, p) and ``row_i = row_j =
     arange(n_bonds)`` (so that the model's pbar = (q + q) / 2 = q). ``shift`` (n, 3): bond vector
     ``r_j + shift @ cell - r_i``. Pass the result to :class:`bondml.store.dataset.BondFeatures`
-    or ``BondModel.predict_bonds``.
+    or ``BondModel.predict_bonds``. ``dtype``: float64 (default) or float32 rows (computed in
+    float64, rounded: half the memory, e.g. for float32 model products).
     """
     from ..interop import as_atoms
 
     atoms = as_atoms(atoms)
     i = np.asarray(i, np.int64).ravel()
     j = np.asarray(j, np.int64).ravel()
+    dt = _check_dtype(dtype)
     if settings.kind == "atom":
-        return compute_soap(atoms, settings), i, j
+        return compute_soap(atoms, settings, dtype=dt), i, j
     _check_species(atoms, settings)
     from .bond_centred import bond_soap
 
-    rows = bond_soap(atoms, i, j, np.asarray(shift, np.int64).reshape(-1, 3), settings)
+    rows = bond_soap(atoms, i, j, np.asarray(shift, np.int64).reshape(-1, 3), settings, dtype=dt)
     k = np.arange(i.size, dtype=np.int64)
     return rows, k, k.copy()
