@@ -22,6 +22,7 @@ may be stored in float32.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import os
 from functools import lru_cache
@@ -91,6 +92,19 @@ def spline_cache_dir() -> Path | None:
     return Path(base) / "bondml"
 
 
+@lru_cache(maxsize=1)
+def _spline_code_digest() -> str:
+    """SHA-256 of the source of the modules that build the splines (this one and the featomic
+    backend's basis), so that a code change can never be served an old cache entry."""
+    from . import featomic_backend
+
+    h = hashlib.sha256()
+    for mod_file in (__file__, featomic_backend.__file__):
+        with open(mod_file, "rb") as fh:
+            h.update(fh.read())
+    return h.hexdigest()
+
+
 @lru_cache(maxsize=4)
 def radial_splines(cutoff: float, l_max: int, n_max: int, atom_sigma: float) -> tuple[float, np.ndarray, np.ndarray]:
     """featomic's splined radial integrals (Gaussian density on QUIP's polynomial basis).
@@ -107,7 +121,8 @@ def radial_splines(cutoff: float, l_max: int, n_max: int, atom_sigma: float) -> 
 
     tag = sha256_json({"featomic": version("featomic"), "cutoff": cutoff, "l_max": l_max, "n_max": n_max,
                        "atom_sigma": atom_sigma, "accuracy": SPLINE_ACCURACY, "central_weight": QUIP_CENTRAL_WEIGHT,
-                       "width": QUIP_CUTOFF_TRANSITION_WIDTH, "basis": "quip_poly", "layout": 1})[:16]
+                       "width": QUIP_CUTOFF_TRANSITION_WIDTH, "basis": "quip_poly", "layout": 1,
+                       "code": _spline_code_digest()})[:16]
     folder = spline_cache_dir()
     path = None if folder is None else folder / f"soap-radial-spline-{tag}.npz"
     if path is not None and path.is_file():
