@@ -266,6 +266,39 @@ def summarise(rows: list[SweepRow]) -> list[dict[str, Any]]:
 PRESETS = ("default", "paper", "tuned")
 
 
+def mean_function(ds: BondDataset, tables_root: str | Path | None = None, preset: str = "default",
+                  prior: bool | None = None) -> tuple[DistanceModel | None, Any]:
+    """The distance model :func:`train_model` fits for ``ds`` (and the label table it was fitted on).
+
+    The label tables under ``tables_root`` (default: the shipped ones; ``""``: none) without the
+    runs of ``ds``; ``default`` preset: the distance prior on DEFAULT_PRIOR_TYPES with the
+    composition term on DEFAULT_COMPOSITION_TYPES (``prior=True``: on every type); other presets:
+    distance + composition on every type (the GP uses it only when ``prior`` is true). ``(None,
+    None)`` for a chemistry other than the study's or without tables. The pipeline's validate
+    stage uses it so that it validates the model the train stage fits.
+
+    Returns
+    -------
+    (DistanceModel or None, LabelTable or None)
+    """
+    from ..chemistry import Chemistry
+    from ..constants import DEFAULT_COMPOSITION_TYPES, DEFAULT_PRIOR_TYPES
+    from ..data import label_tables_root
+
+    if not Chemistry.from_species_z(ds.settings.species_z).is_study or tables_root == "":
+        return None, None
+    runs = sorted({(str(a), int(b)) for a, b in zip(ds.nc, ds.run, strict=True)})
+    table = read_all_tables(tables_root or label_tables_root())
+    keep = np.ones(len(table), bool)
+    for nc, run in runs:
+        keep &= ~((table.nc == nc) & (table.run == run))
+    table = table.select(keep)
+    if preset == "default":
+        prior_types = DEFAULT_PRIOR_TYPES if prior is None else None
+        return DistanceModel(composition=DEFAULT_COMPOSITION_TYPES, prior_types=prior_types).fit(table), table
+    return DistanceModel(composition=True).fit(table), table
+
+
 def train_model(ds: BondDataset, tables_root: str | Path | None = None, preset: str = "default",
                 hyperparameters: dict[str, dict[str, float]] | None = None, prior: bool | None = None,
                 max_train_per_type: int | None = None, seed: int = 0, min_bonds: int = 30,
@@ -287,9 +320,6 @@ def train_model(ds: BondDataset, tables_root: str | Path | None = None, preset: 
     every type). For a chemistry other than the study's the tables do not apply: no prior, no
     fallback, no composition inflation.
     """
-    from ..chemistry import Chemistry
-    from ..constants import DEFAULT_COMPOSITION_TYPES, DEFAULT_PRIOR_TYPES
-    from ..data import label_tables_root
     from ..errors import ConfigError
     from ..model.bondmodel import BondModel
     from ..model.presets import resolve_hyperparameters
@@ -298,28 +328,16 @@ def train_model(ds: BondDataset, tables_root: str | Path | None = None, preset: 
         raise ConfigError(f"unknown preset {preset!r}; use {', '.join(PRESETS)}")
     use_prior = (preset == "default") if prior is None else bool(prior)
     hp = resolve_hyperparameters(preset, searched, hyperparameters, use_prior=use_prior, kind=ds.settings.kind)
-    study = Chemistry.from_species_z(ds.settings.species_z).is_study
-    table = None
-    if study and tables_root != "":
-        runs = sorted({(str(a), int(b)) for a, b in zip(ds.nc, ds.run, strict=True)})
-        table = read_all_tables(tables_root or label_tables_root())
-        keep = np.ones(len(table), bool)
-        for nc, run in runs:
-            keep &= ~((table.nc == nc) & (table.run == run))
-        table = table.select(keep)
-    dm, infl = None, {}
+    dm, table = mean_function(ds, tables_root, preset, prior)
+    infl = {}
     if preset == "default":
         if table is not None:
-            prior_types = DEFAULT_PRIOR_TYPES if prior is None else None
-            dm = DistanceModel(composition=DEFAULT_COMPOSITION_TYPES, prior_types=prior_types).fit(table)
             counts = ds.counts()
             types = [t for t in BOND_TYPES if counts.get(t, 0) >= min_bonds]
             if types:
                 infl = composition_inflation(table_lco_by_composition(table), in_run_distance_rmse(ds, types))
         calibration = "shift"
     else:
-        if table is not None:
-            dm = DistanceModel(composition=True).fit(table)
         calibration = "cell"
     model = BondModel.fit(ds, hyperparameters=hp or None, distance_model=dm, use_prior=use_prior and dm is not None,
                           max_train_per_type=max_train_per_type, seed=seed, min_bonds=min_bonds,

@@ -79,7 +79,9 @@ class Candidate:
 
 @dataclass(frozen=True)
 class CellBonds:
-    """Bonds of one unlabelled cell in the label window plus its per-atom SOAP (model input)."""
+    """Bonds of one unlabelled cell in the label window plus the model's descriptor rows: the
+    per-atom SOAP (atom-centred settings) or one bond-centred vector per bond, ``atom_i``/``atom_j``
+    the rows of each bond (:func:`bondml.features.soap.compute_bond_features`)."""
 
     bond_type: np.ndarray
     distance: np.ndarray
@@ -89,20 +91,21 @@ class CellBonds:
 
 
 def cell_bonds(xyz: str | Path, settings, window: tuple[float, float] = LABEL_WINDOW) -> CellBonds:
-    """Periodic bonds (``window``, Angstrom) and SOAP of the cell in ``xyz``."""
+    """Periodic bonds (``window``, Angstrom) and SOAP of the cell in ``xyz`` (either descriptor kind)."""
     from ase.io import read
 
-    from ..features.soap import compute_soap
+    from ..features.soap import compute_bond_features
     from ..structure.bonds import find_bonds
 
     atoms = read(str(xyz))
     b = find_bonds(atoms, window=window)
-    return CellBonds(b.type.astype(str), b.distance, compute_soap(atoms, settings), b.i, b.j)
+    rows, ri, rj = compute_bond_features(atoms, b.i, b.j, b.shift, settings)
+    return CellBonds(b.type.astype(str), b.distance, rows, ri, rj)
 
 
 def score_cell(model, cb: CellBonds) -> tuple[float, dict[str, float], np.ndarray]:
     """(mean predictive std over the bonds the model has a GP for (eV), per-type mean std,
-    cell descriptor = mean SOAP of the atoms)."""
+    cell descriptor = mean of the descriptor rows: of the atoms, or of the bonds when bond-centred)."""
     gp = np.isin(cb.bond_type, list(model.estimators))
     if not gp.any():
         return float("nan"), {}, cb.atom_soap.mean(axis=0)
