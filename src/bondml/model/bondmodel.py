@@ -167,15 +167,15 @@ class BondModel:
             held_out = None
             if calibrate and calibration == "shift":  # accuracy (issue 12): bondml.model.domain
                 try:
-                    held_out = held_out_statistics(sub, make, prior, seed=seed)
+                    held_out = held_out_statistics(sub, make, prior, seed=seed, details=True)
                 except ModelError as exc:  # e.g. one cell only: nothing to calibrate on
                     log.warning("%s: std not calibrated and no out-of-domain model (%s)", bt, exc)
                     model.std_scale[bt] = 1.0
                     calibration_notes[bt] = str(exc)
             if held_out is not None:
-                z, rho, raw, proto = held_out
+                z, rho, raw, proto, extra = held_out
                 model.domain[bt] = learn_domain(z, rho, raw, (composition_inflation or {}).get(bt, 1.0), comp,
-                                                protocol=proto)
+                                                protocol=proto, bond_type=bt, **extra)
                 model.std_scale[bt] = model.domain[bt].std_scale
             elif bt in calibration_notes:
                 pass
