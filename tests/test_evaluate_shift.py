@@ -105,7 +105,7 @@ def test_out_of_domain_flags_cells_clearly_outside(model, run21):
     small = ref.copy()
     small.set_cell(ref.cell.array * 0.8, scale_atoms=True)
     f_small = _flagged(model, small)[0]
-    # measured: 0.10, 1.00, 0.30, 0.29
+    # measured: 0.12, 1.00, 0.30, 0.35 (0.10, 1.00, 0.30, 0.29 with the single quantile scale)
     assert shear < 0.15, shear  # most bonds of the held-out cell are in domain; the cell is not flagged
     assert f_fcc > 0.9, f_fcc
     assert f_zr > CELL_OOD_FRACTION and f_small > CELL_OOD_FRACTION, (f_zr, f_small)
