@@ -53,3 +53,13 @@ def test_al_scoring_with_a_bond_centred_model(bond_model) -> None:
     s, per, desc = score_cell(bond_model, cb)
     assert np.isfinite(s) and s > 0 and set(per) <= set(bond_model.estimators)
     assert desc.shape == (cb.atom_soap.shape[1],)
+
+
+def test_predict_structure_with_a_bond_centred_model(bond_model) -> None:
+    atoms = read(HELD_OUT)
+    bonds, pred = bond_model.predict_structure(atoms)
+    rows, ri, rj = compute_bond_features(atoms, bonds.i, bonds.j, bonds.shift, bond_model.settings)
+    ref = bond_model.predict_bonds(bonds.type, bonds.distance, rows, ri, rj, bond_model.settings)
+    assert len(pred["minus_icohp"]) == len(bonds) > 500
+    np.testing.assert_array_equal(pred["minus_icohp"], ref["minus_icohp"])
+    np.testing.assert_array_equal(pred["std"], ref["std"])

@@ -40,8 +40,11 @@ def _cfg(max_train: int):
     from bondml.pipeline.config import load_config
 
     cfg = load_config(Path(__file__).parents[1] / "configs" / "demo.toml")
-    return replace(cfg, data=replace(cfg.data, holdout_sub_runs=()),
-                   validation=replace(cfg.validation, max_train=max_train, learning_curve_sizes=()))
+    # the paper's model under leave-one-cell-out: what ``bondml evaluate --protocol loco`` scores
+    return replace(cfg, data=replace(cfg.data, holdout_sub_runs=()), features=replace(cfg.features, kind="atom"),
+                   model=replace(cfg.model, preset="paper"),
+                   validation=replace(cfg.validation, protocol="leave-one-cell-out", max_train=max_train,
+                                      learning_curve_sizes=()))
 
 
 def test_evaluate_cli_and_validate_stage_same_numbers(store4: Path, tmp_path: Path) -> None:

@@ -30,8 +30,27 @@ def test_bundled_configs_load(name: str) -> None:
 def test_demo_config_values() -> None:
     cfg = load_config(ROOT / "configs" / "demo.toml")
     assert cfg.generate.labeler == "xtb" and cfg.generate.scaled and cfg.deploy.protocol == "scaled"
-    assert cfg.validation.protocol == "leave-one-cell-out" and cfg.data.runs == (21,)
+    assert cfg.validation.protocol == "leave-deformation-group-out" and cfg.data.runs == (21,)
     assert cfg.resolve_path("@reference").joinpath("ML").is_dir()
+    # the demo trains the default model of ``bondml train``: bond-centred SOAP, default preset
+    assert cfg.features.kind == "bond" and cfg.model.preset == "default" and cfg.model.use_prior is None
+
+
+def test_features_kind_and_backend() -> None:
+    from bondml.features.soap import BOND_SETTINGS, PAPER_SETTINGS
+    from bondml.pipeline.stages import feature_settings, store_path
+
+    cfg = parse_config(dict(BASE), "p.toml")  # no [features]: the default model's descriptor
+    assert cfg.features.kind == "bond" and feature_settings(cfg) == BOND_SETTINGS
+    assert store_path(cfg, Path("/o")) == Path("/o/store-bond")
+    atom = parse_config({**BASE, "features": {"kind": "atom"}}, "p.toml")
+    assert feature_settings(atom) == PAPER_SETTINGS and store_path(atom, Path("/o")) == Path("/o/store")
+    assert cfg.section("features") != atom.section("features")  # the kind is in ingest's cache key
+    assert "did you mean 'bond'" in _err({**BASE, "features": {"kind": "bonds"}})
+    msg = _err({**BASE, "features": {"kind": "bond", "backend": "quippy"}})
+    assert "features.backend = 'quippy'" in msg and "featomic" in msg
+    assert parse_config({**BASE, "model": {"use_prior": False}}, "p.toml").model.use_prior is False
+    assert "must be true or false" in _err({**BASE, "model": {"use_prior": "yes"}})
 
 
 def test_unknown_key_did_you_mean() -> None:

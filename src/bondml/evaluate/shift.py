@@ -266,6 +266,39 @@ def summarise(rows: list[SweepRow]) -> list[dict[str, Any]]:
 PRESETS = ("default", "paper", "tuned")
 
 
+def mean_function(ds: BondDataset, tables_root: str | Path | None = None, preset: str = "default",
+                  prior: bool | None = None) -> tuple[DistanceModel | None, Any]:
+    """The distance model :func:`train_model` fits for ``ds`` (and the label table it was fitted on).
+
+    The label tables under ``tables_root`` (default: the shipped ones; ``""``: none) without the
+    runs of ``ds``; ``default`` preset: the distance prior on DEFAULT_PRIOR_TYPES with the
+    composition term on DEFAULT_COMPOSITION_TYPES (``prior=True``: on every type); other presets:
+    distance + composition on every type (the GP uses it only when ``prior`` is true). ``(None,
+    None)`` for a chemistry other than the study's or without tables. The pipeline's validate
+    stage uses it so that it validates the model the train stage fits.
+
+    Returns
+    -------
+    (DistanceModel or None, LabelTable or None)
+    """
+    from ..chemistry import Chemistry
+    from ..constants import DEFAULT_COMPOSITION_TYPES, DEFAULT_PRIOR_TYPES
+    from ..data import label_tables_root
+
+    if not Chemistry.from_species_z(ds.settings.species_z).is_study or tables_root == "":
+        return None, None
+    runs = sorted({(str(a), int(b)) for a, b in zip(ds.nc, ds.run, strict=True)})
+    table = read_all_tables(tables_root or label_tables_root())
+    keep = np.ones(len(table), bool)
+    for nc, run in runs:
+        keep &= ~((table.nc == nc) & (table.run == run))
+    table = table.select(keep)
+    if preset == "default":
+        prior_types = DEFAULT_PRIOR_TYPES if prior is None else None
+        return DistanceModel(composition=DEFAULT_COMPOSITION_TYPES, prior_types=prior_types).fit(table), table
+    return DistanceModel(composition=True).fit(table), table
+
+
 def train_model(ds: BondDataset, tables_root: str | Path | None = None, preset: str = "default",
                 hyperparameters: dict[str, dict[str, float]] | None = None, prior: bool | None = None,
                 max_train_per_type: int | None = None, seed: int = 0, min_bonds: int = 30,
@@ -287,9 +320,6 @@ def train_model(ds: BondDataset, tables_root: str | Path | None = None, preset: 
     every type). For a chemistry other than the study's the tables do not apply: no prior, no
     fallback, no composition inflation.
     """
-    from ..chemistry import Chemistry
-    from ..constants import DEFAULT_COMPOSITION_TYPES, DEFAULT_PRIOR_TYPES
-    from ..data import label_tables_root
     from ..errors import ConfigError
     from ..model.bondmodel import BondModel
     from ..model.presets import resolve_hyperparameters
@@ -298,28 +328,16 @@ def train_model(ds: BondDataset, tables_root: str | Path | None = None, preset: 
         raise ConfigError(f"unknown preset {preset!r}; use {', '.join(PRESETS)}")
     use_prior = (preset == "default") if prior is None else bool(prior)
     hp = resolve_hyperparameters(preset, searched, hyperparameters, use_prior=use_prior, kind=ds.settings.kind)
-    study = Chemistry.from_species_z(ds.settings.species_z).is_study
-    table = None
-    if study and tables_root != "":
-        runs = sorted({(str(a), int(b)) for a, b in zip(ds.nc, ds.run, strict=True)})
-        table = read_all_tables(tables_root or label_tables_root())
-        keep = np.ones(len(table), bool)
-        for nc, run in runs:
-            keep &= ~((table.nc == nc) & (table.run == run))
-        table = table.select(keep)
-    dm, infl = None, {}
+    dm, table = mean_function(ds, tables_root, preset, prior)
+    infl = {}
     if preset == "default":
         if table is not None:
-            prior_types = DEFAULT_PRIOR_TYPES if prior is None else None
-            dm = DistanceModel(composition=DEFAULT_COMPOSITION_TYPES, prior_types=prior_types).fit(table)
             counts = ds.counts()
             types = [t for t in BOND_TYPES if counts.get(t, 0) >= min_bonds]
             if types:
                 infl = composition_inflation(table_lco_by_composition(table), in_run_distance_rmse(ds, types))
         calibration = "shift"
     else:
-        if table is not None:
-            dm = DistanceModel(composition=True).fit(table)
         calibration = "cell"
     model = BondModel.fit(ds, hyperparameters=hp or None, distance_model=dm, use_prior=use_prior and dm is not None,
                           max_train_per_type=max_train_per_type, seed=seed, min_bonds=min_bonds,
@@ -362,42 +380,65 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(spearmanr(a, b).statistic)
 
 
+#: Std calibrations of :func:`nested_calibrated_ldgo`: ``scale`` (one factor per type, the
+#: 68.3 % quantile of |e|/std), ``ml-scale`` (their root mean square), ``variance`` (the
+#: log-linear variance model), on every type; ``default``: what BondModel does
+#: (:data:`bondml.model.domain.CALIBRATION_BY_TYPE`, else the scale).
+CALIBRATIONS = ("default", "scale", "ml-scale", "variance")
+
+
 def nested_calibrated_ldgo(sample: TypeSample, params: dict[str, float], mean: str,
                            priors: dict[str, DistanceModel], max_train: int | None = 1200, seed: int = 0,
-                           protocol: str = "ldgo") -> dict[str, Any]:
-    """``protocol`` (LDGO by default, or ``loco``) with the std scale learnt without the held-out
-    bonds: for each outer split, an inner LDGO on the training bonds gives the 68.3 % quantile of
-    |e|/std, applied to the held-out bonds. Returns pooled metrics (RMSE, bias, cov1, cov2 of the
-    calibrated std, Spearman correlation of |error| with the std) and the held-out errors, stds
-    and rho."""
+                           protocol: str = "ldgo", calibration: str = "default") -> dict[str, Any]:
+    """``protocol`` (LDGO by default, or ``loco``) with the std calibration learnt without the
+    held-out bonds: for each outer split, an inner LDGO on the training bonds gives held-out
+    residuals, on which :func:`bondml.model.domain.fit_calibration` learns the ``calibration``
+    (see :data:`CALIBRATIONS`) and the 95 % interval factor, applied to the held-out bonds.
+    Returns pooled metrics (RMSE, bias, cov1, cov2 of the calibrated std, Spearman correlation of
+    |error| with the std, mean q95 factor and cov95: the fraction within q95 * std) and the
+    held-out errors, stds and rho."""
+    from ..model.domain import CALIBRATION_BY_TYPE, fit_calibration, variance_model_std
+    from .splits import deformation_group
+
+    if calibration not in CALIBRATIONS:
+        raise ValueError(f"unknown calibration {calibration!r}; use {', '.join(CALIBRATIONS)}")
+    method = CALIBRATION_BY_TYPE.get(sample.bond_type, "scale") if calibration == "default" else calibration
     y = sample.data.y
+    dist = sample.data.distance
     prior = prior_values(priors, mean, sample.bond_type, sample.data)
     resid = y - prior
     outer = protocol_splits(sample, protocol)
-    e_all, s_all, r_all = [], [], []
+    e_all, s_all, r_all, q_all = [], [], [], []
     for k, sp in enumerate(outer):
-        inner_z = []
+        ie, isd, ig = [], [], []
         tr_sub = sp.train
-        sub_runs = sample.data.sub_run[tr_sub]
-        from .splits import deformation_group
-
-        g = deformation_group(sub_runs)
+        g = deformation_group(sample.data.sub_run[tr_sub])
         for u in np.unique(g):
             itr, ite = tr_sub[g != u], tr_sub[g == u]
             if max_train and itr.size > max_train:
                 itr = np.sort(np.random.default_rng(seed + 100 + k).choice(itr, max_train, replace=False))
             mu, sd, _ = gp_fold(sample, itr, ite, resid, params["sigma"], params["zeta"], params["gamma"])
-            inner_z.append(np.abs(mu - resid[ite]) / np.maximum(sd, 1e-12))
-        scale = float(np.quantile(np.concatenate(inner_z), ONE_SIGMA)) if inner_z else 1.0
+            ie.append(mu - resid[ite])
+            isd.append(sd)
+            ig.append(ite)
         tr = sp.train
         if max_train and tr.size > max_train:
             tr = np.sort(np.random.default_rng(seed + k).choice(tr, max_train, replace=False))
         mu, sd, r = gp_fold(sample, tr, sp.test, resid, params["sigma"], params["zeta"], params["gamma"])
+        if ie:
+            rows = np.concatenate(ig)
+            groups = np.concatenate([np.full(x.size, j) for j, x in enumerate(ig)])
+            scale, coef, q95 = fit_calibration(np.concatenate(ie), np.concatenate(isd), dist[rows], groups,
+                                               method if method != "variance" or rows.size >= 10 else "scale")
+        else:
+            scale, coef, q95 = 1.0, (), float("nan")
         e_all.append(mu - resid[sp.test])
-        s_all.append(sd * scale)
+        s_all.append(variance_model_std(coef, sd, dist[sp.test]) if coef else sd * scale)
         r_all.append(r)
-    e, s, r = np.concatenate(e_all), np.concatenate(s_all), np.concatenate(r_all)
+        q_all.append(np.full(sp.test.size, q95))
+    e, s, r, q = np.concatenate(e_all), np.concatenate(s_all), np.concatenate(r_all), np.concatenate(q_all)
     m = {"n": int(e.size), "rmse": float(np.sqrt(np.mean(e ** 2))), "bias": float(np.mean(e)),
          "cov1": float(np.mean(np.abs(e) <= s)), "cov2": float(np.mean(np.abs(e) <= 2 * s)),
-         "spearman": spearman(np.abs(e), s)}
+         "spearman": spearman(np.abs(e), s), "q95": float(np.mean(q)), "cov95": float(np.mean(np.abs(e) <= q * s)),
+         "calibration": method}
     return {"metrics": m, "err": e, "std": s, "rho": r}

@@ -58,7 +58,7 @@ def distance_model_for(ds: BondDataset, root: str | Path | None = None, composit
 
 
 def _prior(dm: DistanceModel | None, bt: str, ds: BondDataset) -> np.ndarray:
-    if dm is None or bt not in dm.fits:
+    if dm is None or bt not in dm.fits or not dm.is_prior_for(bt):
         return np.zeros(len(ds))
     return dm.fits[bt].predict(ds.distance, al_fraction(ds.nc))[0]
 

@@ -167,15 +167,15 @@ class BondModel:
             held_out = None
             if calibrate and calibration == "shift":  # accuracy (issue 12): bondml.model.domain
                 try:
-                    held_out = held_out_statistics(sub, make, prior, seed=seed)
+                    held_out = held_out_statistics(sub, make, prior, seed=seed, details=True)
                 except ModelError as exc:  # e.g. one cell only: nothing to calibrate on
                     log.warning("%s: std not calibrated and no out-of-domain model (%s)", bt, exc)
                     model.std_scale[bt] = 1.0
                     calibration_notes[bt] = str(exc)
             if held_out is not None:
-                z, rho, raw, proto = held_out
+                z, rho, raw, proto, extra = held_out
                 model.domain[bt] = learn_domain(z, rho, raw, (composition_inflation or {}).get(bt, 1.0), comp,
-                                                protocol=proto)
+                                                protocol=proto, bond_type=bt, **extra)
                 model.std_scale[bt] = model.domain[bt].std_scale
             elif bt in calibration_notes:
                 pass
@@ -344,15 +344,15 @@ class BondModel:
         Refuses (one-line :class:`UnknownElementError`) a structure with elements the model was
         not trained on. Returns ``(bonds, predictions)``.
         """
-        from ..features.soap import compute_soap
+        from ..features.soap import compute_bond_features
         from ..interop import as_atoms
         from ..structure.bonds import find_bonds
 
         atoms = as_atoms(structure)
         self.check_elements(atoms.get_chemical_symbols())
         bonds = find_bonds(atoms, windows=windows or self.windows)
-        soap = compute_soap(atoms, self.settings)
-        return bonds, self.predict_bonds(bonds.type, bonds.distance, soap, bonds.i, bonds.j, self.settings,
+        rows, row_i, row_j = compute_bond_features(atoms, bonds.i, bonds.j, bonds.shift, self.settings)  # either kind
+        return bonds, self.predict_bonds(bonds.type, bonds.distance, rows, row_i, row_j, self.settings,
                                          return_std=return_std)
 
     def predict_dataset(self, ds: BondDataset, return_std: bool = True) -> dict[str, np.ndarray]:

@@ -3,8 +3,9 @@
 Sections (all optional except where noted; units: Angstrom, eV, ps, 1/s):
 
 ``[pipeline]`` name, seed; ``[data]`` GETL roots and store; ``[generate]`` compositions, runs,
-sub-runs, labeler (xtb|dft), scaled MD; ``[features]`` SOAP settings; ``[model]`` per-type
-hyper-parameters or a search; ``[validation]`` the grouped protocol and learning curves;
+sub-runs, labeler (xtb|dft), scaled MD; ``[features]`` the descriptor (bond-centred or atom SOAP)
+and its settings; ``[model]`` the preset, per-type hyper-parameters or a search;
+``[validation]`` the grouped protocol and learning curves;
 ``[deploy]`` the compression trajectory; ``[executor]`` local | slurm | pbs | dask;
 ``[tracking]`` MLflow; ``[active_learning]`` batch size, exploit/explore split, pool.
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import difflib
 import tomllib
+import types
 import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -75,27 +77,39 @@ class GenerateSection:
 
 @dataclass(frozen=True)
 class FeaturesSection:
-    """SOAP settings (paper defaults): cutoff and atom_sigma in Angstrom; backend quippy|featomic."""
+    """The descriptor and its SOAP settings (the paper's: cutoff and atom_sigma in Angstrom).
 
+    ``kind``: ``bond`` (SOAP expanded at the bond midpoint, one vector per bond: the default
+    model's descriptor, computed with the featomic radial basis) or ``atom`` (the paper's per-atom
+    QUIP SOAP, kernel on the mean of the two atoms' vectors). ``backend``: ``quippy`` or
+    ``featomic`` for ``atom``; ``bond`` needs ``featomic``; empty: ``featomic`` for ``bond``,
+    ``quippy`` for ``atom``. These are :class:`bondml.features.soap.FeatureSettings`."""
+
+    kind: str = "bond"
     cutoff: float = 3.75
     l_max: int = 6
     n_max: int = 8
     atom_sigma: float = 0.5
-    backend: str = "quippy"
+    backend: str = ""
 
 
 @dataclass(frozen=True)
 class ModelSection:
     """Bond GPR per type: ``hyperparameters`` {type: {sigma (A), gamma, zeta}} override the paper's;
     ``search = true`` picks them by grouped CV over a grid first; ``max_train_per_type`` caps the
-    training bonds (seeded); ``use_prior`` fits the GP on the residual of the distance model
-    trained on the label-only tables. ``fallback_tables``: GETL root whose label-only tables
-    (PBSSDB, DB4, DB8) train the distance-only model, the fallback for types without enough
+    training bonds (seeded); ``preset`` as ``bondml train --preset`` (``default``: the default
+    model; ``paper``: the paper's); ``use_prior`` fits the GP on the residual of the distance
+    model trained on the label-only tables (unset: as the preset says). ``fallback_tables``: GETL
+    root whose label-only tables (PBSSDB, DB4, DB8) train the distance-only model, the fallback for types without enough
     SOAP-labelled bonds (Al-Al in run 21); empty = no fallback. ``name``: registered model name."""
 
     max_train_per_type: int = 600
-    preset: str = "paper"  # hyper-parameter preset (bondml.model.presets): paper | default | tuned (needs use_prior)
-    use_prior: bool = False
+    #: the model preset of ``bondml train`` (:func:`bondml.evaluate.shift.train_model`): default
+    #: (the shift protocols' choice, per descriptor kind) | paper | tuned (needs use_prior = true)
+    preset: str = "default"
+    #: unset: the preset's mean function (default: the distance prior on DEFAULT_PRIOR_TYPES;
+    #: paper: zero mean); true: the distance prior on every type; false: zero mean
+    use_prior: bool | None = None
     search: bool = False
     search_max_train: int = 300
     hyperparameters: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -105,9 +119,10 @@ class ModelSection:
 
 @dataclass(frozen=True)
 class ValidationSection:
-    """Honest protocol: ``protocol`` = leave-one-cell-out | group-kfold (whole ``level`` groups:
-    cell, run or nc held out); ``max_train`` bonds per type per fold; learning curves over
-    ``learning_curve_sizes`` bonds per type and ``learning_curve_seeds``."""
+    """Honest protocol: ``protocol`` = leave-deformation-group-out (the shift protocol inside a
+    run: whole deformation families out, see :mod:`bondml.evaluate.splits`) | leave-one-cell-out |
+    group-kfold (whole ``level`` groups: cell, run or nc held out); ``max_train`` bonds per type
+    per fold; learning curves over ``learning_curve_sizes`` bonds per type and ``learning_curve_seeds``."""
 
     protocol: str = "leave-one-cell-out"
     level: str = "cell"
@@ -218,7 +233,8 @@ SECTION_TYPES: dict[str, type] = {
     "active_learning": ActiveLearningSection,
 }
 LABELERS = ("xtb", "dft")
-PROTOCOLS = ("leave-one-cell-out", "group-kfold")
+PROTOCOLS = ("leave-deformation-group-out", "leave-one-cell-out", "group-kfold")
+KINDS = ("bond", "atom")
 LEVELS = ("cell", "run", "nc")
 
 
@@ -234,6 +250,10 @@ def _type_name(tp: Any) -> str:
 def _coerce(where: str, value: Any, tp: Any) -> Any:
     """Check ``value`` against the annotation ``tp`` (int, float, str, bool, tuple[X, ...], dict)."""
     origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType) and type(None) in args:  # ``X | None``: a key left unset
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(where, value, inner)
     if origin is tuple:
         (item, _) = typing.get_args(tp)
         if not isinstance(value, list):
@@ -329,8 +349,13 @@ def check_config(cfg: PipelineConfig, source: str = "<config>") -> None:
         raise ConfigError(f"{source}: generate.sub_runs {bad} outside 0..14")
     if g.labeler == "xtb" and ex.kind not in ("local", "dask") and g.enabled:
         raise ConfigError(f"{source}: the xtb labeler runs locally; use executor.kind = 'local' or labeler = 'dft'")
-    _check_choice(f"{source}: features.backend", cfg.features.backend, ("quippy", "featomic"))
     f = cfg.features
+    _check_choice(f"{source}: features.kind", f.kind, KINDS)
+    if f.backend:
+        _check_choice(f"{source}: features.backend", f.backend, ("quippy", "featomic"))
+    if f.kind == "bond" and f.backend == "quippy":
+        raise ConfigError(f"{source}: features.backend = 'quippy' cannot compute the bond-centred SOAP "
+                          "(features.kind = 'bond'); use backend = 'featomic' (or leave it out), or kind = 'atom'")
     _range(source, "features.cutoff", f.cutoff, 0.0, open_low=True, unit=" Angstrom")
     _range(source, "features.atom_sigma", f.atom_sigma, 0.0, open_low=True, unit=" Angstrom")
     _range(source, "features.n_max", f.n_max, 1)
@@ -365,7 +390,7 @@ def check_config(cfg: PipelineConfig, source: str = "<config>") -> None:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
                 raise ConfigError(f"{source}: model.hyperparameters.{t}.{k} must be a positive number, got {v!r}")
     _check_choice(f"{source}: model.preset", cfg.model.preset, ("paper", "default", "tuned"))
-    if cfg.model.preset == "tuned" and not cfg.model.use_prior:
+    if cfg.model.preset == "tuned" and cfg.model.use_prior is not True:
         raise ConfigError(f"{source}: model.preset = 'tuned' needs model.use_prior = true")
     if cfg.model.max_train_per_type < 10:
         raise ConfigError(f"{source}: model.max_train_per_type must be >= 10")

@@ -76,6 +76,10 @@ def _model_section(ctx: StageContext) -> list[str]:
     lines = ["## Model", "",
              f"Per-type bond GPR trained on {tr.get('n_bonds', 0)} bonds of {len(tr.get('cells', []))} cells, "
              f"label source {', '.join(tr.get('label_source', []))}, data version `{tr.get('data_version', '')}`.", ""]
+    if tr.get("preset"):
+        desc = {"bond": "bond-centred SOAP (at the bond midpoint)", "atom": "atom-centred SOAP (the paper's)"}
+        lines += [f"Preset **{tr['preset']}**, descriptor {desc.get(tr.get('descriptor'), tr.get('descriptor'))} "
+                  f"(settings `{tr.get('settings_digest', '')}`).", ""]
     rows = []
     for t in BOND_TYPES:
         d = tr.get("types", {}).get(t)
@@ -96,17 +100,26 @@ def _accuracy_section(ctx: StageContext) -> list[str]:
     v = _j(ctx.inputs["validate"], "validation.json")
     if not v:
         return []
+    fig = v.get("figures", {})
     lines = ["## Accuracy (honest grouped protocol)", "",
              f"Protocol: **{v['protocol']}**, {v['n_folds']} folds. {v['note']}.", ""]
+    if v.get("model"):
+        m = v["model"]
+        lines += [f"Validated model: preset {m['preset']}, {m['descriptor']}-centred SOAP, mean function {m['mean']}.",
+                  ""]
+    lines += [f"Table and parity plot: {fig.get('metrics', v['protocol'])}.", ""]
     rows = [[t, int(m["n"]), m.get("rmse", float("nan")), m.get("mae", float("nan")), m.get("r2", float("nan")),
              m.get("cov1", float("nan")), m.get("cov2", float("nan")), PAPER_RMSE.get(t, float("nan"))]
             for t, m in v["metrics"].items()]
     lines += _table(["type", "n", "RMSE (eV)", "MAE (eV)", "R^2", "within 1 sigma", "within 2 sigma",
                      "paper RMSE (bond-level split)"], rows)
     lines += _img(ctx, ctx.inputs["validate"], "parity.png", "parity per type")
-    lines += ["### Calibration", "", "Fraction of errors within k predicted sigma (ideal: 0.683 at 1, 0.954 at 2).", ""]
+    lines += ["### Calibration", "", "Fraction of errors within k predicted sigma (ideal: 0.683 at 1, 0.954 at 2); "
+              f"protocol: {fig.get('calibration.png', v['protocol'])}.", ""]
     lines += _img(ctx, ctx.inputs["validate"], "calibration.png", "calibration")
     lines += ["### Learning curves", ""]
+    if fig.get("learning_curves.png"):
+        lines += [f"Protocol: {fig['learning_curves.png']}.", ""]
     rows = []
     for c in v.get("learning_curves", []):
         rows.append([c["bond_type"], ", ".join(str(s) for s in c["sizes"]),

@@ -33,16 +33,23 @@ from .dag import Stage, StageContext, StageResult
 
 # ---------------------------------------------------------------------------- helpers
 def feature_settings(cfg: Any):
-    """The SOAP settings of the ``[features]`` section."""
+    """The descriptor settings of the ``[features]`` section (:class:`FeatureSettings`): ``kind``
+    bond or atom; an empty backend is featomic for the bond-centred SOAP, quippy for the atom one."""
     from ..features.soap import FeatureSettings
 
     f = cfg.features
-    return FeatureSettings(cutoff=f.cutoff, l_max=f.l_max, n_max=f.n_max, atom_sigma=f.atom_sigma, backend=f.backend)
+    backend = f.backend or ("featomic" if f.kind == "bond" else "quippy")
+    return FeatureSettings(cutoff=f.cutoff, l_max=f.l_max, n_max=f.n_max, atom_sigma=f.atom_sigma, backend=backend,
+                           kind=f.kind)
 
 
 def store_path(cfg: Any, out: Path) -> Path:
-    """The bond store folder: ``data.store`` or ``<out>/store``."""
-    return cfg.resolve_path(cfg.data.store) if cfg.data.store else out / "store"
+    """The bond store folder: ``data.store``, else ``<out>/store`` for atom-centred descriptors and
+    ``<out>/store-bond`` for bond-centred ones (a store holds one descriptor: switching
+    ``features.kind`` in one output folder must not meet the other kind's store)."""
+    if cfg.data.store:
+        return cfg.resolve_path(cfg.data.store)
+    return out / ("store" if cfg.features.kind == "atom" else f"store-{cfg.features.kind}")
 
 
 def _getl_files(root: Path) -> list[Path]:
@@ -167,10 +174,9 @@ def train_stage(ctx: StageContext) -> dict[str, Any]:
     ds = load_training_dataset(ctx, held_out_released(ctx))
     searched = _search(ds, cfg, ctx.runner) if cfg.model.search else {}
     tables = cfg.resolve_path(cfg.model.fallback_tables) if cfg.model.fallback_tables else ""
-    prior = cfg.model.use_prior if cfg.model.preset != "default" else (None if cfg.model.use_prior else False)
     model = train_model(ds, tables, preset=cfg.model.preset, hyperparameters=cfg.model.hyperparameters or None,
-                        prior=prior, max_train_per_type=cfg.model.max_train_per_type, seed=cfg.pipeline.seed,
-                        searched=searched or None)
+                        prior=cfg.model.use_prior, max_train_per_type=cfg.model.max_train_per_type,
+                        seed=cfg.pipeline.seed, searched=searched or None)
     if isinstance(model.lineage.get("data"), dict) and "store" in model.lineage["data"]:
         model.lineage["data"]["store"] = _rel(Path(model.lineage["data"]["store"]), ctx.out)
     model.lineage["pipeline"] = {"data_version": ctx.inputs["ingest"].summary["version"],
@@ -179,24 +185,27 @@ def train_stage(ctx: StageContext) -> dict[str, Any]:
     model.save(ctx.dir / "model")
     types = {t: {k: v for k, v in d.items() if k != "params"} for t, d in model.lineage.get("types", {}).items()}
     summary = {"data_version": ctx.inputs["ingest"].summary["version"], "n_bonds": len(ds), "counts": ds.counts(),
+               "preset": cfg.model.preset, "descriptor": model.settings.kind,
+               "settings_digest": model.settings.digest,
                "cells": model.lineage["pipeline"]["cells"],
                "hyperparameters": {t: est.get_params() for t, est in model.estimators.items()},
                "searched": searched, "types": types,
                "fallback_types": [t for t, d in types.items() if d.get("kind") == "fallback"],
                "label_source": sorted(set(ds.label_source.tolist()))}
     atomic_write_json(ctx.dir / "train.json", summary)
-    return {k: summary[k] for k in ("data_version", "n_bonds", "counts", "fallback_types", "label_source")}
+    return {k: summary[k] for k in ("data_version", "n_bonds", "counts", "fallback_types", "label_source", "preset",
+                                    "descriptor")}
 
 
 # ---------------------------------------------------------------------------- validate
 def _lc_task(args: tuple) -> dict[str, Any]:
     from ..evaluate.tune import learning_curve
 
-    ds, t, sizes, seeds, level, hp = args
-    return learning_curve(ds, t, sizes, seeds, level=level, params=hp)
+    ds, t, sizes, seeds, level, hp, prior = args
+    return learning_curve(ds, t, sizes, seeds, level=level, params=hp, prior=prior)
 
 
-def calibration_plot(z_by_type: dict[str, np.ndarray], path: Path) -> Path:
+def calibration_plot(z_by_type: dict[str, np.ndarray], path: Path, protocol: str = "held-out cells") -> Path:
     """Fraction of |error| within k predicted sigma vs k, per type, against the Gaussian ideal."""
     from scipy.special import erf
 
@@ -209,30 +218,41 @@ def calibration_plot(z_by_type: dict[str, np.ndarray], path: Path) -> Path:
         ax.plot(k, [np.mean(np.abs(z) <= kk) for kk in k], label=t)
     ax.set_xlabel("k (predicted sigma)")
     ax.set_ylabel("fraction of |error| <= k sigma")
-    ax.set_title("calibration on held-out cells")
+    ax.set_title(f"calibration ({protocol})", fontsize=9)
     ax.legend(fontsize=8)
     return save(fig, path, dpi=110)
 
 
 def validate_stage(ctx: StageContext) -> dict[str, Any]:
-    """Grouped validation (whole cells / runs / compositions out), calibration and learning curves.
+    """Grouped validation (whole deformation families / cells / runs / compositions out),
+    calibration and learning curves, of the model the train stage fits (same preset, descriptor,
+    hyper-parameters and mean function: :func:`bondml.evaluate.shift.mean_function`).
 
     The numbers come from :func:`bondml.evaluate.tune.grouped_validation`, the function behind
     ``bondml evaluate`` (same protocol, seed and cap -> same RMSE); folds run on ``ctx.runner``.
+    ``validation.json`` names the protocol of every figure (``figures``).
     """
     from ..evaluate.metrics import per_type_metrics
     from ..evaluate.plots import learning_curve_plot, parity_plot
+    from ..evaluate.shift import mean_function
+    from ..evaluate.splits import deformation_group
     from ..evaluate.tune import grouped_validation, types_with_data
     from ..model.presets import resolve_hyperparameters
 
     cfg, v = ctx.config, ctx.config.validation
     ds = load_training_dataset(ctx, held_out_released(ctx))
-    n_groups = np.unique(ds.groups(v.level)).size
+    if v.protocol == "leave-deformation-group-out":
+        kind, what, n_groups = "ldgo", "deformation group", np.unique(deformation_group(ds.sub_run)).size
+    else:
+        kind = "leave-one-group-out" if v.protocol == "leave-one-cell-out" else "group-kfold"
+        what, n_groups = v.level, np.unique(ds.groups(v.level)).size
     if n_groups < 2:
-        raise BondmlError(f"validation needs at least 2 {v.level}s, the training data has {n_groups}")
-    kind = "leave-one-group-out" if v.protocol == "leave-one-cell-out" else "group-kfold"
-    dm = _distance_model(cfg) if cfg.model.use_prior else None
-    hp = resolve_hyperparameters(cfg.model.preset, cfg.model.hyperparameters, use_prior=dm is not None)
+        raise BondmlError(f"validation needs at least 2 {what}s, the training data has {n_groups}")
+    tables = cfg.resolve_path(cfg.model.fallback_tables) if cfg.model.fallback_tables else ""
+    use_prior = (cfg.model.preset == "default") if cfg.model.use_prior is None else cfg.model.use_prior
+    dm = mean_function(ds, tables, cfg.model.preset, cfg.model.use_prior)[0] if use_prior else None
+    hp = resolve_hyperparameters(cfg.model.preset, cfg.model.hyperparameters, use_prior=dm is not None,
+                                 kind=ds.settings.kind)
     res = grouped_validation(ds, kind, v.level, v.n_splits, params=hp, prior=dm, max_train=v.max_train,
                              seed=cfg.pipeline.seed, map_fn=lambda f, tasks: ctx.runner.map(
                                  f, list(tasks), label=lambda a: f"{a[3]} fold of {len(a[2])} bonds"))
@@ -243,16 +263,25 @@ def validate_stage(ctx: StageContext) -> dict[str, Any]:
            for k in ("y", "pred", "std")}
     metrics = per_type_metrics(bt, cat["y"], cat["pred"], cat["std"])
     parity_plot({t: (res[t].y, res[t].pred) for t in types}, ctx.dir / "parity.png", protocol)
-    calibration_plot({t: (res[t].pred - res[t].y) / res[t].std for t in types}, ctx.dir / "calibration.png")
+    calibration_plot({t: (res[t].pred - res[t].y) / res[t].std for t in types}, ctx.dir / "calibration.png",
+                     protocol)
     lc_types = types_with_data(ds, min_bonds=max(v.learning_curve_sizes, default=50))
-    curves = ctx.runner.map(_lc_task, [(ds, t, v.learning_curve_sizes, v.learning_curve_seeds, v.level, hp.get(t))
-                                       for t in lc_types], label=lambda a: a[1])
+    curves = ctx.runner.map(_lc_task, [(ds, t, v.learning_curve_sizes, v.learning_curve_seeds, v.level, hp.get(t),
+                                        dm) for t in lc_types], label=lambda a: a[1])
+    lc_protocol = curves[0]["protocol"] if curves else f"hold-out {v.level}s"
     if curves:
-        learning_curve_plot(curves, ctx.dir / "learning_curves.png", f"learning curves (hold-out {v.level}s)")
-    n_folds = n_groups if kind == "leave-one-group-out" else min(v.n_splits, n_groups)
+        learning_curve_plot(curves, ctx.dir / "learning_curves.png", f"learning curves ({lc_protocol})")
+    n_folds = (n_groups if kind in ("leave-one-group-out", "ldgo") else min(v.n_splits, n_groups))
+    mean = "zero" if dm is None else ("distance prior" if dm.composition is False else
+                                      f"distance prior (composition term: {', '.join(dm.composition)})"
+                                      if isinstance(dm.composition, tuple) else "distance + composition prior")
     out = {"protocol": protocol, "level": v.level, "n_folds": n_folds, "metrics": metrics,
+           "model": {"preset": cfg.model.preset, "descriptor": ds.settings.kind, "mean": mean},
+           "figures": {"metrics": protocol, "parity.png": protocol,
+                       "calibration.png": f"{protocol}; std scaled by an inner cell-grouped CV on each training fold",
+                       "learning_curves.png": lc_protocol},
            "learning_curves": curves, "note": "cells of one MD run are the same atoms deformed: "
-           "leave-one-cell-out inside a run is optimistic; judge on other runs / compositions"}
+           "every protocol inside a run is optimistic (leave-one-cell-out most); judge on other runs / compositions"}
     atomic_write_json(ctx.dir / "validation.json", out)
     ctx.log("  " + ", ".join(f"{t} {metrics[t]['rmse']:.3f}" for t in types) + f" eV RMSE ({protocol})")
     return {"protocol": protocol, "rmse": {t: metrics[t]["rmse"] for t in metrics},

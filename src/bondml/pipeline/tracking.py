@@ -64,7 +64,7 @@ def _experiment(c: Any, name: str, out: Path) -> str:
 def _flat_params(train: dict[str, Any], cfg: Any) -> dict[str, str]:
     p: dict[str, Any] = {"data_version": train["data_version"], "n_bonds": train["n_bonds"],
                          "max_train_per_type": cfg.model.max_train_per_type, "use_prior": cfg.model.use_prior,
-                         "search": cfg.model.search, "seed": cfg.pipeline.seed,
+                         "preset": cfg.model.preset, "search": cfg.model.search, "seed": cfg.pipeline.seed,
                          "label_source": ",".join(train["label_source"]),
                          "fallback_types": ",".join(train["fallback_types"]) or "none"}
     for t, hp in train["hyperparameters"].items():
