@@ -188,3 +188,40 @@ def test_cli_predict_and_errors(model_dir, small_cell, tmp_path):
     r = runner.invoke(app, ["predict", "--model", str(model_dir), "--structure", str(tmp_path / "nope.dump"),
                             "--out", str(out), "--quiet"])
     assert r.exit_code != 0
+
+
+def test_progress_callback_and_logging(model_dir, trajectory, tmp_path, caplog, capsys):
+    """Library code reports progress through the callback and logging, and prints nothing."""
+    import logging
+
+    calls: list[tuple[int, int | None]] = []
+    out = tmp_path / "prog"
+    with caplog.at_level(logging.INFO, logger="bondml.deploy"):
+        predict_trajectory(model_dir, trajectory, out, PredictConfig(in_process=True, max_frames=3),
+                           progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(0, 3), (1, 3), (2, 3), (3, 3)]
+    assert [r.getMessage().split()[1] for r in caplog.records if "recorded" in r.getMessage()] == ["0", "1", "2"]
+    cap = capsys.readouterr()
+    assert cap.out == "" and cap.err == ""  # no bar drawn by the library (even with the default config)
+    # resume: the callback starts from the frames already done; total = every frame of the input
+    calls.clear()
+    predict_trajectory(model_dir, trajectory, out, PredictConfig(in_process=True),
+                       progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(3, 4), (4, 4)]
+
+
+def test_cli_predict_plain_output_in_a_pipe(model_dir, trajectory, tmp_path):
+    """`bondml predict ... 2>&1 | cat`: the CLI's bar and summary, no escape codes or rich markup."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "pipe"
+    r = subprocess.run([sys.executable, "-m", "bondml.cli.main", "predict", "--model", str(model_dir),
+                        "--structure", str(trajectory), "--out", str(out), "--workers", "1", "--max-frames", "2"],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "TERM": "xterm"})
+    assert r.returncode == 0, r.stdout
+    assert "\x1b" not in r.stdout and "[bold]" not in r.stdout
+    first = r.stdout.splitlines()[0]
+    assert first.startswith("predict") and "2/2" in first and "frames/s" in first
+    assert "2 frame(s)" in r.stdout and f"wrote {out / 'summary.json'}" in r.stdout

@@ -34,6 +34,7 @@ continues after the last frame recorded in the manifest. An output folder holdin
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import threading
@@ -81,7 +82,8 @@ class PredictConfig:
     ``in_process``: no worker processes at all. ``precision``: arithmetic of the model's SOAP
     products and variance solve (float32 default: < 1e-4 eV change, ~1.5x faster; float64 exact).
     ``exact_std``: the exact predictive std (cost grows as n_train^2 per bond) instead of the
-    low-rank one (p95 error ~1 %).
+    low-rank one (p95 error ~1 %). ``progress``: ignored (kept for existing callers); progress
+    is reported through ``predict_trajectory(..., progress=callback)`` and ``logging``.
     """
 
     windows: dict[str, tuple[float, float]] | None = None
@@ -384,47 +386,35 @@ def _frames(structure: Path, cfg: PredictConfig) -> Iterator[Frame]:
     return iter_frames(structure, type_map=cfg.type_map, fmt=cfg.fmt)
 
 
+#: ``progress(done, total)``: called after every frame recorded in the manifest (and once before the
+#: first, with the frames already done); ``total`` is None when the number of frames is unknown.
+ProgressCallback = Callable[[int, int | None], None]
+
+_log = logging.getLogger("bondml.deploy")
+
+
 class _Progress:
-    """A rich progress bar with frames/s and ETA (no-op when disabled)."""
+    """Counts recorded frames; reports them to the caller's callback and to ``logging``."""
 
-    def __init__(self, enabled: bool, total: int | None, done: int) -> None:
-        self.bar = None
-        if not enabled:
-            return
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self.bar = Progress(
-            TextColumn("[bold]predict"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]} frames/s"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-            transient=False,
-        )
-        self.bar.start()
-        self.task = self.bar.add_task("frames", total=total, completed=done, rate="-")
+    def __init__(self, callback: ProgressCallback | None, total: int | None, done: int) -> None:
+        self.callback, self.total, self.done = callback, total, done
         self.t0 = time.perf_counter()
         self.n = 0
+        if callback is not None:
+            callback(done, total)
 
-    def advance(self) -> None:
-        if self.bar is None:
-            return
+    def advance(self, frame: int) -> None:
+        self.done += 1
         self.n += 1
-        rate = self.n / max(time.perf_counter() - self.t0, 1e-9)
-        self.bar.update(self.task, advance=1, rate=f"{rate:.2f}")
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
+        _log.info("frame %d recorded (%d of %s; %.3f frames/s)", frame, self.done,
+                  "?" if self.total is None else self.total, self.n / max(time.perf_counter() - self.t0, 1e-9))
+        if self.callback is not None:
+            self.callback(self.done, self.total)
 
 
 def predict_trajectory(
     model_dir: str | Path, structure: str | Path, out: str | Path, cfg: PredictConfig | None = None,
-    *, executor: FrameExecutor | None = None,
+    *, executor: FrameExecutor | None = None, progress: ProgressCallback | None = None,
 ) -> dict[str, Any]:
     """Infer every bond of every frame of ``structure`` (LAMMPS data or dump, ext-xyz, any ASE format).
 
@@ -432,7 +422,10 @@ def predict_trajectory(
     Resumes an interrupted run of the same input, model and settings; refuses a folder holding
     another run unless ``cfg.overwrite``. ``executor``: submit frames there (``submit(fn, *args)``,
     at most 2 x ``cfg.workers`` in flight; not shut down here) instead of the own process pool;
-    ``cfg.in_process`` and ``cfg.recycle_every`` are then ignored.
+    ``cfg.in_process`` and ``cfg.recycle_every`` are then ignored. ``progress``: called as
+    ``progress(done, total)`` once before the first frame and after every frame recorded (``total``:
+    frames of this run, None if unknown); each recorded frame is also logged (``bondml.deploy``, INFO).
+    Nothing is printed.
     """
     cfg = cfg or PredictConfig()
     structure, out, model_dir = Path(structure), Path(out), Path(model_dir)
@@ -471,15 +464,13 @@ def predict_trajectory(
         }
         dropped = _intact_frames(out, manifest)
         for line in dropped:
-            import logging
-
-            logging.getLogger("bondml.deploy").warning("recomputing %s", line)
+            _log.warning("recomputing %s", line)
         manifest["complete"] = False
         atomic_write_json(out / MANIFEST, manifest)  # before the first frame: a kill at any point resumes
         done = {m["frame"] for m in manifest["frames"]}
         total = count_frames(structure, fmt)
         limit = cfg.max_frames
-        progress = _Progress(cfg.progress, total if limit is None else min(total or limit, limit), len(done))
+        counter = _Progress(progress, total if limit is None else min(total or limit, limit), len(done))
         t_start = time.perf_counter()
         if executor is None and not cfg.in_process and (total == 1 or limit == 1):
             # one frame: no worker process to start (it would re-import everything); nothing to leak into
@@ -487,15 +478,13 @@ def predict_trajectory(
 
             cfg = replace(cfg, in_process=True)
         try:
-            _run_frames(model_dir, structure, out, cfg, windows, settings, manifest, done, progress, executor,
+            _run_frames(model_dir, structure, out, cfg, windows, settings, manifest, done, counter, executor,
                         digest)
         except BondmlError as exc:
             if not manifest["frames"] or isinstance(exc, PartialFailure):
                 raise
             raise PartialFailure(f"{out}: stopped at a failing frame after {len(manifest['frames'])} frame(s), "
                                  "which are kept; fix the input and run the same command to resume") from exc
-        finally:
-            progress.close()
         manifest["complete"] = limit is None or len(manifest["frames"]) < limit
         atomic_write_json(out / MANIFEST, manifest)
         summary = _summary(manifest, time.perf_counter() - t_start, cfg)
@@ -549,7 +538,7 @@ def _run_frames(
             manifest["frames"].append(asdict(item))
             manifest["frames"].sort(key=lambda m: m["frame"])  # a recomputed damaged frame goes in its place
             atomic_write_json(out / MANIFEST, manifest)
-            progress.advance()
+            progress.advance(item.frame)
             del pending[next_record]
             next_record += 1
             while next_record in done:
