@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from ..constants import BOND_TYPES
-from ._io import console
+from ._io import Table, console
 
 
 def _print_summary(s: dict) -> None:

@@ -34,6 +34,7 @@ continues after the last frame recorded in the manifest. An output folder holdin
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import shutil
@@ -186,6 +187,51 @@ def _load_model(model_dir: str, digest: str | None = None, verify: bool = True) 
         raise ModelError(f"{model_dir}: the model changed while it was being loaded; restore it, or start the "
                          "run again")
     return model
+
+
+class _ArrayCheck:
+    """SHA-256 of every array file of a (format-2) model folder against its ``model.json``, in a
+    background thread (hashlib and file reads release the GIL) so that it overlaps the rest of the
+    start-up; :meth:`result` waits and raises the ModelError that ``BondModel.load(verify=True)``
+    would have raised. Format-1 folders are verified by the (synchronous) loader instead."""
+
+    def __init__(self, model_dir: Path) -> None:
+        import json
+
+        try:
+            hashes = json.loads((model_dir / "model.json").read_text()).get("arrays")
+        except (OSError, ValueError):
+            hashes = None
+        self.error: BondmlError | None = None
+        self.applies = isinstance(hashes, dict) and bool(hashes)
+        self.thread: threading.Thread | None = None
+        if self.applies:
+            self.thread = threading.Thread(target=self._run, args=(model_dir, hashes), name="bondml-model-verify",
+                                           daemon=True)
+            self.thread.start()
+
+    def _run(self, model_dir: Path, hashes: dict[str, str]) -> None:
+        from ..model.bondmodel import ARRAYS_DIR
+
+        try:
+            for name, h in hashes.items():
+                path = model_dir / ARRAYS_DIR / name
+                if not path.is_file():
+                    self.error = ModelError(f"{path}: model array file not found")
+                    return
+                if sha256_file(path, chunk=1 << 24) != h:
+                    self.error = ModelError(f"{path}: content does not match model.json "
+                                            "(corrupt or from another model)")
+                    return
+        except OSError as exc:
+            self.error = ModelError(f"{model_dir}: cannot read the model arrays ({exc.strerror or exc})")
+
+    def result(self) -> None:
+        if self.thread is not None:
+            self.thread.join()
+            self.thread = None
+        if self.error is not None:
+            raise self.error
 
 
 def _worker_init(parent: int) -> None:
@@ -433,7 +479,8 @@ def predict_trajectory(
     if not structure.is_file():
         raise InputFileError(structure, "structure file not found" if not structure.exists() else "is not a file")
     digest = model_digest(model_dir)
-    model = _load_model(str(model_dir.resolve()), digest)
+    check = _ArrayCheck(model_dir)  # hashes the arrays in the background while the input is checked
+    model = _load_model(str(model_dir.resolve()), digest, not check.applies)
     settings = cfg.settings or model.settings
     model.settings.require_same(settings, "SOAP settings requested for this run")
     windows = dict(cfg.windows or model.windows)
@@ -445,11 +492,12 @@ def predict_trajectory(
     _RUN_INFO[run_key] = {"model": model_info, "input": input_info}
     if out.exists() and not out.is_dir():
         raise InputFileError(out, "output folder is a file; give a folder path")
-    first = next(iter(_frames(structure, cfg)), None)  # bad input is refused before anything is written
+    frames = _frames(structure, cfg)
+    first = next(frames, None)  # bad input is refused before anything is written
     if first is None:
         raise InputFileError(structure, "holds no frame")
     check_frame(first, structure, 0)
-    del first
+    check.result()  # a damaged model is refused before anything is written
     if out.is_dir() and not cfg.overwrite:  # refuse before anything (even the lock file) is created
         _prepare_out(out, run_key, False)
     out.mkdir(parents=True, exist_ok=True)
@@ -479,7 +527,7 @@ def predict_trajectory(
             cfg = replace(cfg, in_process=True)
         try:
             _run_frames(model_dir, structure, out, cfg, windows, settings, manifest, done, counter, executor,
-                        digest)
+                        digest, itertools.chain([first], frames))
         except BondmlError as exc:
             if not manifest["frames"] or isinstance(exc, PartialFailure):
                 raise
@@ -514,10 +562,10 @@ def _check_config(cfg: PredictConfig) -> None:
 def _run_frames(
     model_dir: Path, structure: Path, out: Path, cfg: PredictConfig, windows: dict[str, tuple[float, float]],
     settings: FeatureSettings, manifest: dict[str, Any], done: set[int], progress: _Progress,
-    external: FrameExecutor | None = None, digest: str | None = None,
+    external: FrameExecutor | None = None, digest: str | None = None, frames: Iterator[Frame] | None = None,
 ) -> None:
-    """Stream frames to workers (own process pool, ``external`` or none); record finished frames
-    in order in the manifest."""
+    """Stream frames (``frames``, else read from ``structure``) to workers (own process pool,
+    ``external`` or none); record finished frames in order in the manifest."""
     pending: dict[int, Any] = {}  # frame -> FrameMeta or a future of one
     next_record = 0
     limit = cfg.max_frames
@@ -547,7 +595,7 @@ def _run_frames(
     try:
         while next_record in done:
             next_record += 1
-        for k, frame in enumerate(_frames(structure, cfg)):
+        for k, frame in enumerate(frames if frames is not None else _frames(structure, cfg)):
             if limit is not None and k >= limit:
                 break
             if manifest["l0"] is None:
