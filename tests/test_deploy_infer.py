@@ -145,9 +145,13 @@ def test_parallel_workers_match_serial(model_dir, trajectory, traj_run, tmp_path
     a = read_bonds(traj_run[0])
     b = read_bonds(out)
     assert a.num_rows == b.num_rows
-    assert np.allclose(a["minus_icohp"].to_numpy(), b["minus_icohp"].to_numpy())
+    # workers run 1 BLAS thread each (cores // workers), the serial run all cores: float32 sums in
+    # another order, ~1e-6 eV (the float32 path's documented bound is 1e-4 eV)
+    d = np.abs(a["minus_icohp"].to_numpy().astype(float) - b["minus_icohp"].to_numpy())
+    assert d.max() < 1e-5, d.max()
     man = json.loads((out / "manifest.json").read_text())
     assert [f["frame"] for f in man["frames"]] == [0, 1, 2, 3]
+    assert all(f["cpu_seconds"] > 0 for f in man["frames"])
 
 
 def test_analyze_report(traj_run, tmp_path):

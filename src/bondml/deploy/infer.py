@@ -146,6 +146,7 @@ class FrameMeta:
     n_out_of_domain: int
     n_fallback: int
     seconds: float
+    cpu_seconds: float = 0.0  # CPU time of the process that computed the frame (all its threads)
     unwrapped: bool = False
     steps: dict[str, float] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)  # relative path -> SHA-256 of every file
@@ -234,11 +235,35 @@ class _ArrayCheck:
             raise self.error
 
 
-def _worker_init(parent: int) -> None:
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _limit_threads(n: int) -> None:
+    """At most ``n`` BLAS/OpenMP threads in this worker (unless the user set a thread count):
+    ``workers`` processes each running a BLAS pool as wide as the machine oversubscribe the cores
+    (OpenBLAS threads spin between calls), which serialises the workers. Libraries loaded later
+    (QUIP's own OpenBLAS) read the variables; numpy's, already loaded, is limited through
+    threadpoolctl when installed."""
+    if any(v in os.environ for v in _THREAD_VARS):
+        return
+    for v in _THREAD_VARS:
+        os.environ[v] = str(n)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - optional (bondml[pipeline])
+        return
+    threadpool_limits(limits=n)
+
+
+def _worker_init(parent: int, threads: int | None = None) -> None:
     """Worker processes die with their parent: ``PR_SET_PDEATHSIG`` (Linux) plus a watch thread
-    (any OS; also covers the parent thread that spawned us exiting before the parent itself)."""
+    (any OS; also covers the parent thread that spawned us exiting before the parent itself).
+    ``threads``: BLAS/OpenMP threads of this worker (:func:`_limit_threads`)."""
     import signal
     import sys
+
+    if threads is not None:
+        _limit_threads(threads)
 
     if sys.platform.startswith("linux"):
         try:
@@ -291,7 +316,7 @@ def check_frame(frame: Frame, source: str | Path, index: int) -> None:
 def infer_frame(job: FrameJob) -> FrameMeta:
     """Bonds, SOAP, prediction and files of one frame; returns its manifest entry."""
     check_frame(job.frame, f"frame {job.index} of the input", job.index)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     model = _load_model(job.model_dir, job.model_digest, False)  # verified by the parent; read-only, shared
     atoms = job.frame.atoms
     model.check_elements(atoms.get_chemical_symbols(), f"frame {job.index}")
@@ -322,7 +347,7 @@ def infer_frame(job: FrameJob) -> FrameMeta:
     meta = FrameMeta(
         frame=job.index, timestep=job.frame.timestep, strain=strain, n_atoms=len(atoms), n_bonds=len(bonds),
         counts=counts, n_out_of_domain=int(pred["out_of_domain"].sum()), n_fallback=int(pred["fallback"].sum()),
-        seconds=t5 - t0, unwrapped=job.frame.unwrapped,
+        seconds=t5 - t0, cpu_seconds=time.process_time() - c0, unwrapped=job.frame.unwrapped,
         steps={"load": t1 - t0, "bonds": t2 - t1, "soap": t3 - t2, "predict": t4 - t3, "write": t5 - t4},
         files=files,
     )
@@ -573,7 +598,7 @@ def _run_frames(
     if executor is None and not cfg.in_process:
         executor = ProcessPoolExecutor(max_workers=max(1, cfg.workers), mp_context=_mp_context(),
                                        max_tasks_per_child=cfg.recycle_every, initializer=_worker_init,
-                                       initargs=(os.getpid(),))
+                                       initargs=(os.getpid(), max(1, default_workers() // max(1, cfg.workers))))
 
     def record_ready(block: bool) -> None:
         nonlocal next_record
@@ -661,6 +686,7 @@ def _summary(manifest: dict[str, Any], wall: float, cfg: PredictConfig) -> dict[
         "bonds_total_first_frame": first["n_bonds"] if first else 0,
         "n_atoms": first["n_atoms"] if first else 0,
         "seconds_per_frame": float(np.mean(secs)) if secs else None,
+        "cpu_seconds_per_frame": float(np.mean([f.get("cpu_seconds", 0.0) for f in frames])) if frames else None,
         "seconds_per_frame_steps": steps,
         "wall_seconds_this_call": wall,
         "workers": cfg.workers,
