@@ -229,3 +229,32 @@ def test_cli_predict_plain_output_in_a_pipe(model_dir, trajectory, tmp_path):
     first = r.stdout.splitlines()[0]
     assert first.startswith("predict") and "2/2" in first and "frames/s" in first
     assert "2 frame(s)" in r.stdout and f"wrote {out / 'summary.json'}" in r.stdout
+
+
+def test_model_check_remembered_until_a_file_changes(model_dir, small_cell, tmp_path, monkeypatch):
+    """The SHA-256 check of the model arrays runs once per model; a changed file is hashed again."""
+    import shutil
+
+    from bondml.deploy.infer import _ArrayCheck, model_digest
+
+    monkeypatch.setenv("BONDML_CACHE_DIR", str(tmp_path / "cache"))
+    m = tmp_path / "m"
+    shutil.copytree(model_dir, m)
+    digest = model_digest(m)
+    first = _ArrayCheck(m, digest)
+    first.result()
+    assert not first.cached and (tmp_path / "cache" / "verified-models" / f"{digest}.json").is_file()
+    again = _ArrayCheck(m, digest)
+    again.result()
+    assert again.cached
+    arr = sorted((m / "arrays").glob("*.npy"))[-1]
+    data = bytearray(arr.read_bytes())
+    data[-1] ^= 0xFF  # same size, same name
+    arr.write_bytes(bytes(data))
+    damaged = _ArrayCheck(m, digest)
+    with pytest.raises(ModelError, match="content does not match model.json"):
+        damaged.result()
+    assert not damaged.cached
+    with pytest.raises(ModelError, match="content does not match model.json"):
+        predict_trajectory(m, small_cell, tmp_path / "o", PredictConfig(**QUIET))
+    assert not (tmp_path / "o").exists()  # refused before anything is written

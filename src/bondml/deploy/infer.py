@@ -190,13 +190,34 @@ def _load_model(model_dir: str, digest: str | None = None, verify: bool = True) 
     return model
 
 
+def _verified_cache_dir() -> Path:
+    """Where verified model array signatures are kept: ``$BONDML_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/bondml``, else ``~/.cache/bondml`` (``verified-models/<digest>.json``)."""
+    root = os.environ.get("BONDML_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "bondml")
+    return Path(root) / "verified-models"
+
+
+def _signature(path: Path) -> list[int]:
+    """What a change of the file changes: size, inode, device, mtime and ctime (ns). ctime cannot be
+    set by a user: any write, copy or replacement of the file changes it."""
+    st = path.stat()
+    return [st.st_size, st.st_ino, st.st_dev, st.st_mtime_ns, st.st_ctime_ns]
+
+
 class _ArrayCheck:
     """SHA-256 of every array file of a (format-2) model folder against its ``model.json``, in a
     background thread (hashlib and file reads release the GIL) so that it overlaps the rest of the
     start-up; :meth:`result` waits and raises the ModelError that ``BondModel.load(verify=True)``
-    would have raised. Format-1 folders are verified by the (synchronous) loader instead."""
+    would have raised. Format-1 folders are verified by the (synchronous) loader instead.
 
-    def __init__(self, model_dir: Path) -> None:
+    Hashing reads the whole model (hundreds of MB, most of it never paged in by the fast
+    prediction: seconds when it is not in the page cache), so a successful check is remembered
+    per model digest with each file's signature (:func:`_signature`); a later run whose files
+    all have the same signatures skips the hashing (like git's index). A file changed in any
+    way is hashed again."""
+
+    def __init__(self, model_dir: Path, digest: str) -> None:
         import json
 
         try:
@@ -206,26 +227,44 @@ class _ArrayCheck:
         self.error: BondmlError | None = None
         self.applies = isinstance(hashes, dict) and bool(hashes)
         self.thread: threading.Thread | None = None
+        self.cached = False
         if self.applies:
-            self.thread = threading.Thread(target=self._run, args=(model_dir, hashes), name="bondml-model-verify",
-                                           daemon=True)
+            self.thread = threading.Thread(target=self._run, args=(model_dir, hashes, digest),
+                                           name="bondml-model-verify", daemon=True)
             self.thread.start()
 
-    def _run(self, model_dir: Path, hashes: dict[str, str]) -> None:
+    def _run(self, model_dir: Path, hashes: dict[str, str], digest: str) -> None:
+        import json
+
         from ..model.bondmodel import ARRAYS_DIR
 
+        stamp = _verified_cache_dir() / f"{digest}.json"
         try:
+            sigs = {}
             for name, h in hashes.items():
                 path = model_dir / ARRAYS_DIR / name
                 if not path.is_file():
                     self.error = ModelError(f"{path}: model array file not found")
                     return
+                sigs[name] = [str(path.resolve()), h, *_signature(path)]
+            with contextlib.suppress(OSError, ValueError):
+                if json.loads(stamp.read_text()) == sigs:
+                    self.cached = True
+                    return
+            for name, h in hashes.items():
+                path = model_dir / ARRAYS_DIR / name
                 if sha256_file(path, chunk=1 << 24) != h:
                     self.error = ModelError(f"{path}: content does not match model.json "
                                             "(corrupt or from another model)")
                     return
+                if [str(path.resolve()), h, *_signature(path)] != sigs[name]:  # changed while hashed
+                    return
         except OSError as exc:
             self.error = ModelError(f"{model_dir}: cannot read the model arrays ({exc.strerror or exc})")
+            return
+        with contextlib.suppress(OSError):  # only a cache: a read-only home is no error
+            stamp.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(stamp, sigs)
 
     def result(self) -> None:
         if self.thread is not None:
@@ -504,7 +543,7 @@ def predict_trajectory(
     if not structure.is_file():
         raise InputFileError(structure, "structure file not found" if not structure.exists() else "is not a file")
     digest = model_digest(model_dir)
-    check = _ArrayCheck(model_dir)  # hashes the arrays in the background while the input is checked
+    check = _ArrayCheck(model_dir, digest)  # hashes the arrays in the background while the input is checked
     model = _load_model(str(model_dir.resolve()), digest, not check.applies)
     settings = cfg.settings or model.settings
     model.settings.require_same(settings, "SOAP settings requested for this run")
