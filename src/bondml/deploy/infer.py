@@ -41,7 +41,6 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -635,6 +634,8 @@ def _run_frames(
     limit = cfg.max_frames
     executor: Any = external
     if executor is None and not cfg.in_process:
+        from concurrent.futures import ProcessPoolExecutor  # not imported by one-frame (in-process) runs
+
         executor = ProcessPoolExecutor(max_workers=max(1, cfg.workers), mp_context=_mp_context(),
                                        max_tasks_per_child=cfg.recycle_every, initializer=_worker_init,
                                        initargs=(os.getpid(), max(1, default_workers() // max(1, cfg.workers))))
