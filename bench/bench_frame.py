@@ -179,8 +179,8 @@ def startup_and_throughput(mdir: Path, cell: Path, atoms, t_soap: float, work: P
           f"check, input check and finish {wall1 - fr['seconds']:.2f} s (first frame reached after at most that; "
           f"target < 1 s)")
     print(f"ratio to the quippy SOAP of the frame alone: {wall1 / t_soap:.2f}x wall (target <= 1.5x); CPU: whole "
-          f"command {cpu1:.2f} s / SOAP {cpu_soap:.2f} s = {cpu1 / cpu_soap:.2f}x (first run, model check not cached: "
-          f"wall {walls[0]:.2f} s, CPU {cpus[0]:.2f} s)")
+          f"command {cpu1:.2f} s / SOAP {cpu_soap:.2f} s = {cpu1 / cpu_soap:.2f}x (first of the two runs, "
+          f"which fills the model-check cache if empty: wall {walls[0]:.2f} s, CPU {cpus[0]:.2f} s)")
     if not parallel:
         return
     from bondml.io.lammps import format_dump_frame
