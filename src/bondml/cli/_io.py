@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
+if TYPE_CHECKING:  # rich is imported on first output (start-up: `bondml --help` < 0.3 s)
+    from rich.console import Console
 
 OK = 0
 PARTIAL = 1
@@ -32,10 +33,26 @@ PIPE_WIDTH = 100_000
 
 def make_console(stderr: bool = False) -> Console:
     """A rich console for plain user text: no markup, no highlighting, no hard wrapping."""
+    from rich.console import Console
+
     stream = sys.stderr if stderr else sys.stdout
     tty = bool(getattr(stream, "isatty", lambda: False)())
     width = None if tty or os.environ.get("COLUMNS") else PIPE_WIDTH
     return Console(stderr=stderr, markup=False, highlight=False, soft_wrap=True, emoji=False, width=width)
+
+
+def Table(*args: Any, **kwargs: Any) -> Any:  # noqa: N802 - stands in for the class
+    """``rich.table.Table(*args, **kwargs)``, with rich imported on first use (start-up time)."""
+    from rich.table import Table as _Table
+
+    return _Table(*args, **kwargs)
+
+
+def Text(*args: Any, **kwargs: Any) -> Any:  # noqa: N802 - stands in for the class
+    """``rich.text.Text(*args, **kwargs)``, with rich imported on first use (start-up time)."""
+    from rich.text import Text as _Text
+
+    return _Text(*args, **kwargs)
 
 
 class _LazyConsole:

@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from ._io import make_console
+from ._io import Table, make_console
 
 
 def _nc_from_path(path: Path) -> str:

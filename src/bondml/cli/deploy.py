@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from ..constants import BOND_TYPES
-from ._io import console
+from ._io import Table, console
 
 
 def _print_summary(s: dict) -> None:
@@ -22,6 +21,42 @@ def _print_summary(s: dict) -> None:
     console.print(t)
     console.print(f"out of domain: {100 * s['fraction_out_of_domain']:.2f} %, "
                   f"fallback: {100 * s['fraction_fallback']:.3f} %")
+
+
+class _ProgressBar:
+    """``predict_trajectory``'s progress callback drawn as a rich bar (frames, frames/s, ETA)."""
+
+    def __init__(self) -> None:
+        self.bar: Any = None
+
+    def __call__(self, done: int, total: int | None) -> None:
+        import time
+
+        if self.bar is None:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self.bar = Progress(
+                TextColumn("[bold]predict"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]} frames/s"), TimeElapsedColumn(), TextColumn("ETA"),
+                TimeRemainingColumn(), transient=False,
+            )
+            self.bar.start()
+            self.task = self.bar.add_task("frames", total=total, completed=done, rate="-")
+            self.t0, self.first = time.perf_counter(), done
+            return
+        rate = (done - self.first) / max(time.perf_counter() - self.t0, 1e-9)
+        self.bar.update(self.task, completed=done, rate=f"{rate:.2f}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
 
 
 def _check_type_map(text: str) -> None:
@@ -75,17 +110,21 @@ def register(app: typer.Typer) -> None:
             _check_type_map(type_map)
 
         cfg = PredictConfig(workers=workers or default_workers(), icohplist=icohplist, ovito=ovito, overwrite=overwrite,
-                            type_map=type_map, max_frames=max_frames, progress=not quiet,
+                            type_map=type_map, max_frames=max_frames,
                             recycle_every=recycle_every, precision=precision, exact_std=exact_std)
         from ..errors import BondmlError, PartialFailure
         from ._io import print_error
 
+        bar = None if quiet else _ProgressBar()
         try:
-            s = predict_trajectory(model, structure, out, cfg)
+            s = predict_trajectory(model, structure, out, cfg, progress=bar)
         except PartialFailure as exc:  # a bad frame after good ones: those are kept, the run resumes
             if isinstance(exc.__cause__, BondmlError):
                 print_error(exc.__cause__)
             raise
+        finally:
+            if bar is not None:
+                bar.close()
         _print_summary(s)
         console.print(f"wrote {out / 'summary.json'}")
 

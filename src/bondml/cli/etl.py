@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from ..errors import PartialFailure
-from ._io import console, make_console, print_error
+from ._io import Table, console, make_console, print_error
 
 
 def ingest_with_progress(root: Path, store_dir: Path, quiet: bool = False, target: str | None = None,

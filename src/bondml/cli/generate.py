@@ -14,11 +14,9 @@ import json
 from pathlib import Path
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
 from ..constants import LABELLED_STATUSES
-from ._io import make_console, print_error
+from ._io import Table, Text, make_console, print_error
 
 
 def _executor(path: Path):  # -> ExecutorConfig

@@ -8,11 +8,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from ..constants import BOND_TYPES, LABEL_WINDOW, PAPER_RMSE
 from ..errors import ConfigError, InputFileError
-from ._io import check_range, console, int_list, output_lock
+from ._io import Table, check_range, console, int_list, output_lock
 
 StoreOpt = Annotated[Path | None, typer.Option("--store", help="bond store folder (bondml ingest)")]
 GetlOpt = Annotated[Path | None, typer.Option("--getl", help="read a GETL tree directly (no store)")]

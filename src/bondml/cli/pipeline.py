@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from ._io import console
+from ._io import Table, console
 
 OutOpt = Annotated[Path, typer.Option(
     "--out", help="pipeline output folder (holds stages/, store/, mlflow.db, al/, report/)")]

@@ -34,12 +34,13 @@ continues after the last frame recorded in the manifest. An output folder holdin
 from __future__ import annotations
 
 import contextlib
+import itertools
+import logging
 import os
 import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -81,7 +82,8 @@ class PredictConfig:
     ``in_process``: no worker processes at all. ``precision``: arithmetic of the model's SOAP
     products and variance solve (float32 default: < 1e-4 eV change, ~1.5x faster; float64 exact).
     ``exact_std``: the exact predictive std (cost grows as n_train^2 per bond) instead of the
-    low-rank one (p95 error ~1 %).
+    low-rank one (p95 error ~1 %). ``progress``: ignored (kept for existing callers); progress
+    is reported through ``predict_trajectory(..., progress=callback)`` and ``logging``.
     """
 
     windows: dict[str, tuple[float, float]] | None = None
@@ -143,6 +145,7 @@ class FrameMeta:
     n_out_of_domain: int
     n_fallback: int
     seconds: float
+    cpu_seconds: float = 0.0  # CPU time of the process that computed the frame (all its threads)
     unwrapped: bool = False
     steps: dict[str, float] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)  # relative path -> SHA-256 of every file
@@ -186,11 +189,119 @@ def _load_model(model_dir: str, digest: str | None = None, verify: bool = True) 
     return model
 
 
-def _worker_init(parent: int) -> None:
+def _verified_cache_dir() -> Path:
+    """Where verified model array signatures are kept: ``$BONDML_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/bondml``, else ``~/.cache/bondml`` (``verified-models/<digest>.json``)."""
+    root = os.environ.get("BONDML_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "bondml")
+    return Path(root) / "verified-models"
+
+
+def _signature(path: Path) -> list[int]:
+    """What a change of the file changes: size, inode, device, mtime and ctime (ns). ctime cannot be
+    set by a user: any write, copy or replacement of the file changes it."""
+    st = path.stat()
+    return [st.st_size, st.st_ino, st.st_dev, st.st_mtime_ns, st.st_ctime_ns]
+
+
+class _ArrayCheck:
+    """SHA-256 of every array file of a (format-2) model folder against its ``model.json``, in a
+    background thread (hashlib and file reads release the GIL) so that it overlaps the rest of the
+    start-up; :meth:`result` waits and raises the ModelError that ``BondModel.load(verify=True)``
+    would have raised. Format-1 folders are verified by the (synchronous) loader instead.
+
+    Hashing reads the whole model (hundreds of MB, most of it never paged in by the fast
+    prediction: seconds when it is not in the page cache), so a successful check is remembered
+    per model digest with each file's signature (:func:`_signature`); a later run whose files
+    all have the same signatures skips the hashing (like git's index). A file changed in any
+    way is hashed again."""
+
+    def __init__(self, model_dir: Path, digest: str) -> None:
+        import json
+
+        try:
+            hashes = json.loads((model_dir / "model.json").read_text()).get("arrays")
+        except (OSError, ValueError):
+            hashes = None
+        self.error: BondmlError | None = None
+        self.applies = isinstance(hashes, dict) and bool(hashes)
+        self.thread: threading.Thread | None = None
+        self.cached = False
+        if self.applies:
+            self.thread = threading.Thread(target=self._run, args=(model_dir, hashes, digest),
+                                           name="bondml-model-verify", daemon=True)
+            self.thread.start()
+
+    def _run(self, model_dir: Path, hashes: dict[str, str], digest: str) -> None:
+        import json
+
+        from ..model.bondmodel import ARRAYS_DIR
+
+        stamp = _verified_cache_dir() / f"{digest}.json"
+        try:
+            sigs = {}
+            for name, h in hashes.items():
+                path = model_dir / ARRAYS_DIR / name
+                if not path.is_file():
+                    self.error = ModelError(f"{path}: model array file not found")
+                    return
+                sigs[name] = [str(path.resolve()), h, *_signature(path)]
+            with contextlib.suppress(OSError, ValueError):
+                if json.loads(stamp.read_text()) == sigs:
+                    self.cached = True
+                    return
+            for name, h in hashes.items():
+                path = model_dir / ARRAYS_DIR / name
+                if sha256_file(path, chunk=1 << 24) != h:
+                    self.error = ModelError(f"{path}: content does not match model.json "
+                                            "(corrupt or from another model)")
+                    return
+                if [str(path.resolve()), h, *_signature(path)] != sigs[name]:  # changed while hashed
+                    return
+        except OSError as exc:
+            self.error = ModelError(f"{model_dir}: cannot read the model arrays ({exc.strerror or exc})")
+            return
+        with contextlib.suppress(OSError):  # only a cache: a read-only home is no error
+            stamp.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(stamp, sigs)
+
+    def result(self) -> None:
+        if self.thread is not None:
+            self.thread.join()
+            self.thread = None
+        if self.error is not None:
+            raise self.error
+
+
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _limit_threads(n: int) -> None:
+    """At most ``n`` BLAS/OpenMP threads in this worker (unless the user set a thread count):
+    ``workers`` processes each running a BLAS pool as wide as the machine oversubscribe the cores
+    (OpenBLAS threads spin between calls), which serialises the workers. Libraries loaded later
+    (QUIP's own OpenBLAS) read the variables; numpy's, already loaded, is limited through
+    threadpoolctl when installed."""
+    if any(v in os.environ for v in _THREAD_VARS):
+        return
+    for v in _THREAD_VARS:
+        os.environ[v] = str(n)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - optional (bondml[pipeline])
+        return
+    threadpool_limits(limits=n)
+
+
+def _worker_init(parent: int, threads: int | None = None) -> None:
     """Worker processes die with their parent: ``PR_SET_PDEATHSIG`` (Linux) plus a watch thread
-    (any OS; also covers the parent thread that spawned us exiting before the parent itself)."""
+    (any OS; also covers the parent thread that spawned us exiting before the parent itself).
+    ``threads``: BLAS/OpenMP threads of this worker (:func:`_limit_threads`)."""
     import signal
     import sys
+
+    if threads is not None:
+        _limit_threads(threads)
 
     if sys.platform.startswith("linux"):
         try:
@@ -243,7 +354,7 @@ def check_frame(frame: Frame, source: str | Path, index: int) -> None:
 def infer_frame(job: FrameJob) -> FrameMeta:
     """Bonds, SOAP, prediction and files of one frame; returns its manifest entry."""
     check_frame(job.frame, f"frame {job.index} of the input", job.index)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     model = _load_model(job.model_dir, job.model_digest, False)  # verified by the parent; read-only, shared
     atoms = job.frame.atoms
     model.check_elements(atoms.get_chemical_symbols(), f"frame {job.index}")
@@ -274,7 +385,7 @@ def infer_frame(job: FrameJob) -> FrameMeta:
     meta = FrameMeta(
         frame=job.index, timestep=job.frame.timestep, strain=strain, n_atoms=len(atoms), n_bonds=len(bonds),
         counts=counts, n_out_of_domain=int(pred["out_of_domain"].sum()), n_fallback=int(pred["fallback"].sum()),
-        seconds=t5 - t0, unwrapped=job.frame.unwrapped,
+        seconds=t5 - t0, cpu_seconds=time.process_time() - c0, unwrapped=job.frame.unwrapped,
         steps={"load": t1 - t0, "bonds": t2 - t1, "soap": t3 - t2, "predict": t4 - t3, "write": t5 - t4},
         files=files,
     )
@@ -384,47 +495,35 @@ def _frames(structure: Path, cfg: PredictConfig) -> Iterator[Frame]:
     return iter_frames(structure, type_map=cfg.type_map, fmt=cfg.fmt)
 
 
+#: ``progress(done, total)``: called after every frame recorded in the manifest (and once before the
+#: first, with the frames already done); ``total`` is None when the number of frames is unknown.
+ProgressCallback = Callable[[int, int | None], None]
+
+_log = logging.getLogger("bondml.deploy")
+
+
 class _Progress:
-    """A rich progress bar with frames/s and ETA (no-op when disabled)."""
+    """Counts recorded frames; reports them to the caller's callback and to ``logging``."""
 
-    def __init__(self, enabled: bool, total: int | None, done: int) -> None:
-        self.bar = None
-        if not enabled:
-            return
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self.bar = Progress(
-            TextColumn("[bold]predict"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]} frames/s"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-            transient=False,
-        )
-        self.bar.start()
-        self.task = self.bar.add_task("frames", total=total, completed=done, rate="-")
+    def __init__(self, callback: ProgressCallback | None, total: int | None, done: int) -> None:
+        self.callback, self.total, self.done = callback, total, done
         self.t0 = time.perf_counter()
         self.n = 0
+        if callback is not None:
+            callback(done, total)
 
-    def advance(self) -> None:
-        if self.bar is None:
-            return
+    def advance(self, frame: int) -> None:
+        self.done += 1
         self.n += 1
-        rate = self.n / max(time.perf_counter() - self.t0, 1e-9)
-        self.bar.update(self.task, advance=1, rate=f"{rate:.2f}")
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
+        _log.info("frame %d recorded (%d of %s; %.3f frames/s)", frame, self.done,
+                  "?" if self.total is None else self.total, self.n / max(time.perf_counter() - self.t0, 1e-9))
+        if self.callback is not None:
+            self.callback(self.done, self.total)
 
 
 def predict_trajectory(
     model_dir: str | Path, structure: str | Path, out: str | Path, cfg: PredictConfig | None = None,
-    *, executor: FrameExecutor | None = None,
+    *, executor: FrameExecutor | None = None, progress: ProgressCallback | None = None,
 ) -> dict[str, Any]:
     """Infer every bond of every frame of ``structure`` (LAMMPS data or dump, ext-xyz, any ASE format).
 
@@ -432,7 +531,10 @@ def predict_trajectory(
     Resumes an interrupted run of the same input, model and settings; refuses a folder holding
     another run unless ``cfg.overwrite``. ``executor``: submit frames there (``submit(fn, *args)``,
     at most 2 x ``cfg.workers`` in flight; not shut down here) instead of the own process pool;
-    ``cfg.in_process`` and ``cfg.recycle_every`` are then ignored.
+    ``cfg.in_process`` and ``cfg.recycle_every`` are then ignored. ``progress``: called as
+    ``progress(done, total)`` once before the first frame and after every frame recorded (``total``:
+    frames of this run, None if unknown); each recorded frame is also logged (``bondml.deploy``, INFO).
+    Nothing is printed.
     """
     cfg = cfg or PredictConfig()
     structure, out, model_dir = Path(structure), Path(out), Path(model_dir)
@@ -440,7 +542,8 @@ def predict_trajectory(
     if not structure.is_file():
         raise InputFileError(structure, "structure file not found" if not structure.exists() else "is not a file")
     digest = model_digest(model_dir)
-    model = _load_model(str(model_dir.resolve()), digest)
+    check = _ArrayCheck(model_dir, digest)  # hashes the arrays in the background while the input is checked
+    model = _load_model(str(model_dir.resolve()), digest, not check.applies)
     settings = cfg.settings or model.settings
     model.settings.require_same(settings, "SOAP settings requested for this run")
     windows = dict(cfg.windows or model.windows)
@@ -452,11 +555,12 @@ def predict_trajectory(
     _RUN_INFO[run_key] = {"model": model_info, "input": input_info}
     if out.exists() and not out.is_dir():
         raise InputFileError(out, "output folder is a file; give a folder path")
-    first = next(iter(_frames(structure, cfg)), None)  # bad input is refused before anything is written
+    frames = _frames(structure, cfg)
+    first = next(frames, None)  # bad input is refused before anything is written
     if first is None:
         raise InputFileError(structure, "holds no frame")
     check_frame(first, structure, 0)
-    del first
+    check.result()  # a damaged model is refused before anything is written
     if out.is_dir() and not cfg.overwrite:  # refuse before anything (even the lock file) is created
         _prepare_out(out, run_key, False)
     out.mkdir(parents=True, exist_ok=True)
@@ -471,15 +575,13 @@ def predict_trajectory(
         }
         dropped = _intact_frames(out, manifest)
         for line in dropped:
-            import logging
-
-            logging.getLogger("bondml.deploy").warning("recomputing %s", line)
+            _log.warning("recomputing %s", line)
         manifest["complete"] = False
         atomic_write_json(out / MANIFEST, manifest)  # before the first frame: a kill at any point resumes
         done = {m["frame"] for m in manifest["frames"]}
         total = count_frames(structure, fmt)
         limit = cfg.max_frames
-        progress = _Progress(cfg.progress, total if limit is None else min(total or limit, limit), len(done))
+        counter = _Progress(progress, total if limit is None else min(total or limit, limit), len(done))
         t_start = time.perf_counter()
         if executor is None and not cfg.in_process and (total == 1 or limit == 1):
             # one frame: no worker process to start (it would re-import everything); nothing to leak into
@@ -487,15 +589,13 @@ def predict_trajectory(
 
             cfg = replace(cfg, in_process=True)
         try:
-            _run_frames(model_dir, structure, out, cfg, windows, settings, manifest, done, progress, executor,
-                        digest)
+            _run_frames(model_dir, structure, out, cfg, windows, settings, manifest, done, counter, executor,
+                        digest, itertools.chain([first], frames))
         except BondmlError as exc:
             if not manifest["frames"] or isinstance(exc, PartialFailure):
                 raise
             raise PartialFailure(f"{out}: stopped at a failing frame after {len(manifest['frames'])} frame(s), "
                                  "which are kept; fix the input and run the same command to resume") from exc
-        finally:
-            progress.close()
         manifest["complete"] = limit is None or len(manifest["frames"]) < limit
         atomic_write_json(out / MANIFEST, manifest)
         summary = _summary(manifest, time.perf_counter() - t_start, cfg)
@@ -525,18 +625,20 @@ def _check_config(cfg: PredictConfig) -> None:
 def _run_frames(
     model_dir: Path, structure: Path, out: Path, cfg: PredictConfig, windows: dict[str, tuple[float, float]],
     settings: FeatureSettings, manifest: dict[str, Any], done: set[int], progress: _Progress,
-    external: FrameExecutor | None = None, digest: str | None = None,
+    external: FrameExecutor | None = None, digest: str | None = None, frames: Iterator[Frame] | None = None,
 ) -> None:
-    """Stream frames to workers (own process pool, ``external`` or none); record finished frames
-    in order in the manifest."""
+    """Stream frames (``frames``, else read from ``structure``) to workers (own process pool,
+    ``external`` or none); record finished frames in order in the manifest."""
     pending: dict[int, Any] = {}  # frame -> FrameMeta or a future of one
     next_record = 0
     limit = cfg.max_frames
     executor: Any = external
     if executor is None and not cfg.in_process:
+        from concurrent.futures import ProcessPoolExecutor  # not imported by one-frame (in-process) runs
+
         executor = ProcessPoolExecutor(max_workers=max(1, cfg.workers), mp_context=_mp_context(),
                                        max_tasks_per_child=cfg.recycle_every, initializer=_worker_init,
-                                       initargs=(os.getpid(),))
+                                       initargs=(os.getpid(), max(1, default_workers() // max(1, cfg.workers))))
 
     def record_ready(block: bool) -> None:
         nonlocal next_record
@@ -549,7 +651,7 @@ def _run_frames(
             manifest["frames"].append(asdict(item))
             manifest["frames"].sort(key=lambda m: m["frame"])  # a recomputed damaged frame goes in its place
             atomic_write_json(out / MANIFEST, manifest)
-            progress.advance()
+            progress.advance(item.frame)
             del pending[next_record]
             next_record += 1
             while next_record in done:
@@ -558,7 +660,7 @@ def _run_frames(
     try:
         while next_record in done:
             next_record += 1
-        for k, frame in enumerate(_frames(structure, cfg)):
+        for k, frame in enumerate(frames if frames is not None else _frames(structure, cfg)):
             if limit is not None and k >= limit:
                 break
             if manifest["l0"] is None:
@@ -624,6 +726,7 @@ def _summary(manifest: dict[str, Any], wall: float, cfg: PredictConfig) -> dict[
         "bonds_total_first_frame": first["n_bonds"] if first else 0,
         "n_atoms": first["n_atoms"] if first else 0,
         "seconds_per_frame": float(np.mean(secs)) if secs else None,
+        "cpu_seconds_per_frame": float(np.mean([f.get("cpu_seconds", 0.0) for f in frames])) if frames else None,
         "seconds_per_frame_steps": steps,
         "wall_seconds_this_call": wall,
         "workers": cfg.workers,

@@ -44,16 +44,39 @@ def _check_species(atoms: Atoms, settings: FeatureSettings) -> None:
 
 
 def _soap_quippy(atoms: Atoms, settings: FeatureSettings) -> np.ndarray:
-    d = _quip_descriptor(settings.quip_string())
+    """QUIP's SOAP of every atom through ``Descriptor.calc_array`` (one neighbour list, no per-atom
+    Python loop), bit-identical to ``quippy.descriptors.Descriptor.calc(atoms)["data"]``.
+
+    quippy's ``Descriptor.calc`` converts the atoms (copying every ASE array), builds the neighbour
+    list twice (``calc`` and ``count``) and unpacks the 10,000 per-atom results one Fortran object
+    at a time; here the atoms carry only what SOAP reads (positions, cell, pbc, Z), the list is
+    built once and QUIP writes all descriptors into one Fortran-ordered array whose transpose is
+    the (n_atoms, p) result. The QUIP descriptor object is built once per settings and process.
+    """
+    from quippy.atoms_types_module import Atoms as QuipAtoms
+
+    d = _quip_descriptor(settings.quip_string())._quip_descriptor  # f90wrap object, cached per settings
     a = atoms.copy()
     a.wrap(eps=0.0)  # QUIP needs positions inside the cell; SOAP is invariant under image choice
-    r = d.calc(a)
-    data = np.asarray(r["data"], dtype=float)
-    ci = np.asarray(r["ci"], dtype=np.int64).ravel() - 1
-    out = np.empty((len(atoms), data.shape[1]), dtype=float)
-    if ci.size != len(atoms):
-        raise RuntimeError(f"QUIP returned {ci.size} descriptors for {len(atoms)} atoms")
-    out[ci] = data
+    q = QuipAtoms(len(a), a.get_cell().T.copy())
+    q.pos[:] = a.get_positions().T
+    q.is_periodic[:] = a.get_pbc()
+    q.z[:] = a.numbers
+    q.set_atoms(q.z)  # species and masses, as quippy.convert.ase_to_quip
+    if q.cutoff < d.cutoff() + 1:  # as quippy's Descriptor._calc_connect
+        q.set_cutoff(d.cutoff() + 1)
+    q.calc_connect()
+    n, _ = d.sizes(q)
+    if n != len(atoms):
+        raise RuntimeError(f"QUIP returned {n} descriptors for {len(atoms)} atoms")
+    data = np.empty((d.dimensions(), n), dtype=np.float64, order="F")
+    ci = np.empty((1, n), dtype=np.int32, order="F")
+    d.calc_array(q, descriptor_out=data, descriptor_index=ci)
+    order = ci[0].astype(np.int64) - 1
+    if np.array_equal(order, np.arange(n)):
+        return data.T  # C-contiguous (n_atoms, p), no copy
+    out = np.empty((n, data.shape[0]), dtype=np.float64)
+    out[order] = data.T
     return out
 
 
