@@ -393,7 +393,7 @@ def learn_domain(held_out_z: np.ndarray, held_out_sim: np.ndarray, held_out_std:
     if method == "variance" and (held_out_distance is None or z.size < 10):
         method = "scale"
     scale, coef, q95 = fit_calibration(z * raw, raw, held_out_distance, held_out_group, method)
-    sd = variance_model_std(coef, raw, held_out_distance) if coef else raw * scale
+    sd = variance_model_std(coef, raw, held_out_distance) if coef and held_out_distance is not None else raw * scale
     return DomainInfo(scale, float(np.quantile(held_out_sim, 1.0 - quantile)), float(np.quantile(sd, quantile)),
                       float(composition_inflation), train_composition, protocol, N_COMPONENTS, coef, q95, method)
 
