@@ -326,10 +326,11 @@ def _worker_init(parent: int, threads: int | None = None) -> None:
 _SOAP_LOCK = threading.Lock()
 
 
-def _soap(atoms: Any, settings: FeatureSettings) -> np.ndarray:
-    """``compute_soap``; QUIP calls serialised between threads of one process."""
+def _soap(atoms: Any, settings: FeatureSettings, dtype: Any = np.float64) -> np.ndarray:
+    """``compute_soap``; QUIP calls serialised between threads of one process (quippy gives its
+    own float64 array; ``dtype`` applies to the other backends)."""
     if settings.backend != "quippy":
-        return compute_soap(atoms, settings)
+        return compute_soap(atoms, settings, dtype=dtype)
     with _SOAP_LOCK:
         return compute_soap(atoms, settings)
 
@@ -365,13 +366,13 @@ def infer_frame(job: FrameJob) -> FrameMeta:
     missing = sorted(present - set(model.bond_types))
     if missing:
         raise ModelError(f"frame {job.index}: bond types {missing} have no model (model has {list(model.bond_types)})")
+    # float32 rows when the products are float32 anyway: half the memory and its page faults
+    rows_dtype = np.float32 if job.cfg.precision == "float32" else np.float64
     if job.settings.kind == "bond":  # bond-centred SOAP: one row per bond (accuracy, issue 12)
-        # float32 rows when the products are float32 anyway: half the memory and its page faults
-        rows_dtype = np.float32 if job.cfg.precision == "float32" else np.float64
         soap, row_i, row_j = compute_bond_features(atoms, bonds.i, bonds.j, bonds.shift, job.settings,
                                                    dtype=rows_dtype)
     else:
-        soap, row_i, row_j = _soap(atoms, job.settings), bonds.i, bonds.j
+        soap, row_i, row_j = _soap(atoms, job.settings, rows_dtype), bonds.i, bonds.j
     t3 = time.perf_counter()
     pred = model.predict_bonds(
         bonds.type, bonds.distance, soap, row_i, row_j, job.settings,
