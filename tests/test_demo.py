@@ -32,10 +32,12 @@ def test_demo_runs_the_whole_loop_and_reruns_from_cache(tmp_path: Path) -> None:
     md = (rep / "report.md").read_text()
     assert "APPROXIMATE xTB labels" in md and "Active learning" in md and "Deployment" in md
     val = json.loads(next((out / "stages/validate").glob("*/manifest.json")).read_text())["summary"]
-    assert val["protocol"] == "leave-one-cell-out"
+    assert val["protocol"] == "leave-deformation-group-out"  # the demo validates the default model under shift
     for t in ("Zr-Zr", "Zr-Cu", "Zr-Al", "Cu-Cu", "Cu-Al"):
-        assert val["rmse"][t] < 0.15, (t, val["rmse"][t])  # whole cells out, paper hyper-parameters
-        assert 0.55 <= val["cov1"][t] <= 0.80, (t, val["cov1"][t])  # calibrated 1-sigma coverage
+        assert val["rmse"][t] < 0.12, (t, val["rmse"][t])  # whole deformation families out, default model
+        # 1-sigma coverage with the validate stage's inner cell-grouped calibration, which is milder
+        # than the held-out deformation family: it under-covers (measured: Cu-Cu 0.55, others 0.62-0.67)
+        assert 0.50 <= val["cov1"][t] <= 0.80, (t, val["cov1"][t])
     dep = json.loads(next((out / "stages/deploy").glob("*/manifest.json")).read_text())["summary"]
     assert dep["frames"] >= 2 and dep["bonds_first_frame"]["Zr-Cu"] > 0
     assert list((out / "al").glob("batch-*.json"))

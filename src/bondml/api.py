@@ -94,16 +94,12 @@ def predict(model: Any, atoms: Any, precision: str | None = None, return_std: bo
         One row per bond (each unordered pair and periodic image once).
     """
     from .deploy.outputs import prediction_table
-    from .errors import ModelError
     from .features.soap import compute_bond_features
     from .structure.bonds import find_bonds
 
     m = _artifact(model)
     bonds = find_bonds(atoms, windows=m.windows)
-    present = set(np.unique(bonds.type.astype(str)).tolist())
-    missing = sorted(present - set(m.bond_types))
-    if missing:
-        raise ModelError(f"bond types {missing} have no model (model has {list(m.bond_types)})")
+    m.check_bond_types(bonds.type)
     rows, row_i, row_j = compute_bond_features(atoms, bonds.i, bonds.j, bonds.shift, m.settings)  # either kind
     r = m.predict_bonds(bonds.type, bonds.distance, rows, row_i, row_j, m.settings, return_std=return_std,
                         precision=precision)

@@ -42,8 +42,10 @@ def _print_results(out: Path, res: dict) -> None:
     from ..store.db import BondStore
     from .etl import print_summary
 
-    if (out / "store" / "store.json").is_file() and (out / "store" / "HEAD").is_file():
-        print_summary(BondStore(out / "store").info())
+    ing = res["stages"].get("ingest")
+    store = Path((getattr(ing, "summary", None) or {}).get("store") or out / "store")  # the stage's own store
+    if (store / "store.json").is_file() and (store / "HEAD").is_file():
+        print_summary(BondStore(store).info())
     val = res["stages"].get("validate")
     summ = getattr(val, "summary", None) or {}
     if "rmse" in summ:

@@ -362,10 +362,7 @@ def infer_frame(job: FrameJob) -> FrameMeta:
     t1 = time.perf_counter()
     bonds = find_bonds(atoms, windows=job.windows)
     t2 = time.perf_counter()
-    present = set(np.unique(bonds.type.astype(str)).tolist())
-    missing = sorted(present - set(model.bond_types))
-    if missing:
-        raise ModelError(f"frame {job.index}: bond types {missing} have no model (model has {list(model.bond_types)})")
+    model.check_bond_types(bonds.type, f"frame {job.index}: ")
     # float32 rows when the products are float32 anyway: half the memory and its page faults
     rows_dtype = np.float32 if job.cfg.precision == "float32" else np.float64
     if job.settings.kind == "bond":  # bond-centred SOAP: one row per bond (accuracy, issue 12)

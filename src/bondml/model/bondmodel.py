@@ -222,6 +222,14 @@ class BondModel:
         not trained on."""
         self.chemistry.check(np.asarray(symbols).astype(str).tolist(), what)
 
+    def check_bond_types(self, bond_types: Any, what: str = "") -> None:
+        """One-line :class:`ModelError` when ``bond_types`` hold a type the model has no GP or
+        fallback for (``what``: a prefix naming the input, e.g. ``"frame 3: "``)."""
+        present = set(np.unique(np.asarray(bond_types).astype(str)).tolist())
+        missing = sorted(present - set(self.bond_types))
+        if missing:
+            raise ModelError(f"{what}bond types {missing} have no model (model has {list(self.bond_types)})")
+
     def for_composition(self, nc: str) -> BondModel:
         """Same model with its distance prior / fallback evaluated at composition ``nc``."""
         from ..types import parse_composition

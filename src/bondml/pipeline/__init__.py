@@ -96,8 +96,9 @@ def check_provenance(cfg: PipelineConfig, out: Path, overwrite: bool = False, dr
             raise BondmlError(
                 f"{out}: holds the run of another pipeline ({old.get('config') or '?'}: other {', '.join(diff)}); "
                 "its data would mix with this one's; use --overwrite to start this folder again or another --out")
-        if not cfg.data.store and not dry:  # the folder's own store: rebuilt, never mixed
-            shutil.rmtree(out / "store", ignore_errors=True)
+        if not cfg.data.store and not dry:  # the folder's own stores (either kind): rebuilt, never mixed
+            for own in (out / "store", *out.glob("store-*")):
+                shutil.rmtree(own, ignore_errors=True)
     rec["history"] = ((old or {}).get("history") or [])[-49:] + [
         {"config": cfg.source, "config_hash": rec["config_hash"],
          "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}]
