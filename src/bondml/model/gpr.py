@@ -488,9 +488,8 @@ class BondGPR(_EstimatorBase):
         if not np.all(np.isfinite(y)) or not np.all(np.isfinite(b.distance)):
             bad = int(np.sum(~np.isfinite(y)) + np.sum(~np.isfinite(b.distance)))
             raise ModelError(f"{bad} NaN/inf labels or distances in the training data; drop them first")
-        for a in ("_pbar32", "_chol32", "chol_", "_G32", "_C32", "_B32", "_ind32"):
-            self.__dict__.pop(a, None)
-        _DERIVED.pop(self, None)
+        self.__dict__.pop("chol_", None)
+        _DERIVED.pop(self, None)  # every derived float32/fused array of the previous fit
         self.std_V_: np.ndarray | None = None
         self.std_M_: np.ndarray | None = None
         self.y_offset_ = float(y.mean()) if self.mean == "mean" else 0.0
