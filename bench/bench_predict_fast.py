@@ -43,8 +43,6 @@ def _prepare(work: Path) -> None:
     """Frame bonds, SOAP (quippy float64; featomic float32), the three models and the exact
     references, each made once."""
     sys.path.insert(0, str(HERE / "tests"))
-    from _demo_model import _label_rows  # test helper (tests/_demo_model.py)
-
     from bondml.constants import INFERENCE_WINDOWS
     from bondml.data import production_cell, reference_root
     from bondml.features.soap import FeatureSettings, compute_soap
@@ -54,6 +52,8 @@ def _prepare(work: Path) -> None:
     from bondml.store.dataset import BondFeatures
     from bondml.store.extract import dataset_from_getl
     from bondml.structure.bonds import find_bonds
+
+    from _demo_model import _label_rows  # test helper (tests/_demo_model.py)
 
     fs = FeatureSettings(backend="featomic")
     if not (work / "bonds.npz").exists():
@@ -125,7 +125,8 @@ def _fidelity(work: Path, name: str, pred: dict) -> str:
     r = np.abs(pred["std"][ok] - ex["std"][ok]) / ex["std"][ok]
     fo, fe = pred["out_of_domain"], ex["ood"]
     return (f"mean {dmu:.1e} eV; std med {100 * np.median(r):.3f} % p95 {100 * np.percentile(r, 95):.3f} % "
-            f"max {100 * r.max():.2f} %; flags {int(fo.sum())} (exact {int(fe.sum())}, superset {bool(np.all(fo[fe]))})")
+            f"max {100 * r.max():.2f} %; flags {int(fo.sum())} (exact {int(fe.sum())}, "
+            f"superset {bool(np.all(fo[fe]))})")
 
 
 def main() -> None:

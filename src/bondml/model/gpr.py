@@ -730,9 +730,9 @@ class BondGPR(_EstimatorBase):
         k_proj = 0 if project is None or not want_lr else int(project.shape[1])
         G = self._fused_columns(project) if want_lr and not exact_rows else None  # inducing rows + projection
         qf = np.float32 if self.std_qf32_ else np.float64
-        Bq = None
-        if want_lr:  # (m_keep, m): the rows of B that can matter, or the exact inverse factor
-            Bq = self._chol_inv() if exact_rows else self._std_B_kept(qf)
+        BqT = None
+        if want_lr:  # (m, m_keep): the rows of B that can matter, or the exact inverse factor, transposed
+            BqT = self._chol_inv_t() if exact_rows else self._std_bt_kept(qf)
         kss = np.empty(n) if want_lr else np.empty(0)
         if want_lr:
             std = np.empty(n)
@@ -751,14 +751,14 @@ class BondGPR(_EstimatorBase):
                     t = (2.0 * b.distance[sl] - (lo + hi)) / (hi - lo)
                     mean[sl] = 0.5 * np.einsum("ij,ij->i", Pt, _cheb_basis(np.clip(t, -1.0, 1.0), N)) + self.y_offset_
             if want_lr:
-                assert Bq is not None and std is not None
+                assert BqT is not None and std is not None
                 kss[:] = self._pair_diag_rows(b, rows, bs, None if rows.U.dtype == np.float64 else rows.U)
                 if exact_rows:  # every training bond, float64 products
                     Si = _mean_products(rows.U, self._exact_columns(project))
-                    self._lowrank_rows(b, rows, Si, Bq, kss, std, proj, self.d_train_)
+                    self._lowrank_rows(b, rows, Si, BqT, kss, std, proj, self.d_train_)
                 else:
                     assert G is not None
-                    self._lowrank_rows(b, rows, _rows_at32(rows.U, G), Bq, kss, std, proj, self.ind_d_)
+                    self._lowrank_rows(b, rows, _rows_at32(rows.U, G), BqT, kss, std, proj, self.ind_d_)
         else:
             g_scale = -0.5 / (self.sigma * self.sigma)
             for s in range(0, n, bs):
@@ -789,7 +789,7 @@ class BondGPR(_EstimatorBase):
                     t = (2.0 * b.distance[sl] - (lo + hi)) / (hi - lo)
                     mean[sl] = np.einsum("ij,ij->i", Pt, _cheb_basis(np.clip(t, -1.0, 1.0), N)) + self.y_offset_
                 if want_lr:
-                    assert PG is not None and Bq is not None
+                    assert PG is not None and BqT is not None
                     if proj is not None:
                         proj[sl] = PG[:, m:]
                     diff = b.distance[sl, None].astype(qf) - self.ind_d_[None, :].astype(qf)
@@ -797,7 +797,7 @@ class BondGPR(_EstimatorBase):
                     diff *= qf(g_scale)
                     kr = np.exp(diff, out=diff)  # distance term, fused, in the form's dtype
                     kr *= _power(PG[:, :m].astype(qf, copy=False), self.zeta)
-                    v = kr @ Bq.T
+                    v = kr @ BqT
                     var = kss[sl] - np.einsum("ij,ij->i", v, v, dtype=float)
                     if self.std_includes_noise:
                         var += self.lam_
@@ -810,16 +810,16 @@ class BondGPR(_EstimatorBase):
         aux = {"kss": kss, "proj": proj} if want_lr else None
         return mean, std, aux
 
-    def _lowrank_rows(self, b: _Bonds, rows: _Rows, Si: np.ndarray, Bq: np.ndarray, kss: np.ndarray,
+    def _lowrank_rows(self, b: _Bonds, rows: _Rows, Si: np.ndarray, BqT: np.ndarray, kss: np.ndarray,
                       std: np.ndarray, proj: np.ndarray | None, d_ind: np.ndarray) -> None:
         """Std of bonds from per-atom products Si (u, m + k) with the m bonds of lengths ``d_ind``
         (the inducing bonds, :func:`_rows_at32`; or every training bond, float64): per block of
-        ``_LR_BLOCK`` bonds, k_m = g(d) ((S_a + S_b) / 2)^zeta and var = k(x, x) - |Bq k_m|^2,
+        ``_LR_BLOCK`` bonds, k_m = g(d) ((S_a + S_b) / 2)^zeta and var = k(x, x) - |k_m BqT|^2,
         written into ``std``; the projection columns averaged into ``proj``. Every temporary is
         one preallocated buffer reused by all blocks."""
         n = len(b)
         m = d_ind.size
-        qf = Bq.dtype.type
+        qf = BqT.dtype.type
         bs = min(_LR_BLOCK, n)
         half = 0.5 ** float(self.zeta)  # (S_a + S_b)^zeta = 2^zeta pbar-products^zeta
         d_ind = np.asarray(d_ind, dtype=qf)
@@ -827,7 +827,7 @@ class BondGPR(_EstimatorBase):
         A = np.empty((bs, Si.shape[1]), Si.dtype)  # S_a + S_b (and the projection sums)
         Bb = np.empty_like(A)
         D = np.empty((bs, m), qf)  # distance term, then k_m
-        Vb = np.empty((bs, Bq.shape[0]), qf)
+        Vb = np.empty((bs, BqT.shape[1]), qf)
         for s in range(0, n, bs):
             e = min(s + bs, n)
             q = e - s
@@ -845,7 +845,7 @@ class BondGPR(_EstimatorBase):
                 dd *= a[:, :m]
             else:
                 dd *= _power(a[:, :m].astype(qf, copy=False), self.zeta)
-            np.matmul(dd, Bq.T, out=vv)
+            np.matmul(dd, BqT, out=vv)
             sq = np.square(vv, out=dd[:, :vv.shape[1]])  # k_m no longer needed: its buffer holds the squares
             var = kss[s:e] - (half * half) * np.add.reduce(sq, axis=1, dtype=np.float64)
             if self.std_includes_noise:
@@ -972,8 +972,13 @@ class BondGPR(_EstimatorBase):
             keep = np.flatnonzero(w2 > _STD_DROP / (1.0 + _STD_DROP))  # e / lam = w2 / (1 - w2) > drop
             if keep.size < B.shape[0]:
                 B = np.ascontiguousarray(B[keep])
-        _derived(self)["_Bkept"] = (key, B)
+        _derived(self)["_Bkept"] = (key, B, np.ascontiguousarray(B.T))
         return B
+
+    def _std_bt_kept(self, dtype) -> np.ndarray:
+        """:meth:`_std_B_kept` transposed, contiguous (m, m_keep): the GEMM's faster layout."""
+        self._std_B_kept(dtype)
+        return _derived(self)["_Bkept"][2]
 
     def _chol_inv(self) -> np.ndarray:
         """L^-1 (n, n) of the exact fit's Cholesky factor L L^T = K + lam I (cached): the exact
@@ -984,6 +989,13 @@ class BondGPR(_EstimatorBase):
             L = np.asarray(self.chol_[0], dtype=float)
             c = _linalg().solve_triangular(L, np.eye(L.shape[0]), lower=True, check_finite=False)
             c = _derived(self)["_Linv"] = np.ascontiguousarray(c)
+        return c
+
+    def _chol_inv_t(self) -> np.ndarray:
+        """(L^-1)^T, contiguous (cached with :meth:`_chol_inv`)."""
+        c = _derived(self).get("_LinvT")
+        if c is None or c.shape != self.chol_[0].shape:
+            c = _derived(self)["_LinvT"] = np.ascontiguousarray(self._chol_inv().T)
         return c
 
     def _exact_columns(self, project: np.ndarray | None) -> np.ndarray:
