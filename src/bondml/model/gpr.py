@@ -84,8 +84,8 @@ _STD_DROP = 2e-2
 #: Bonds per block of the low-rank std from per-atom products (buffers reused across blocks:
 #: about 4 x 256 x (m + 48) floats, cache-sized).
 _LR_BLOCK = 256
-#: Bonds per block of the k(b, b) pair dot products (two float32 row buffers of 256 x p).
-_PAIR_BLOCK = 256
+#: Bonds per block of the k(b, b) pair dot products (two float32 row buffers of 128 x p).
+_PAIR_BLOCK = 128
 #: Per-atom rows are used at prediction while there are at most this many atoms per bond: one
 #: gathered float32 row per atom against two per bond plus their average on the per-bond path.
 _ROWS_RATIO = 1.5
