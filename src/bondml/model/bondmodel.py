@@ -491,12 +491,12 @@ def _element_blocks(bt: np.ndarray, soap: np.ndarray, ai: np.ndarray, aj: np.nda
     inv[perm] = np.arange(n_atoms)
     s32 = np.empty((n_atoms, soap.shape[1]), np.float32)
     if soap.dtype == np.float32:
-        np.take(soap, perm, axis=0, out=s32)
+        np.take(soap, perm, axis=0, out=s32, mode="clip")
         return s32, inv[ai], inv[aj]
     buf = np.empty((min(256, n_atoms), soap.shape[1]), soap.dtype)  # one reused gather buffer
     for s in range(0, n_atoms, 256):
         e = min(s + 256, n_atoms)
-        np.take(soap, perm[s:e], axis=0, out=buf[:e - s])
+        np.take(soap, perm[s:e], axis=0, out=buf[:e - s], mode="clip")
         s32[s:e] = buf[:e - s]
     return s32, inv[ai], inv[aj]
 
