@@ -341,7 +341,7 @@ def _rpc_inducing(K: np.ndarray, resid_target: float, m_min: int, seed: int,
     scale = max(float(res.mean()), 1e-300)
     F = np.zeros((n, min(n, 256)))
     piv: list[int] = []
-    c = 0  # factor columns so far (= len(piv) unless a block was rank-deficient: duplicate bonds)
+    c = 0  # factor columns so far (= len(piv))
     m_min = min(int(m_min), n)
     while len(piv) < n:
         if len(piv) >= m_min and float(res.sum()) <= resid_target:
@@ -352,20 +352,28 @@ def _rpc_inducing(K: np.ndarray, resid_target: float, m_min: int, seed: int,
         take = min(block, cand.size)
         pick = rng.choice(cand, take, replace=False, p=res[cand] / res[cand].sum())
         G = K[:, pick] - F[:, :c] @ F[pick, :c].T  # (n, take) residual columns of the block
-        w, U = np.linalg.eigh(0.5 * (G[pick] + G[pick].T))
-        keep = w > 1e-10 * scale
-        piv.extend(int(i) for i in pick)
+        # Cholesky of the block's residual in draw order, skipping bonds already explained by
+        # those before them (repeated bonds): acc are kept, Lb (take, r) their factor columns
+        Gs = G[pick]
+        Lb = np.zeros((take, take))
+        acc: list[int] = []
+        for t in range(take):
+            v = Gs[:, t] - Lb[:, :len(acc)] @ Lb[t, :len(acc)]
+            if v[t] > 1e-10 * scale:
+                Lb[:, len(acc)] = v / np.sqrt(v[t])
+                acc.append(t)
         res[pick] = 0.0
-        if not np.any(keep):
+        if not acc:
             continue
-        Fn = G @ (U[:, keep] / np.sqrt(w[keep]))  # new factor columns (rank-revealing block root)
-        r = Fn.shape[1]
+        r = len(acc)
+        piv.extend(int(pick[t]) for t in acc)
+        Fn = np.linalg.solve(Lb[acc, :r], G[:, acc].T).T  # G_acc L_aa^-T: new factor columns (n, r)
         if c + r > F.shape[1]:
             F = np.concatenate([F, np.zeros((n, max(F.shape[1], r)))], axis=1)
         F[:, c:c + r] = Fn
         c += r
         res = np.clip(res - np.einsum("ij,ij->i", Fn, Fn), 0.0, None)
-        res[np.asarray(piv)] = 0.0
+        res[pick] = 0.0
     return np.sort(np.asarray(piv, dtype=np.int64)), float(res.sum())
 
 
