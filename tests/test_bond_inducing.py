@@ -88,3 +88,32 @@ def test_rpc_inducing_duplicate_bonds(zrcu_bond):
     assert np.unique(k[piv]).size == piv.size  # no bond drawn twice
     assert resid <= 1e-8 * np.trace(K)
     assert piv.size < k.size
+
+
+def test_deploy_bond_rows_reused_buffer_equal_fresh():
+    """The frame loop's bond-centred rows (one array reused across frames) equal a fresh
+    computation, frame after frame, also when the next frame has more bonds."""
+    from ase.build import bulk
+
+    from bondml.constants import INFERENCE_WINDOWS
+    from bondml.deploy.infer import _bond_rows
+    from bondml.features.soap import BOND_SETTINGS, compute_bond_features
+    from bondml.structure.bonds import find_bonds
+
+    rng = np.random.default_rng(0)
+    frames = []
+    for reps, z in (((2, 2, 2), 29), ((3, 2, 2), 40), ((2, 2, 2), 29)):
+        a = bulk("Cu", "fcc", a=3.6, cubic=True) * reps
+        a.numbers[rng.choice(len(a), len(a) // 3, replace=False)] = z
+        a.positions += rng.normal(0.0, 0.1, a.positions.shape)
+        frames.append(a)
+    bases = []
+    for a in frames:
+        bonds = find_bonds(a, windows=INFERENCE_WINDOWS)
+        rows, ri, rj = _bond_rows(a, bonds, BOND_SETTINGS, np.float32)
+        ref, fi, fj = compute_bond_features(a, bonds.i, bonds.j, bonds.shift, BOND_SETTINGS, dtype=np.float32)
+        np.testing.assert_array_equal(rows, ref)
+        np.testing.assert_array_equal(ri, fi)
+        np.testing.assert_array_equal(rj, fj)
+        bases.append(rows.base.__array_interface__["data"][0])
+    assert bases[2] == bases[1] != bases[0]  # grown once, then reused
