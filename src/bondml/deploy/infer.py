@@ -357,7 +357,8 @@ def check_frame(frame: Frame, source: str | Path, index: int) -> None:
 _ROWS = threading.local()
 
 
-def _bond_rows(atoms: Any, bonds: Any, settings: FeatureSettings, dtype: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _bond_rows(atoms: Any, bonds: Any, settings: FeatureSettings,
+               dtype: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``compute_bond_features`` for the bond-centred descriptor, written into this thread's reused
     array: a fresh (n_bonds, 2100) array per frame (560 MB in float32 for a 10,000-atom frame) cost
     about 1 CPU second per frame in page faults, zeroing and freeing (bench/bench_bond_descriptor.py:

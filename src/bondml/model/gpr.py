@@ -79,7 +79,7 @@ _IND_DTYPE = np.float32
 _QF32_TOL = 1e-2
 #: Largest fraction of the training descriptors' energy outside the principal basis of the std's
 #: inducing products (``BondGPR._set_std_basis``), and the cost ratio it must reach to be used.
-_STD_PROJ_RESID = 2e-6
+_STD_PROJ_RESID = 1e-5
 _STD_PROJ_GAIN = 0.8
 #: Chebyshev node counts tried, in order, for the tabulated mean.
 _CHEB_SIZES = (16, 24, 32, 40, 48, 64, 80, 96, 128)
