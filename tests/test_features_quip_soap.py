@@ -46,11 +46,11 @@ def test_run21_cells_equal_quippy(k: int) -> None:
 
 
 def test_cut_of_the_production_cell_equals_quippy(small_cell: Path) -> None:
-    """A 20 A periodic cut of the 10k cell (~450 atoms; the full cell is the slow test below)."""
+    """A 20 A periodic cut of the 10k cell (406 atoms; the full cell is the slow test below)."""
     from bondml.io.lammps import read_lammps_data
 
     atoms = read_lammps_data(small_cell).atoms
-    assert len(atoms) > 400
+    assert len(atoms) > 300
     check_equal(atoms)
 
 
