@@ -131,9 +131,41 @@ def radial_coefficients(dist: np.ndarray, cutoff: float, l_max: int, n_max: int,
         for ell in range(1, l_max + 1):
             lm, cur = cur, lm - (2 * ell - 1) * cur / arg
             rf[ell, :, 1:] = cur
-    out = (rf.reshape(-1, n_max) @ transform).reshape(l_max + 1, P, n_max)
+    out = np.empty_like(rf)
+    _blocked_matmul(rf.reshape(-1, n_max), transform, out.reshape(-1, n_max))
     out *= coordination_function(d, cutoff)[None, :, None]
     return out
+
+
+def _harmonics(ut: np.ndarray, l_max: int) -> np.ndarray:
+    """:func:`~bondml.features.fast_soap.spherical_harmonics_t` of unit vectors ``ut`` (3, P) ->
+    ((l_max+1)^2, P), in blocks of pairs: its (2l+1, monomials) x (monomials, P) products are
+    multithreaded by OpenBLAS for a large P, at many times their cost on a busy machine."""
+    P = ut.shape[1]
+    if P <= _MATMUL_ROWS:
+        return spherical_harmonics_t(ut, l_max)
+    Y = np.empty(((l_max + 1) ** 2, P))
+    for s0 in range(0, P, _MATMUL_ROWS):
+        s1 = min(s0 + _MATMUL_ROWS, P)
+        Y[:, s0:s1] = spherical_harmonics_t(np.ascontiguousarray(ut[:, s0:s1]), l_max)
+    return Y
+
+
+#: Rows per block of :func:`_blocked_matmul` (1024 x 8 x 8 stays far below OpenBLAS's threading threshold).
+_MATMUL_ROWS = 1024
+
+
+def _blocked_matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    """``out[:] = a @ b`` for a tall, thin ``a`` (m, k) and a small ``b`` (k, n), as a stack of
+    small products: a single (m, 8) x (8, 8) GEMM is multithreaded by OpenBLAS, and its threads
+    cost 20-60x the product's own time on a busy machine; the small ones run on the calling thread."""
+    m = a.shape[0]
+    full = m - m % _MATMUL_ROWS
+    if full:
+        np.matmul(a[:full].reshape(-1, _MATMUL_ROWS, a.shape[1]), b,
+                  out=out[:full].reshape(-1, _MATMUL_ROWS, out.shape[1]))
+    if full < m:
+        np.matmul(a[full:], b, out=out[full:])
 
 
 @lru_cache(maxsize=8)
@@ -257,7 +289,7 @@ def soap_quip_numpy(atoms: Atoms, settings: FeatureSettings, dtype: Any = np.flo
             dist = d[p0:p1]
             ut = np.ascontiguousarray(D[p0:p1].T)
             ut /= dist
-            Y = spherical_harmonics_t(ut, l_max)  # (n_lm, P)
+            Y = _harmonics(ut, l_max)  # (n_lm, P)
             R = radial_coefficients(dist, rc, l_max, n_max, sigma)  # (l_max+1, P, n_max)
             group_ptr = np.searchsorted(rows, np.arange(n_groups + 1))
             cols = np.tile(np.arange(P, dtype=np.int64), 2 * l_max + 1)
