@@ -218,3 +218,15 @@ def test_predict_command_does_not_import_quippy(model_dir: Path, small_cell: Pat
     mods = {m.split(".")[0] for m in r.stderr.rsplit("MODULES ", 1)[1].split()}
     assert "bondml" in mods and "quippy" not in mods
     assert (out / "manifest.json").is_file()
+
+
+def test_without_quippy_the_engine_works_and_the_library_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bondml.errors import BondmlError
+
+    for name in ("quippy", "quippy.descriptors"):
+        monkeypatch.setitem(sys.modules, name, None)  # as if quippy-ase were not installed
+    settings = FeatureSettings(cutoff=3.6)  # not in the descriptor cache of this process
+    a = cell(2)
+    assert compute_soap(a, settings).shape == (100, 2101)
+    with pytest.raises(BondmlError, match="quippy is not importable"):
+        compute_soap(a, settings, engine="library")
