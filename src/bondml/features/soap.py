@@ -166,6 +166,8 @@ def compute_soap(atoms: Atoms, settings: FeatureSettings = PAPER_SETTINGS, dtype
     if settings.kind != "atom":
         raise FeatureMismatchError("bond-centred SOAP settings need the bonds: use compute_bond_features")
     dt = _check_dtype(dtype)
+    if engine is not None:
+        quip_engine(engine)  # a misspelt engine is refused whatever the backend
     atoms = as_atoms(atoms)
     _check_species(atoms, settings)
     if settings.backend == "featomic":
