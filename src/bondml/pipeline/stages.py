@@ -277,7 +277,8 @@ def validate_stage(ctx: StageContext) -> dict[str, Any]:
     if info["calibration"] == "shift":
         how = ("std calibrated on each training fold as the model's own: per type "
                + ", ".join(f"{t} {info['calibration_by_type'][t]}" for t in types)
-               + ", learnt on an inner leave-deformation-group-out of the fold's training cells")
+               + ", learnt on an inner leave-deformation-group-out of the fold's training cells (5 folds of "
+               "cells when they span one group; none: one cell, left uncalibrated as by the trainer)")
     else:
         how = "std scaled by an inner cell-grouped CV on each training fold (as the preset's model)"
     out = {"protocol": protocol, "level": v.level, "n_folds": n_folds, "metrics": metrics,
