@@ -11,20 +11,22 @@ For each frame (streamed, never the whole trajectory in memory):
    in ``manifest.json``, in frame order.
 
 Frames run in ``workers`` processes (``concurrent.futures``, at most 2 x workers frames in
-flight). Worker processes are replaced every ``recycle_every`` frames: QUIP's SOAP leaks memory
-on every call (about 2 MB per 1,000 atoms, measured with quippy-ase 0.10.3), so a long-lived
-process would grow without bound over a 728-frame trajectory; recycling keeps the peak flat.
-``in_process=True`` runs everything in the calling process (tests, debugging; leaks as above).
+flight). Worker processes are replaced every ``recycle_every`` frames. The SOAP engines bondml
+computes itself (the default for every backend) do not leak, but quippy's library engine
+(``BONDML_QUIP_ENGINE=library``) leaks memory on every call (about 2 MB per 1,000 atoms, measured
+with quippy-ase 0.10.3), so with it a long-lived process would grow without bound over a
+728-frame trajectory; recycling keeps the peak flat. ``in_process=True`` runs everything in the
+calling process (tests, debugging).
 
 ``predict_trajectory(..., executor=ex)`` submits the frames to an external executor instead: any
 object with ``submit(fn, *args) -> future`` (a ``concurrent.futures`` executor, the pipeline's
 :class:`bondml.pipeline.executor.TaskRunner` for parsl / Dask). The same window of at most
 2 x ``workers`` frames in flight, the same in-order manifest, resume and overwrite rules apply, and
 the results are identical. The external executor owns its workers, so ``recycle_every`` does not
-apply there: long-lived worker processes (parsl HighThroughputExecutor) grow by QUIP's leak over
-a long trajectory, and thread executors run SOAP inside the calling process. Threads share the
-loaded model (prediction does not modify it) and QUIP's SOAP calls are serialised by a lock
-(QUIP's Fortran is not known to be thread safe).
+apply there: with quippy's library engine, long-lived worker processes (parsl
+HighThroughputExecutor) grow by QUIP's leak over a long trajectory. Thread executors run SOAP
+inside the calling process; threads share the loaded model (prediction does not modify it) and
+calls into quippy itself are serialised by a lock (QUIP's Fortran is not known to be thread safe).
 
 A run is resumable: run the same command again and it
 continues after the last frame recorded in the manifest. An output folder holding another run
@@ -49,7 +51,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..errors import BondmlError, ConfigError, InputFileError, ModelError, PartialFailure
-from ..features.soap import FeatureSettings, compute_soap
+from ..features.soap import FeatureSettings, compute_soap, quip_engine
 from ..io.lammps import Frame, iter_frames, per_atom_stress_gpa, sniff_format
 from ..structure.bonds import find_bonds
 from ..util import (
@@ -327,9 +329,10 @@ _SOAP_LOCK = threading.Lock()
 
 
 def _soap(atoms: Any, settings: FeatureSettings, dtype: Any = np.float64) -> np.ndarray:
-    """``compute_soap``; QUIP calls serialised between threads of one process (quippy gives its
-    own float64 array; ``dtype`` applies to the other backends)."""
-    if settings.backend != "quippy":
+    """``compute_soap``; calls into quippy itself (the library engine of the quippy backend) are
+    serialised between threads of one process, and it gives its own float64 array; ``dtype``
+    applies to every numpy engine (the default)."""
+    if settings.backend != "quippy" or quip_engine() == "numpy":
         return compute_soap(atoms, settings, dtype=dtype)
     with _SOAP_LOCK:
         return compute_soap(atoms, settings)

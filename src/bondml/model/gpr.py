@@ -905,9 +905,10 @@ class BondGPR(_EstimatorBase):
         smallest rank leaving at most ``_STD_PROJ_RESID`` of the training descriptors' energy
         outside V (1e-5; bond-centred model on all run-21 bonds, 4,000 bonds per type of the 10k
         frame against the exact std: p95 0.51 -> 0.55 % (Zr-Cu, r 500 -> 402), 0.62 -> 0.64 %
-        (Zr-Zr, 411 -> 329), 0.86 -> 0.89 % (Cu-Cu, 426 -> 344) from 2e-6 to 1e-5); kept only when it makes the product cheaper by
-        ``_STD_PROJ_GAIN`` (m inducing bonds: p r + r m < gain p m). Called once for a model's
-        final estimators (``BondModel.fit``), not for the held-out fits of the calibration.
+        (Zr-Zr, 411 -> 329), 0.86 -> 0.89 % (Cu-Cu, 426 -> 344) from 2e-6 to 1e-5); kept only
+        when it makes the product cheaper by ``_STD_PROJ_GAIN`` (m inducing bonds: p r + r m <
+        gain p m). Called once for a model's final estimators (``BondModel.fit``), not for the
+        held-out fits of the calibration.
         Returns whether the basis is used."""
         self.std_V_ = None
         self.std_M_ = None
