@@ -331,14 +331,15 @@ def _tabulate_mean(d: np.ndarray, X: np.ndarray, alpha: np.ndarray, sigma: float
 
 
 def _rpc_inducing(K: np.ndarray, resid_target: float, m_min: int, seed: int,
-                  block: int = 16) -> tuple[np.ndarray, float]:
+                  block: int = 16, m_max: int | None = None) -> tuple[np.ndarray, float]:
     """Inducing bonds by randomized pivoted Cholesky (Chen, Epperly, Tropp & Webber 2023) on the
     kernel matrix K (n, n): blocks of ``block`` bonds drawn without replacement with probability
     proportional to the residual diagonal diag(K - K_{:,S} K_SS^-1 K_{S,:}), until the residual
     trace is at most ``resid_target`` (kernel units) and at least ``m_min`` bonds are drawn (or
-    all n). Unlike the greedy largest-residual pivot it does not chase outliers, and unlike a
-    uniform draw it does not oversample dense regions. Deterministic for a seed. Returns the
-    sorted indices (m,) and the final residual trace. Cost O(n m^2)."""
+    all n), or ``m_max`` bonds are drawn. Unlike the greedy largest-residual pivot it does not
+    chase outliers, and unlike a uniform draw it does not oversample dense regions.
+    Deterministic for a seed. Returns the sorted indices (m,) and the final residual trace.
+    Cost O(n m^2)."""
     n = K.shape[0]
     rng = np.random.default_rng(seed)
     res = np.clip(np.diag(K).astype(float), 0.0, None)
@@ -346,14 +347,15 @@ def _rpc_inducing(K: np.ndarray, resid_target: float, m_min: int, seed: int,
     F = np.zeros((n, min(n, 256)))
     piv: list[int] = []
     c = 0  # factor columns so far (= len(piv))
-    m_min = min(int(m_min), n)
-    while len(piv) < n:
+    m_max = n if m_max is None else min(int(m_max), n)
+    m_min = min(int(m_min), m_max)
+    while len(piv) < m_max:
         if len(piv) >= m_min and float(res.sum()) <= resid_target:
             break
         cand = np.flatnonzero(res > 0)
         if cand.size == 0:
             break
-        take = min(block, cand.size)
+        take = min(block, cand.size, m_max - len(piv))
         pick = rng.choice(cand, take, replace=False, p=res[cand] / res[cand].sum())
         G = K[:, pick] - F[:, :c] @ F[pick, :c].T  # (n, take) residual columns of the block
         # Cholesky of the block's residual in draw order, skipping bonds already explained by
@@ -600,7 +602,9 @@ class BondGPR(_EstimatorBase):
         each next bond with probability proportional to its residual prior variance
         k(b, b) - Q(b, b) given the bonds drawn so far, until the residual trace is at most
         ``STD_RESID_TOL`` x the trace of the leave-one-out posterior variances of the training
-        bonds (the scale the std must resolve); at least ``std_inducing`` bonds. With
+        bonds (the scale the std must resolve); at least ``std_inducing`` bonds and at most as
+        many as the earlier uniform draw, max(``std_inducing``, STD_DOF_FACTOR x the effective
+        degrees of freedom), so that no model predicts slower than before. With
         n <= ``std_inducing`` the std stays exact (no factor: the exact solve is then no dearer);
         m = n uses every training bond. ``_STD_SELECT = "uniform"`` restores the previous seeded
         uniform draw of max(``std_inducing``, STD_DOF_FACTOR x the effective degrees of freedom)."""
@@ -621,12 +625,14 @@ class BondGPR(_EstimatorBase):
             dinv = np.einsum("ij,ij->j", Linv, Linv)
             del Linv
             self.dof_ = float(n - self.lam_ * dinv.sum())
-            if _STD_SELECT == "rpc":
+            fac = STD_DOF_FACTOR * (1.0 if self.zeta == 1.0 else 1.5)  # zeta != 1: less smooth in x
+            m_uniform = max(m, int(np.ceil(fac * self.dof_)))
+            if _STD_SELECT == "rpc":  # never more bonds than the uniform draw had (no model slower)
                 vloo = np.clip(1.0 / dinv - self.lam_, 0.0, None)
-                piv, self.std_resid_ = _rpc_inducing(K, STD_RESID_TOL * float(vloo.sum()), m, self.seed)
+                piv, self.std_resid_ = _rpc_inducing(K, STD_RESID_TOL * float(vloo.sum()), m, self.seed,
+                                                     m_max=m_uniform)
             else:
-                fac = STD_DOF_FACTOR * (1.0 if self.zeta == 1.0 else 1.5)  # zeta != 1: less smooth in x
-                m = max(m, int(np.ceil(fac * self.dof_)))
+                m = m_uniform
         if piv is None:
             # m >= n: every training bond is inducing (the projected process is then the exact GP up
             # to the 1e-8 jitter) - still cheaper than the exact solve (float32 product, no solve)
