@@ -2,8 +2,9 @@
 
 One 10,000-atom frame (the shipped production cell, ~66,500 bonds in the inference windows), one
 thread. First the descriptors alone, side by side in one run (wall and CPU seconds, best of
-``--repeat``; the first call of each is a warm-up): per-atom SOAP through quippy (the paper),
-featomic itself, and the numpy engine of the featomic backend (``bondml.features.fast_soap``,
+``--repeat``; the first call of each is a warm-up): per-atom QUIP SOAP (the paper's) through
+quippy itself and through bondml's numpy QUIP engine (the default), featomic itself, and the
+numpy engine of the featomic backend (``bondml.features.fast_soap``,
 equal to featomic to rounding); the bond-centred SOAP at every bond midpoint in float64 (a fresh
 output array per frame, and one reused through ``out=``) and float32. Then the models: bond
 search, descriptor, GP prediction with std and out-of-domain flags through
@@ -138,8 +139,8 @@ def main() -> None:
         variants.append(("bond-centred all bonds", BOND_SETTINGS, models["bond_all"], reused))
     for name, st, model, how in variants:
         # rows as `bondml predict` computes them: float32 where the products are float32
-        # (featomic backend and bond-centred), quippy's own float64 array otherwise
-        dt = np.float64 if st.backend == "quippy" else np.float32
+        # (every numpy engine, the QUIP one included)
+        dt = np.float32
         td, cd, feats = best(how(st, dt))
         tp = cp = float("nan")
         if model is not None:
@@ -199,7 +200,8 @@ def descriptor_table(a, best_wall_cpu, repeat: int) -> None:
     reuse32 = np.empty(reuse64.shape, dtype=np.float32)
     b = (bonds.i, bonds.j, bonds.shift, BOND_SETTINGS)
     rows = [
-        ("per-atom, quippy (paper)", len(a), lambda: compute_soap(a, PAPER_SETTINGS)),
+        ("per-atom, quippy library (paper)", len(a), lambda: compute_soap(a, PAPER_SETTINGS, engine="library")),
+        ("per-atom, QUIP SOAP, numpy engine", len(a), lambda: compute_soap(a, PAPER_SETTINGS)),
         ("per-atom, featomic library", len(a), lambda: soap_featomic_library(a, feat)),
         ("per-atom, featomic backend (numpy)", len(a), lambda: soap_featomic_numpy(a, feat)),
         ("per-atom, featomic backend float32", len(a), lambda: soap_featomic_numpy(a, feat, dtype=np.float32)),
