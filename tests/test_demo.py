@@ -35,9 +35,15 @@ def test_demo_runs_the_whole_loop_and_reruns_from_cache(tmp_path: Path) -> None:
     assert val["protocol"] == "leave-deformation-group-out"  # the demo validates the default model under shift
     for t in ("Zr-Zr", "Zr-Cu", "Zr-Al", "Cu-Cu", "Cu-Al"):
         assert val["rmse"][t] < 0.12, (t, val["rmse"][t])  # whole deformation families out, default model
-        # 1-sigma coverage with the validate stage's inner cell-grouped calibration, which is milder
-        # than the held-out deformation family: it under-covers (measured: Cu-Cu 0.55, others 0.62-0.67)
-        assert 0.50 <= val["cov1"][t] <= 0.80, (t, val["cov1"][t])
+        # coverage of the std the model ships: each fold calibrated as bondml train calibrates (the
+        # type's own method, learnt on an inner LDGO of the fold's training cells). The band
+        # is 58-78 % at 1 sigma. Measured (seed 0): Zr-Zr 0.72, Zr-Cu 0.65, Zr-Al 0.57, Cu-Cu 0.62,
+        # Cu-Al 0.68. Zr-Al misses it (206 bonds; its quantile scale, learnt on two inner groups,
+        # under-covers the held-out shears: 0.52): bounded at 0.55 (docs/accuracy.md).
+        lo = 0.55 if t == "Zr-Al" else 0.58
+        assert lo <= val["cov1"][t] <= 0.78, (t, val["cov1"][t])
+        # the calibrated 95 % interval (prediction +- q95_factor * std), measured 0.91-0.96
+        assert 0.89 <= val["cov95"][t] <= 0.99, (t, val["cov95"][t])
     dep = json.loads(next((out / "stages/deploy").glob("*/manifest.json")).read_text())["summary"]
     assert dep["frames"] >= 2 and dep["bonds_first_frame"]["Zr-Cu"] > 0
     assert list((out / "al").glob("batch-*.json"))

@@ -76,6 +76,41 @@ def test_evaluate_cli_and_validate_stage_same_numbers(store4: Path, tmp_path: Pa
     assert 0.01 < cli["Zr-Cu"]["rmse"] < 0.2
 
 
+def test_evaluate_cli_and_validate_stage_same_default_model_ldgo(store4: Path, tmp_path: Path) -> None:
+    """``bondml evaluate --preset default --protocol ldgo`` and the validate stage of the default
+    preset: the same figures, each fold's std calibrated as the default model's own (per type)."""
+    from bondml.cli.main import build_app
+    from bondml.pipeline.dag import StageContext
+    from bondml.pipeline.stages import validate_stage
+    from bondml.store.db import BondStore
+
+    r = CliRunner().invoke(build_app(), ["evaluate", "--store", str(store4), "--protocol", "ldgo", "--preset",
+                                         "default", "--max-train", "80", "--out", str(tmp_path / "cli")])
+    assert r.exit_code == 0, r.output
+    cli = json.loads((tmp_path / "cli" / "metrics.json").read_text())
+    assert cli["model"]["preset"] == "default" and cli["model"]["calibration"] == "shift"
+    cfg = _cfg(80)
+    cfg = replace(cfg, model=replace(cfg.model, preset="default"),
+                  validation=replace(cfg.validation, protocol="leave-deformation-group-out"))
+    version = BondStore(store4).info()["version"]
+    ingest = SimpleNamespace(summary={"store": str(store4), "version": version})
+    (tmp_path / "stage").mkdir()
+    ctx = StageContext("validate", tmp_path / "stage", cfg, {"ingest": ingest}, tmp_path, _Runner(),
+                       log=lambda m: None)
+    validate_stage(ctx)
+    stage = json.loads((tmp_path / "stage" / "validation.json").read_text())
+    assert stage["protocol"] == "leave-deformation-group-out"
+    assert stage["std_calibration"]["by_type"] == cli["model"]["calibration_by_type"]
+    # sub-runs 0-3: with the shears out, sub-run 0 alone trains and, as in BondModel.fit, its std
+    # stays uncalibrated (one cell: nothing to calibrate on); with sub-run 0 out, the variance model
+    assert stage["std_calibration"]["by_type"]["Zr-Cu"] == "none/variance"
+    for t, m in cli["soap_gp"].items():
+        for k in ("n", "rmse", "cov1", "cov2", "cov95"):
+            assert (k in m) == (k in stage["metrics"][t]), (t, k)
+            if k in m:
+                assert stage["metrics"][t][k] == pytest.approx(m[k], rel=1e-12, abs=1e-12), (t, k)
+
+
 def test_presets_and_overrides() -> None:
     from bondml.errors import ConfigError
     from bondml.model.presets import TUNED_HYPERPARAMETERS, resolve_hyperparameters

@@ -240,6 +240,9 @@ CASES: list[Case] = [
          2, lambda c: "no labelled bonds", ("store", "m-new")),
     # ---- evaluate / tune / learning-curve
     Case("evaluate-bad-protocol", lambda c: ["evaluate", "--store", c.store, "--protocol", "magic"], 2, lambda c: "magic"),
+    Case("evaluate-bad-preset", lambda c: ["evaluate", "--store", c.store, "--preset", "magic"], 2, lambda c: "magic"),
+    Case("evaluate-tuned-preset-without-prior", lambda c: ["evaluate", "--store", c.store, "--preset", "tuned"], 2,
+         lambda c: "tuned"),
     Case("evaluate-negative-max-train", lambda c: ["evaluate", "--store", c.store, "--max-train", "-1"], 2,
          lambda c: "--max-train = -1"),
     Case("tune-one-split", lambda c: ["tune", "--store", c.store, "--n-splits", "1"], 2, lambda c: "--n-splits = 1"),

@@ -154,6 +154,9 @@ def _print_metrics(title: str, rows: dict[str, dict[str, float]], extra: dict[st
                    extra_name: str = "distance-only RMSE") -> None:
     t = Table(title=title)
     cols = ["type", "n", "RMSE (eV)", "MAE (eV)", "R^2", "1-sigma cov", "2-sigma cov"]
+    q95 = any("cov95" in m for m in rows.values())
+    if q95:
+        cols.append("95 % interval cov")
     if extra is not None:
         cols.append(extra_name)
     cols.append("paper RMSE")
@@ -162,6 +165,8 @@ def _print_metrics(title: str, rows: dict[str, dict[str, float]], extra: dict[st
     for bt, m in rows.items():
         r = [bt, str(m["n"]), f"{m['rmse']:.3f}", f"{m['mae']:.3f}", f"{m['r2']:.3f}",
              f"{m.get('cov1', float('nan')):.0%}", f"{m.get('cov2', float('nan')):.0%}"]
+        if q95:
+            r.append(f"{m['cov95']:.0%}" if "cov95" in m else "-")
         if extra is not None:
             r.append(f"{extra[bt]['rmse']:.3f}" if bt in extra else "-")
         r.append(f"{PAPER_RMSE[bt]:.3f}" if bt in PAPER_RMSE else "-")
@@ -281,6 +286,10 @@ def register(app: typer.Typer) -> None:
         max_train: Annotated[int | None, typer.Option(help="cap on training bonds per type per fold")] = None,
         seed: int = 0,
         out: Annotated[Path | None, typer.Option(help="folder for metrics.json and PNG plots")] = None,
+        preset: Annotated[str | None, typer.Option(
+            help="validate the model bondml train --preset fits (default, paper or tuned): its hyper-parameters, "
+                 "mean function and std calibration, learnt inside each fold (as the pipeline's validate "
+                 "stage); without it: the paper's hyper-parameters, zero mean (or --prior), cell-CV std")] = None,
     ) -> None:
         """Validate without leakage; SOAP GP and distance-only side by side per type."""
         check_range("--max-train", max_train, 0, low_open=True)
@@ -288,17 +297,34 @@ def register(app: typer.Typer) -> None:
         if protocol not in ("paper", "loco", "ldgo", "cell-kfold", "run-out"):
             raise ConfigError(f"--protocol {protocol!r}: unknown protocol; "
                               "use loco, ldgo, paper, cell-kfold or run-out")
+        from ..evaluate.shift import PRESETS, validate_preset
+
+        if preset is not None and preset not in PRESETS:
+            raise ConfigError(f"--preset {preset!r}: unknown preset; use {', '.join(PRESETS)}")
+        if preset == "tuned" and not prior:
+            raise ConfigError("--preset tuned was chosen with the prior mean; add --prior")
         if out is not None:
             _folder_ok(out)
         from ..evaluate import tune as tn
         from ..evaluate.metrics import regression_metrics
         from ..evaluate.plots import error_vs_distance_plot, parity_plot
-        ds = load_dataset(store, getl, nc, run, sub_run, version, selection)
+        settings = None
+        if preset is not None and getl is not None:
+            from ..constants import DEFAULT_DESCRIPTOR
+            from ..features.soap import settings_for
+
+            settings = settings_for("atom" if preset in ("paper", "tuned") else DEFAULT_DESCRIPTOR)
+        ds = load_dataset(store, getl, nc, run, sub_run, version, selection, settings=settings)
         dm = _distance_model(ds, tables)
         if prior and dm is None:
             raise ConfigError("--prior needs the study's label tables: not available for this chemistry")
         pr = dm if prior else None
-        res = tn.grouped_validation(ds, protocol, prior=pr, max_train=max_train, seed=seed)
+        info: dict = {}
+        if preset is None:
+            res = tn.grouped_validation(ds, protocol, prior=pr, max_train=max_train, seed=seed)
+        else:
+            res, info = validate_preset(ds, protocol, preset, _tables_root(tables), prior=True if prior else None,
+                                        max_train=max_train, seed=seed)
         dist = {}
         for bt, r in res.items():
             if dm is not None and bt in dm.fits:
@@ -307,7 +333,10 @@ def register(app: typer.Typer) -> None:
                 x = al_fraction(r.nc)
                 dist[bt] = regression_metrics(r.y, dm.fits[bt].predict(r.distance, x)[0])
         proto = next(iter(res.values())).protocol if res else protocol
-        _print_metrics(f"{proto}{' + distance prior' if prior else ''}", {k: v.metrics for k, v in res.items()}, dist)
+        what = (f"preset {preset}, mean {info['mean']}, std calibrated per fold as the model's own "
+                f"({', '.join(f'{k} {v}' for k, v in info['calibration_by_type'].items())})" if info
+                else ("distance prior" if prior else ""))
+        _print_metrics(f"{proto}{', ' + what if what else ''}", {k: v.metrics for k, v in res.items()}, dist)
         if out:
             with output_lock(out, "evaluation folder"):
                 parity_plot({k: (v.y, v.pred) for k, v in res.items()}, out / "parity.png", proto)
@@ -317,7 +346,10 @@ def register(app: typer.Typer) -> None:
 
                 atomic_write_json(out / "metrics.json", {"protocol": proto, "prior": prior,
                                                          "soap_gp": {k: v.metrics for k, v in res.items()},
-                                                         "distance_only": dist})
+                                                         "distance_only": dist,
+                                                         **({"model": {k: info[k] for k in (
+                                                             "preset", "descriptor", "mean", "calibration",
+                                                             "calibration_by_type")}} if info else {})})
             console.print(f"wrote {out}/metrics.json, parity.png, error_vs_distance.png")
 
     @app.command("composition-transfer")

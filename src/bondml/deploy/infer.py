@@ -11,20 +11,22 @@ For each frame (streamed, never the whole trajectory in memory):
    in ``manifest.json``, in frame order.
 
 Frames run in ``workers`` processes (``concurrent.futures``, at most 2 x workers frames in
-flight). Worker processes are replaced every ``recycle_every`` frames: QUIP's SOAP leaks memory
-on every call (about 2 MB per 1,000 atoms, measured with quippy-ase 0.10.3), so a long-lived
-process would grow without bound over a 728-frame trajectory; recycling keeps the peak flat.
-``in_process=True`` runs everything in the calling process (tests, debugging; leaks as above).
+flight). Worker processes are replaced every ``recycle_every`` frames. The SOAP engines bondml
+computes itself (the default for every backend) do not leak, but quippy's library engine
+(``BONDML_QUIP_ENGINE=library``) leaks memory on every call (about 2 MB per 1,000 atoms, measured
+with quippy-ase 0.10.3), so with it a long-lived process would grow without bound over a
+728-frame trajectory; recycling keeps the peak flat. ``in_process=True`` runs everything in the
+calling process (tests, debugging).
 
 ``predict_trajectory(..., executor=ex)`` submits the frames to an external executor instead: any
 object with ``submit(fn, *args) -> future`` (a ``concurrent.futures`` executor, the pipeline's
 :class:`bondml.pipeline.executor.TaskRunner` for parsl / Dask). The same window of at most
 2 x ``workers`` frames in flight, the same in-order manifest, resume and overwrite rules apply, and
 the results are identical. The external executor owns its workers, so ``recycle_every`` does not
-apply there: long-lived worker processes (parsl HighThroughputExecutor) grow by QUIP's leak over
-a long trajectory, and thread executors run SOAP inside the calling process. Threads share the
-loaded model (prediction does not modify it) and QUIP's SOAP calls are serialised by a lock
-(QUIP's Fortran is not known to be thread safe).
+apply there: with quippy's library engine, long-lived worker processes (parsl
+HighThroughputExecutor) grow by QUIP's leak over a long trajectory. Thread executors run SOAP
+inside the calling process; threads share the loaded model (prediction does not modify it) and
+calls into quippy itself are serialised by a lock (QUIP's Fortran is not known to be thread safe).
 
 A run is resumable: run the same command again and it
 continues after the last frame recorded in the manifest. An output folder holding another run
@@ -49,7 +51,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..errors import BondmlError, ConfigError, InputFileError, ModelError, PartialFailure
-from ..features.soap import FeatureSettings, compute_bond_features, compute_soap
+from ..features.soap import FeatureSettings, compute_soap, quip_engine
 from ..io.lammps import Frame, iter_frames, per_atom_stress_gpa, sniff_format
 from ..structure.bonds import find_bonds
 from ..util import (
@@ -327,9 +329,10 @@ _SOAP_LOCK = threading.Lock()
 
 
 def _soap(atoms: Any, settings: FeatureSettings, dtype: Any = np.float64) -> np.ndarray:
-    """``compute_soap``; QUIP calls serialised between threads of one process (quippy gives its
-    own float64 array; ``dtype`` applies to the other backends)."""
-    if settings.backend != "quippy":
+    """``compute_soap``; calls into quippy itself (the library engine of the quippy backend) are
+    serialised between threads of one process, and it gives its own float64 array; ``dtype``
+    applies to every numpy engine (the default)."""
+    if settings.backend != "quippy" or quip_engine() == "numpy":
         return compute_soap(atoms, settings, dtype=dtype)
     with _SOAP_LOCK:
         return compute_soap(atoms, settings)
@@ -352,6 +355,32 @@ def check_frame(frame: Frame, source: str | Path, index: int) -> None:
         raise InputFileError(source, f"frame {index}: the cell is not finite or has no volume")
 
 
+#: Per thread: the array the bond-centred rows of the last frame were written into, reused by the
+#: next frame of this process (frames differ by a few bonds; 10 % headroom).
+_ROWS = threading.local()
+
+
+def _bond_rows(atoms: Any, bonds: Any, settings: FeatureSettings,
+               dtype: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``compute_bond_features`` for the bond-centred descriptor, written into this thread's reused
+    array: a fresh (n_bonds, 2100) array per frame (560 MB in float32 for a 10,000-atom frame) cost
+    about 1 CPU second per frame in page faults, zeroing and freeing (bench/bench_bond_descriptor.py:
+    descriptor 2.1-2.3 s CPU with the reused array against 2.9-4.5 s fresh). The rows are valid
+    until the next call in the same thread."""
+    from ..features.bond_centred import bond_soap, n_components
+    from ..features.soap import _check_species
+
+    _check_species(atoms, settings)
+    n, p = len(bonds), n_components(settings)
+    buf = getattr(_ROWS, "buf", None)
+    if buf is None or buf.dtype != np.dtype(dtype) or buf.size < n * p:
+        _ROWS.buf = None  # free the old one first
+        buf = _ROWS.buf = np.empty(int(1.1 * n) * p + p, dtype=dtype)
+    rows = bond_soap(atoms, bonds.i, bonds.j, bonds.shift, settings, dtype=dtype, out=buf[: n * p].reshape(n, p))
+    k = np.arange(n, dtype=np.int64)
+    return rows, k, k.copy()
+
+
 def infer_frame(job: FrameJob) -> FrameMeta:
     """Bonds, SOAP, prediction and files of one frame; returns its manifest entry."""
     check_frame(job.frame, f"frame {job.index} of the input", job.index)
@@ -366,8 +395,7 @@ def infer_frame(job: FrameJob) -> FrameMeta:
     # float32 rows when the products are float32 anyway: half the memory and its page faults
     rows_dtype = np.float32 if job.cfg.precision == "float32" else np.float64
     if job.settings.kind == "bond":  # bond-centred SOAP: one row per bond (accuracy, issue 12)
-        soap, row_i, row_j = compute_bond_features(atoms, bonds.i, bonds.j, bonds.shift, job.settings,
-                                                   dtype=rows_dtype)
+        soap, row_i, row_j = _bond_rows(atoms, bonds, job.settings, rows_dtype)
     else:
         soap, row_i, row_j = _soap(atoms, job.settings, rows_dtype), bonds.i, bonds.j
     t3 = time.perf_counter()

@@ -330,21 +330,87 @@ def train_model(ds: BondDataset, tables_root: str | Path | None = None, preset: 
     hp = resolve_hyperparameters(preset, searched, hyperparameters, use_prior=use_prior, kind=ds.settings.kind)
     dm, table = mean_function(ds, tables_root, preset, prior)
     infl = {}
-    if preset == "default":
-        if table is not None:
-            counts = ds.counts()
-            types = [t for t in BOND_TYPES if counts.get(t, 0) >= min_bonds]
-            if types:
-                infl = composition_inflation(table_lco_by_composition(table), in_run_distance_rmse(ds, types))
-        calibration = "shift"
-    else:
-        calibration = "cell"
+    calibration = calibration_of_preset(preset)
+    if calibration == "shift" and table is not None:
+        counts = ds.counts()
+        types = [t for t in BOND_TYPES if counts.get(t, 0) >= min_bonds]
+        if types:
+            infl = composition_inflation(table_lco_by_composition(table), in_run_distance_rmse(ds, types))
     model = BondModel.fit(ds, hyperparameters=hp or None, distance_model=dm, use_prior=use_prior and dm is not None,
                           max_train_per_type=max_train_per_type, seed=seed, min_bonds=min_bonds,
                           calibration=calibration, composition_inflation=infl)
     model.lineage["preset"] = preset
     model.lineage["composition_inflation"] = infl
     return model
+
+
+def calibration_of_preset(preset: str) -> str:
+    """How :func:`train_model` calibrates the std of a preset's model (``BondModel.fit``'s
+    ``calibration``): ``shift`` for ``default`` (each type's method of
+    :data:`bondml.model.domain.CALIBRATION_BY_TYPE` on held-out deformation groups), ``cell`` for
+    ``paper`` and ``tuned`` (one factor from a cell-grouped CV). Validation calibrates its folds
+    the same way (:func:`validate_preset`)."""
+    return "shift" if preset == "default" else "cell"
+
+
+def describe_mean(dm: DistanceModel | None) -> str:
+    """Plain name of a model's mean function (reports)."""
+    if dm is None:
+        return "zero"
+    if dm.composition is False:
+        return "distance prior"
+    if isinstance(dm.composition, tuple):
+        return f"distance prior (composition term: {', '.join(dm.composition)})"
+    return "distance + composition prior"
+
+
+def validate_preset(ds: BondDataset, protocol: str = "ldgo", preset: str = "default",
+                    tables_root: str | Path | None = None, hyperparameters: dict[str, dict[str, float]] | None = None,
+                    prior: bool | None = None, level: str = "cell", n_splits: int = 5, max_train: int | None = None,
+                    seed: int = 0, map_fn: Any = map, types: list[str] | None = None
+                    ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Grouped validation of the model :func:`train_model` fits with the same arguments: the one
+    library function behind the pipeline's validate stage and ``bondml evaluate --preset``.
+
+    Same hyper-parameters (:func:`bondml.model.presets.resolve_hyperparameters`), same mean
+    function (:func:`mean_function`), and each fold's std calibrated on that fold's training
+    bonds exactly as the trainer calibrates the model it ships (:func:`calibration_of_preset`):
+    for ``default``, each type's own calibration (variance model, ML scale or quantile scale)
+    and its ``q95_factor``, learnt on an inner leave-deformation-group-out of the fold's
+    training cells, so the reported coverage is that of the std users get. (The composition
+    inflation, which applies only at another composition, is not applied.)
+
+    Parameters
+    ----------
+    ds : BondDataset
+        Labelled bonds (-ICOHP in eV).
+    protocol, level, n_splits, max_train, seed, map_fn, types
+        As :func:`bondml.evaluate.tune.grouped_validation` (``ldgo``: leave-deformation-group-out).
+    preset, tables_root, hyperparameters, prior
+        As :func:`train_model`.
+
+    Returns
+    -------
+    (dict, dict)
+        {bond type: :class:`bondml.evaluate.tune.CVResult`} and a description
+        ``{"preset", "descriptor", "mean", "calibration", "calibration_by_type", "hyperparameters",
+        "distance_model"}`` (the prior mean's DistanceModel or None).
+    """
+    from ..errors import ConfigError
+    from ..model.presets import resolve_hyperparameters
+    from .tune import grouped_validation
+
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; use {', '.join(PRESETS)}")
+    use_prior = (preset == "default") if prior is None else bool(prior)
+    dm = mean_function(ds, tables_root, preset, prior)[0] if use_prior else None
+    hp = resolve_hyperparameters(preset, hyperparameters, use_prior=dm is not None, kind=ds.settings.kind)
+    calibration = calibration_of_preset(preset)
+    res = grouped_validation(ds, protocol, level, n_splits, params=hp, prior=dm, max_train=max_train, seed=seed,
+                             types=types, map_fn=map_fn, calibration=calibration)
+    return res, {"preset": preset, "descriptor": ds.settings.kind, "mean": describe_mean(dm),
+                 "calibration": calibration, "calibration_by_type": {t: r.calibration for t, r in res.items()},
+                 "hyperparameters": hp, "distance_model": dm}
 
 
 #: zeta 2 must beat zeta 1 by this fraction of the LDGO RMSE to be chosen: inside one run it

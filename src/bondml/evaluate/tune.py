@@ -63,29 +63,92 @@ def _prior(dm: DistanceModel | None, bt: str, ds: BondDataset) -> np.ndarray:
     return dm.fits[bt].predict(ds.distance, al_fraction(ds.nc))[0]
 
 
-def fit_predict_type(train: BondDataset, test: BondDataset, bt: str, params: dict[str, Any] | None = None,
-                     prior: DistanceModel | None = None, max_train: int | None = None, seed: int = 0,
-                     calibrate: bool = False) -> tuple[np.ndarray, np.ndarray, BondGPR]:
-    """Fit one type's GP on ``train`` (seeded subset of ``max_train``), predict ``test``: (mean, std, est).
+#: Std calibrations of the validation folds, as the trainer does them
+#: (:func:`bondml.evaluate.shift.calibration_of_preset`): ``cell`` (the ``paper``/``tuned``
+#: presets: one factor from a cell-grouped 5-fold CV, :func:`~bondml.model.bondmodel.cv_std_scale`),
+#: ``shift`` (the ``default`` preset: the type's own calibration method,
+#: :data:`bondml.model.domain.CALIBRATION_BY_TYPE`, and its ``q95_factor``, learnt on held-out
+#: deformation groups of the training data, :func:`~bondml.model.domain.held_out_statistics`).
+FOLD_CALIBRATIONS = ("cell", "shift")
 
-    ``calibrate`` scales the std by an inner cell-grouped CV on ``train`` only (nested, no leak).
+
+def fit_predict_calibrated(train: BondDataset, test: BondDataset, bt: str, params: dict[str, Any] | None = None,
+                           prior: DistanceModel | None = None, max_train: int | None = None, seed: int = 0,
+                           calibrate: bool = False, calibration: str = "cell"
+                           ) -> tuple[np.ndarray, np.ndarray, float, str, BondGPR]:
+    """Fit one type's GP on ``train`` (seeded subset of ``max_train``), predict ``test`` with the
+    std calibrated as the trainer would calibrate a model trained on that subset.
+
+    Parameters
+    ----------
+    train, test : BondDataset
+        Bonds of type ``bt`` (-ICOHP in eV, lengths in Angstrom).
+    calibrate : bool
+        Calibrate the std on ``train`` only (nested: the test bonds never set it).
+    calibration : str
+        ``cell`` or ``shift`` (:data:`FOLD_CALIBRATIONS`). ``shift`` runs exactly the calibration
+        of :meth:`BondModel.fit(calibration="shift") <bondml.model.bondmodel.BondModel.fit>`
+        (:func:`~bondml.model.domain.held_out_statistics` + :func:`~bondml.model.domain.learn_domain`):
+        inner leave-deformation-group-out on the training bonds when they span at least two
+        deformation groups, else 5 seeded folds of whole cells.
+
+    Returns
+    -------
+    (mean (n,), std (n,), q95_factor, method, estimator)
+        Mean and calibrated std in eV; ``q95_factor`` the calibrated 95 % interval half-width in
+        units of the std (nan when not learnt: ``cell`` calibration, or nothing to calibrate on);
+        ``method`` the calibration used (``"none"``, ``"cell"``, or one of
+        :data:`bondml.model.domain.CALIBRATIONS`).
     """
+    if calibration not in FOLD_CALIBRATIONS:
+        raise ConfigError(f"unknown std calibration {calibration!r}; use {', '.join(FOLD_CALIBRATIONS)}")
     if max_train and len(train) > max_train:
         train = train.select(np.sort(np.random.default_rng(seed).choice(len(train), max_train, replace=False)))
 
     def make() -> BondGPR:
         return BondGPR.paper(bt, **(params or {}))
 
-    est = make().fit(train.features(), train.y - _prior(prior, bt, train))
+    def prior_of(x: BondDataset) -> np.ndarray:
+        return _prior(prior, bt, x)
+
+    est = make().fit(train.features(), train.y - prior_of(train))
     mu, sd = est.predict(test.features(), return_std=True)
-    if calibrate:
-        sd = sd * cv_std_scale(train, make, lambda x: _prior(prior, bt, x), seed=seed)
-    return mu + _prior(prior, bt, test), sd, est
+    q95, method = float("nan"), "none"
+    if calibrate and calibration == "cell":
+        sd, method = sd * cv_std_scale(train, make, prior_of, seed=seed), "cell"
+    elif calibrate:
+        from ..errors import ModelError
+        from ..model.domain import held_out_statistics, learn_domain
+
+        try:
+            z, sim, raw, proto, extra = held_out_statistics(train, make, prior_of, seed=seed, details=True)
+            info = learn_domain(z, sim, raw, protocol=proto, bond_type=bt, **extra)
+        except ModelError:  # as BondModel.fit: nothing to calibrate on (one cell only), std as is
+            pass
+        else:
+            sd, q95, method = info.calibrated_std(sd, test.distance), info.q95_factor, info.calibration
+    return mu + prior_of(test), sd, q95, method, est
+
+
+def fit_predict_type(train: BondDataset, test: BondDataset, bt: str, params: dict[str, Any] | None = None,
+                     prior: DistanceModel | None = None, max_train: int | None = None, seed: int = 0,
+                     calibrate: bool = False, calibration: str = "cell") -> tuple[np.ndarray, np.ndarray, BondGPR]:
+    """Fit one type's GP on ``train`` (seeded subset of ``max_train``), predict ``test``: (mean, std, est).
+
+    ``calibrate`` calibrates the std on ``train`` only (nested, no leak): ``calibration="cell"``
+    by an inner cell-grouped CV (one factor), ``"shift"`` as the default model does
+    (:func:`fit_predict_calibrated`).
+    """
+    mu, sd, _, _, est = fit_predict_calibrated(train, test, bt, params, prior, max_train, seed, calibrate, calibration)
+    return mu, sd, est
 
 
 @dataclass
 class CVResult:
-    """Pooled out-of-fold predictions of one type and their metrics, with the protocol name."""
+    """Pooled out-of-fold predictions of one type and their metrics, with the protocol name.
+
+    ``q95`` (per held-out bond, nan where unknown) is the calibrated 95 % interval half-width in
+    units of ``std`` learnt in that bond's fold; ``calibration`` the std calibration of the folds."""
 
     bond_type: str
     protocol: str
@@ -95,38 +158,58 @@ class CVResult:
     distance: np.ndarray
     nc: np.ndarray
     metrics: dict[str, float] = field(default_factory=dict)
+    q95: np.ndarray | None = None
+    calibration: str = "none"
 
 
-def _fold_task(args: tuple) -> tuple[np.ndarray, np.ndarray]:
+def interval_metrics(y: np.ndarray, pred: np.ndarray, std: np.ndarray, q95: np.ndarray | None) -> dict[str, float]:
+    """``q95`` (mean factor) and ``cov95`` (fraction of |error| <= q95 * std) where every bond has
+    a finite factor; empty otherwise."""
+    if q95 is None or q95.size == 0 or not np.all(np.isfinite(q95)):
+        return {}
+    e = np.abs(np.asarray(pred, float) - np.asarray(y, float))
+    return {"q95": float(np.mean(q95)), "cov95": float(np.mean(e <= q95 * np.asarray(std, float)))}
+
+
+def _fold_task(args: tuple) -> tuple[np.ndarray, np.ndarray, float, str]:
     """One fold of :func:`cross_validate_type` (a picklable task for parallel maps)."""
-    sub, train, test, bt, params, prior, max_train, seed, calibrate = args
-    mu, sd, _ = fit_predict_type(sub.select(train), sub.select(test), bt, params, prior, max_train, seed, calibrate)
-    return mu, sd
+    sub, train, test, bt, params, prior, max_train, seed, calibrate, *rest = args
+    mu, sd, q95, method, _ = fit_predict_calibrated(sub.select(train), sub.select(test), bt, params, prior,
+                                                    max_train, seed, calibrate, *rest)
+    return mu, sd, q95, method
 
 
 def cross_validate_type(ds: BondDataset, bt: str, splits: Iterable[Split], params: dict[str, Any] | None = None,
                         prior: DistanceModel | None = None, max_train: int | None = None, seed: int = 0,
-                        calibrate: bool = False, map_fn: Callable[..., Iterable[Any]] = map) -> CVResult:
+                        calibrate: bool = False, map_fn: Callable[..., Iterable[Any]] = map,
+                        calibration: str = "cell") -> CVResult:
     """Out-of-fold predictions for bond type ``bt`` over ``splits`` (indices into ``ds.of_type(bt)``).
 
-    Fold k is fitted with seed ``seed + k``. ``map_fn(task, tasks)`` runs the folds (builtin
-    ``map`` by default; a pipeline passes its parallel runner's map): results do not depend on it.
+    Fold k is fitted with seed ``seed + k``; ``calibrate`` / ``calibration`` as in
+    :func:`fit_predict_calibrated` (learnt inside each fold's training bonds). ``map_fn(task,
+    tasks)`` runs the folds (builtin ``map`` by default; a pipeline passes its parallel runner's
+    map): results do not depend on it.
     """
     sub = ds.of_type(bt)
     pred = np.full(len(sub), np.nan)
     std = np.full(len(sub), np.nan)
+    q95 = np.full(len(sub), np.nan)
     protocol = ""
     tasks = []
     for k, sp in enumerate(splits):
         protocol = sp.protocol.split(" (fold")[0]
         if sp.test.size == 0 or sp.train.size < 2:
             continue
-        tasks.append((sub, sp.train, sp.test, bt, params, prior, max_train, seed + k, calibrate))
-    for t, (mu, sd) in zip(tasks, map_fn(_fold_task, tasks), strict=True):
-        pred[t[2]], std[t[2]] = mu, sd
+        tasks.append((sub, sp.train, sp.test, bt, params, prior, max_train, seed + k, calibrate, calibration))
+    methods = set()
+    for t, (mu, sd, q, method) in zip(tasks, map_fn(_fold_task, tasks), strict=True):
+        pred[t[2]], std[t[2]], q95[t[2]] = mu, sd, q
+        methods.add(method)
     ok = np.isfinite(pred)
-    res = CVResult(bt, protocol, sub.y[ok], pred[ok], std[ok], sub.distance[ok], sub.nc[ok])
-    res.metrics = regression_metrics(res.y, res.pred, res.std)
+    res = CVResult(bt, protocol, sub.y[ok], pred[ok], std[ok], sub.distance[ok], sub.nc[ok], q95=q95[ok],
+                   calibration="/".join(sorted(methods)) or "none")
+    res.metrics = {**regression_metrics(res.y, res.pred, res.std), **interval_metrics(res.y, res.pred, res.std,
+                                                                                      res.q95)}
     return res
 
 
@@ -137,9 +220,10 @@ PROTOCOLS = ("loco", "ldgo", "cell-kfold", "run-out", "paper", "leave-one-group-
 def grouped_validation(ds: BondDataset, protocol: str = "loco", level: str = "cell", n_splits: int = 5,
                        params: dict[str, dict[str, Any]] | None = None, prior: DistanceModel | None = None,
                        max_train: int | None = None, seed: int = 0, types: list[str] | None = None,
-                       map_fn: Callable[..., Iterable[Any]] = map) -> dict[str, CVResult]:
+                       map_fn: Callable[..., Iterable[Any]] = map, calibration: str = "cell") -> dict[str, CVResult]:
     """Validation without leakage, per bond type: the one implementation behind ``bondml
-    evaluate`` and the pipeline's validate stage.
+    evaluate`` and the pipeline's validate stage (both through
+    :func:`bondml.evaluate.shift.validate_preset` for a preset's model).
 
     Parameters
     ----------
@@ -165,18 +249,27 @@ def grouped_validation(ds: BondDataset, protocol: str = "loco", level: str = "ce
         Bond types (default: every type with at least 30 bonds).
     map_fn : callable
         ``map``-like runner of the folds (parallel in the pipeline; same results).
+    calibration : str
+        How each fold's std is calibrated on its training bonds only (nested), as the trainer
+        calibrates the model it ships (:data:`FOLD_CALIBRATIONS`): ``cell`` (the ``paper`` and
+        ``tuned`` presets: one factor, inner cell-grouped 5-fold CV) or ``shift`` (the ``default``
+        preset: each type's own method of :data:`bondml.model.domain.CALIBRATION_BY_TYPE` and its
+        95 % interval factor, on an inner leave-deformation-group-out of the training cells).
 
     Returns
     -------
     dict
-        {bond type: :class:`CVResult`} with pooled out-of-fold predictions (std calibrated by a
-        nested, training-fold-only CV except for ``paper``) and metrics.
+        {bond type: :class:`CVResult`} with pooled out-of-fold predictions (std calibrated inside
+        each training fold except for ``paper``) and metrics (``cov95``/``q95`` with ``shift``).
     """
+    if calibration not in FOLD_CALIBRATIONS:
+        raise ConfigError(f"unknown std calibration {calibration!r}; use {', '.join(FOLD_CALIBRATIONS)}")
     if protocol == "paper":
         return paper_protocol(ds, seed=seed, params=params, prior=prior, types=types)
     if protocol == "ldgo":
         return {bt: cross_validate_type(ds, bt, leave_deformation_group_out(ds.of_type(bt).sub_run),
-                                        (params or {}).get(bt), prior, max_train, seed, calibrate=True, map_fn=map_fn)
+                                        (params or {}).get(bt), prior, max_train, seed, calibrate=True, map_fn=map_fn,
+                                        calibration=calibration)
                 for bt in types or types_with_data(ds)}
     kind, level = {"loco": ("leave-one-group-out", "cell"), "cell-kfold": ("group-kfold", "cell"),
                    "run-out": ("leave-one-group-out", "run")}.get(protocol, (protocol, level))
@@ -191,7 +284,7 @@ def grouped_validation(ds: BondDataset, protocol: str = "loco", level: str = "ce
         g = ds.of_type(bt).groups(level)
         sp = leave_one_group_out(g, level) if kind == "leave-one-group-out" else group_kfold(g, n_splits, seed, level)
         out[bt] = cross_validate_type(ds, bt, sp, (params or {}).get(bt), prior, max_train, seed, calibrate=True,
-                                      map_fn=map_fn)
+                                      map_fn=map_fn, calibration=calibration)
     return out
 
 

@@ -108,11 +108,14 @@ def _accuracy_section(ctx: StageContext) -> list[str]:
         lines += [f"Validated model: preset {m['preset']}, {m['descriptor']}-centred SOAP, mean function {m['mean']}.",
                   ""]
     lines += [f"Table and parity plot: {fig.get('metrics', v['protocol'])}.", ""]
+    q95 = any("cov95" in m for m in v["metrics"].values())  # the model's calibrated 95 % interval
     rows = [[t, int(m["n"]), m.get("rmse", float("nan")), m.get("mae", float("nan")), m.get("r2", float("nan")),
-             m.get("cov1", float("nan")), m.get("cov2", float("nan")), PAPER_RMSE.get(t, float("nan"))]
+             m.get("cov1", float("nan")), m.get("cov2", float("nan")),
+             *([m.get("cov95", float("nan"))] if q95 else []), PAPER_RMSE.get(t, float("nan"))]
             for t, m in v["metrics"].items()]
     lines += _table(["type", "n", "RMSE (eV)", "MAE (eV)", "R^2", "within 1 sigma", "within 2 sigma",
-                     "paper RMSE (bond-level split)"], rows)
+                     *(["within the 95 % interval (q95 x sigma)"] if q95 else []), "paper RMSE (bond-level split)"],
+                    rows)
     lines += _img(ctx, ctx.inputs["validate"], "parity.png", "parity per type")
     lines += ["### Calibration", "", "Fraction of errors within k predicted sigma (ideal: 0.683 at 1, 0.954 at 2); "
               f"protocol: {fig.get('calibration.png', v['protocol'])}.", ""]

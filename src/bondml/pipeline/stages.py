@@ -226,18 +226,20 @@ def calibration_plot(z_by_type: dict[str, np.ndarray], path: Path, protocol: str
 def validate_stage(ctx: StageContext) -> dict[str, Any]:
     """Grouped validation (whole deformation families / cells / runs / compositions out),
     calibration and learning curves, of the model the train stage fits (same preset, descriptor,
-    hyper-parameters and mean function: :func:`bondml.evaluate.shift.mean_function`).
+    hyper-parameters, mean function and std calibration).
 
-    The numbers come from :func:`bondml.evaluate.tune.grouped_validation`, the function behind
-    ``bondml evaluate`` (same protocol, seed and cap -> same RMSE); folds run on ``ctx.runner``.
-    ``validation.json`` names the protocol of every figure (``figures``).
+    The numbers come from :func:`bondml.evaluate.shift.validate_preset`, the function behind
+    ``bondml evaluate --preset`` (same protocol, seed and cap -> same figures); folds run on
+    ``ctx.runner``. Each fold's std is calibrated on its training cells only, as the trainer
+    calibrates the shipped model (default preset: each type's own method and 95 % interval
+    factor, on an inner leave-deformation-group-out), so the coverage reported is that of the
+    std users get. ``validation.json`` names the protocol of every figure (``figures``).
     """
     from ..evaluate.metrics import per_type_metrics
     from ..evaluate.plots import learning_curve_plot, parity_plot
-    from ..evaluate.shift import mean_function
+    from ..evaluate.shift import validate_preset
     from ..evaluate.splits import deformation_group
-    from ..evaluate.tune import grouped_validation, types_with_data
-    from ..model.presets import resolve_hyperparameters
+    from ..evaluate.tune import interval_metrics, types_with_data
 
     cfg, v = ctx.config, ctx.config.validation
     ds = load_training_dataset(ctx, held_out_released(ctx))
@@ -249,19 +251,19 @@ def validate_stage(ctx: StageContext) -> dict[str, Any]:
     if n_groups < 2:
         raise BondmlError(f"validation needs at least 2 {what}s, the training data has {n_groups}")
     tables = cfg.resolve_path(cfg.model.fallback_tables) if cfg.model.fallback_tables else ""
-    use_prior = (cfg.model.preset == "default") if cfg.model.use_prior is None else cfg.model.use_prior
-    dm = mean_function(ds, tables, cfg.model.preset, cfg.model.use_prior)[0] if use_prior else None
-    hp = resolve_hyperparameters(cfg.model.preset, cfg.model.hyperparameters, use_prior=dm is not None,
-                                 kind=ds.settings.kind)
-    res = grouped_validation(ds, kind, v.level, v.n_splits, params=hp, prior=dm, max_train=v.max_train,
-                             seed=cfg.pipeline.seed, map_fn=lambda f, tasks: ctx.runner.map(
-                                 f, list(tasks), label=lambda a: f"{a[3]} fold of {len(a[2])} bonds"))
+    res, info = validate_preset(ds, kind, cfg.model.preset, tables, cfg.model.hyperparameters, cfg.model.use_prior,
+                                v.level, v.n_splits, v.max_train, cfg.pipeline.seed,
+                                map_fn=lambda f, tasks: ctx.runner.map(
+                                    f, list(tasks), label=lambda a: f"{a[3]} fold of {len(a[2])} bonds"))
+    hp, dm = info["hyperparameters"], info["distance_model"]
     protocol = next(iter(res.values())).protocol if res else kind
     types = [t for t in BOND_TYPES if t in res]
     bt = np.concatenate([np.full(len(res[t].y), t) for t in types]) if types else np.array([], str)
     cat = {k: np.concatenate([getattr(res[t], k) for t in types]) if types else np.array([])
            for k in ("y", "pred", "std")}
     metrics = per_type_metrics(bt, cat["y"], cat["pred"], cat["std"])
+    for t in types:  # the calibrated 95 % interval (prediction +- q95_factor * std), where learnt
+        metrics[t].update(interval_metrics(res[t].y, res[t].pred, res[t].std, res[t].q95))
     parity_plot({t: (res[t].y, res[t].pred) for t in types}, ctx.dir / "parity.png", protocol)
     calibration_plot({t: (res[t].pred - res[t].y) / res[t].std for t in types}, ctx.dir / "calibration.png",
                      protocol)
@@ -272,20 +274,27 @@ def validate_stage(ctx: StageContext) -> dict[str, Any]:
     if curves:
         learning_curve_plot(curves, ctx.dir / "learning_curves.png", f"learning curves ({lc_protocol})")
     n_folds = (n_groups if kind in ("leave-one-group-out", "ldgo") else min(v.n_splits, n_groups))
-    mean = "zero" if dm is None else ("distance prior" if dm.composition is False else
-                                      f"distance prior (composition term: {', '.join(dm.composition)})"
-                                      if isinstance(dm.composition, tuple) else "distance + composition prior")
+    if info["calibration"] == "shift":
+        how = ("std calibrated on each training fold as the model's own: per type "
+               + ", ".join(f"{t} {info['calibration_by_type'][t]}" for t in types)
+               + ", learnt on an inner leave-deformation-group-out of the fold's training cells (5 folds of "
+               "cells when they span one group; none: one cell, left uncalibrated as by the trainer)")
+    else:
+        how = "std scaled by an inner cell-grouped CV on each training fold (as the preset's model)"
     out = {"protocol": protocol, "level": v.level, "n_folds": n_folds, "metrics": metrics,
-           "model": {"preset": cfg.model.preset, "descriptor": ds.settings.kind, "mean": mean},
-           "figures": {"metrics": protocol, "parity.png": protocol,
-                       "calibration.png": f"{protocol}; std scaled by an inner cell-grouped CV on each training fold",
+           "model": {"preset": cfg.model.preset, "descriptor": ds.settings.kind, "mean": info["mean"]},
+           "std_calibration": {"method": info["calibration"], "by_type": info["calibration_by_type"],
+                               "description": how},
+           "figures": {"metrics": protocol, "parity.png": protocol, "calibration.png": f"{protocol}; {how}",
                        "learning_curves.png": lc_protocol},
            "learning_curves": curves, "note": "cells of one MD run are the same atoms deformed: "
            "every protocol inside a run is optimistic (leave-one-cell-out most); judge on other runs / compositions"}
     atomic_write_json(ctx.dir / "validation.json", out)
     ctx.log("  " + ", ".join(f"{t} {metrics[t]['rmse']:.3f}" for t in types) + f" eV RMSE ({protocol})")
     return {"protocol": protocol, "rmse": {t: metrics[t]["rmse"] for t in metrics},
-            "cov1": {t: metrics[t].get("cov1") for t in metrics}}
+            "cov1": {t: metrics[t].get("cov1") for t in metrics},
+            "cov2": {t: metrics[t].get("cov2") for t in metrics},
+            "cov95": {t: metrics[t]["cov95"] for t in metrics if "cov95" in metrics[t]}}
 
 
 # ---------------------------------------------------------------------------- generate
