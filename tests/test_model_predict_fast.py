@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from bondml.model.bondmodel import BondModel
-from bondml.model.domain import SIM_TOL, DomainInfo, similarity
-from bondml.model.gpr import BondGPR
+from bondml.model.domain import SIM_TOL, DomainInfo, similarity, training_basis
+from bondml.model.gpr import BondGPR, as_bonds
 from bondml.store.dataset import BondFeatures
 
 
@@ -117,3 +117,102 @@ def cut_frame_bonds(small_cell):
 
     atoms = read_lammps_data(small_cell).atoms
     return find_bonds(atoms, windows=INFERENCE_WINDOWS), compute_soap(atoms)
+
+
+def test_dropped_rows_of_B_raise_the_variance_by_at_most_the_bound(zrcu, cut_frame_bonds):
+    """The rows of B kept at prediction (e_i > _STD_DROP lam) give, for every bond (held-out
+    cells and the cut 10k frame, float64), var_full <= var_kept <= (1 + _STD_DROP) var_full; the
+    row weights w_i^2 = e_i / (lam + e_i) come from B (K_mm + jitter) B^T, which is diagonal."""
+    from bondml.model import gpr
+    from bondml.model.kernel import bond_kernel
+
+    ds, sub, f, Q, tr_i, te_i, est = zrcu
+    w2 = est._std_w2()
+    assert w2 is not None and np.all(np.diff(w2) >= -1e-9)  # eigh order: ascending e_i
+    B = np.asarray(est.std_B_)
+    Bk = est._std_B_kept(np.float64)
+    keep = w2 > gpr._STD_DROP / (1 + gpr._STD_DROP)
+    np.testing.assert_array_equal(Bk, B[keep])
+    assert 0.2 * B.shape[0] < B.shape[0] - Bk.shape[0] < 0.6 * B.shape[0]  # measured 36-41 % dropped
+    bonds, soap = cut_frame_bonds
+    k = np.flatnonzero(bonds.type.astype(str) == "Zr-Cu")
+    X = np.vstack([Q[te_i], 0.5 * (soap[bonds.i[k]] + soap[bonds.j[k]])])
+    d = np.concatenate([f.distance[te_i], bonds.distance[k]])
+    K = bond_kernel(d, X, est.ind_d_, est.ind_x_, est.sigma, est.zeta)
+    kss = np.einsum("ij,ij->i", X, X)
+    v_full = kss - np.einsum("ij,ij->i", K @ B.T, K @ B.T)
+    v_kept = kss - np.einsum("ij,ij->i", K @ Bk.T, K @ Bk.T)
+    tol = 1e-10 * kss
+    assert np.all(v_kept >= v_full - tol)
+    assert np.all(v_kept <= (1 + gpr._STD_DROP) * v_full + tol)
+    assert np.median(v_kept / v_full - 1) < 1e-3  # the bound is far from reached in practice
+
+
+def test_small_exact_fit_std_through_inverse_factor_on_atom_rows(cut_frame_bonds):
+    """A fit at most std_inducing bonds (no factor B) predicts its exact std on per-atom rows
+    through L^-1 in float64: equal to the exact solve, and the out-of-domain projection too."""
+    from bondml.data import reference_root
+    from bondml.store.extract import dataset_from_getl
+
+    sub = dataset_from_getl(reference_root()).of_type("Zr-Al")
+    est = BondGPR.paper("Zr-Al").fit(sub.features(), sub.y)
+    assert est.std_B_ is None and est.n_train_ <= est.std_inducing
+    bonds, soap = cut_frame_bonds
+    k = np.flatnonzero(bonds.type.astype(str) == "Zr-Al")
+    F = BondFeatures(bonds.distance[k], soap.astype(np.float32), bonds.i[k], bonds.j[k])
+    b = as_bonds(F)
+    V = training_basis(est, 8)[0]
+    mu, sd, aux = est._predict_fast(b, True, project=V)
+    assert aux is not None  # the per-atom path ran (not the per-bond exact solve)
+    mu0, sd0 = est.predict(F, return_std=True, exact_std=True, exact_mean=True, fast_soap=False)
+    assert np.max(np.abs(mu - mu0)) < 1e-6
+    np.testing.assert_allclose(sd, sd0, rtol=1e-5)
+    pb = 0.5 * (soap[bonds.i[k]] + soap[bonds.j[k]])
+    np.testing.assert_allclose(aux["proj"], pb @ V, atol=1e-5)
+    np.testing.assert_allclose(aux["kss"], np.einsum("ij,ij->i", pb, pb), rtol=1e-6)
+
+
+def test_similarity_cover_gives_the_same_flags(zrcu, cut_frame_bonds):
+    """bound_ok: bonds shown in domain by the few covering training bonds keep a lower bound above
+    threshold + SIM_RECHECK; every other value is the full maximum; the flags are unchanged."""
+    from bondml.model import domain
+
+    ds, sub, f, Q, tr_i, te_i, est = zrcu
+    bonds, soap = cut_frame_bonds
+    k = np.flatnonzero(bonds.type.astype(str) == "Zr-Cu")
+    s32 = soap.astype(np.float32)
+    full64 = similarity(est, soap, bonds.i[k], bonds.j[k])
+    for q in (0.01, 0.2, 0.5):
+        thr = float(np.quantile(full64, q))
+        s_all = similarity(est, s32, bonds.i[k], bonds.j[k], threshold=thr)
+        s_cov = similarity(est, s32, bonds.i[k], bonds.j[k], threshold=thr, bound_ok=True)
+        np.testing.assert_array_equal(s_cov < thr + SIM_TOL, s_all < thr + SIM_TOL)
+        V, Z = domain.training_basis(est)
+        Zc = domain._cover(est, domain._basis32(est, V, Z)[1], thr)
+        assert 0 < Zc.shape[1] <= domain._COVER_MAX
+        zb = 0.5 * (s32[bonds.i[k]] + s32[bonds.j[k]]) @ V.astype(np.float32)
+        passed = (zb @ Zc).max(axis=1) >= thr + domain.SIM_RECHECK + domain._COVER_MARGIN
+        possible = s_all >= thr + domain.SIM_RECHECK + domain._COVER_MARGIN
+        assert passed.sum() >= 0.9 * possible.sum()  # most are decided by the few covering training bonds
+        assert np.all(s_cov[passed] >= thr + domain.SIM_RECHECK) and np.all(s_cov[passed] <= s_all[passed] + 1e-5)
+        np.testing.assert_array_equal(s_cov[~passed], s_all[~passed])
+        assert np.all((s_cov < thr + SIM_TOL)[full64 < thr])  # a superset of the float64 flags
+
+
+def test_row_weights_saved_and_derived_when_absent(zrcu, tmp_path):
+    """std_w2 is saved with the model and read back (memory-mapped); a state without it (older
+    models) derives it at the first prediction: the same std."""
+    ds, sub, f, Q, tr_i, te_i, est = zrcu
+    meta, arrays = est.state()
+    assert "std_w2" in arrays and arrays["std_w2"].shape == (est.std_B_.shape[0],)
+    model = BondModel(ds.settings, {"Zr-Cu": est})
+    model.save(tmp_path / "m")
+    assert (tmp_path / "m" / "arrays" / "Zr-Cu.std_w2.npy").is_file()
+    e2 = BondModel.load(tmp_path / "m").estimators["Zr-Cu"]
+    np.testing.assert_array_equal(e2._std_w2(), est._std_w2())
+    arrays.pop("std_w2")
+    e3 = BondGPR.from_state(meta, arrays)
+    F = BondFeatures(f.distance[te_i], Q[te_i].astype(np.float32), np.arange(te_i.size), np.arange(te_i.size))
+    sd = est.predict(F, return_std=True)[1]
+    np.testing.assert_array_equal(e2.predict(F, return_std=True)[1], sd)
+    np.testing.assert_allclose(e3.predict(F, return_std=True)[1], sd, rtol=1e-12)

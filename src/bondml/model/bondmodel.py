@@ -33,7 +33,7 @@ from ..errors import ModelError
 from ..util import atomic_write_json, code_version, sha256_file, sha256_json
 from .distance import DistanceModel
 from .domain import DomainInfo, assess, held_out_folds, held_out_statistics, learn_domain
-from .gpr import BondGPR, as_bonds
+from .gpr import BondGPR, _finite, as_bonds
 
 log = logging.getLogger(__name__)
 
@@ -295,6 +295,7 @@ class BondModel:
             soap = np.asarray(soap, dtype=float)
         if not exact_std and precision != "float64" and not np.array_equal(ai, aj):
             soap, ai, aj = _element_blocks(bt, soap, ai, aj)  # per-atom rows; bond rows are used as given
+        _finite("SOAP rows", soap)  # once here, not once per bond type
         for t in np.unique(bt):
             m = np.flatnonzero(bt == t)
             self._predict_type(str(t), m, d, soap, ai, aj, return_std, batch_size, out, fast, exact_std)
@@ -316,14 +317,14 @@ class BondModel:
                 from .domain import training_basis
 
                 basis = training_basis(est, self.domain[t].n_components)[0]
-            mu, sd, aux = est._predict_fast(as_bonds(feats), return_std, batch_size, fast, exact_std or None,
-                                            project=basis)
+            mu, sd, aux = est._predict_fast(as_bonds(feats, check_soap=False), return_std, batch_size, fast,
+                                            exact_std or None, project=basis)
             if sd is not None and t in self.domain:  # accuracy (issue 12): calibrated std + domain flag
                 kxx = proj = None
                 if aux is not None:
                     kxx, proj = aux["kss"], aux["proj"]
                 dom = assess(self.domain[t], est, soap, ai[m], aj[m], dm, sd, self.composition,
-                             kxx=kxx, projected=proj)
+                             kxx=kxx, projected=proj, similarity_values=False)  # flags and std only
                 sd = dom.std
             elif sd is not None:
                 sd = sd * self.std_scale.get(t, 1.0)
@@ -489,8 +490,14 @@ def _element_blocks(bt: np.ndarray, soap: np.ndarray, ai: np.ndarray, aj: np.nda
     inv = np.empty(n_atoms, np.int64)
     inv[perm] = np.arange(n_atoms)
     s32 = np.empty((n_atoms, soap.shape[1]), np.float32)
-    for s in range(0, n_atoms, 4096):  # gather + cast in one pass per block
-        s32[s:s + 4096] = soap[perm[s:s + 4096]]
+    if soap.dtype == np.float32:
+        np.take(soap, perm, axis=0, out=s32, mode="clip")
+        return s32, inv[ai], inv[aj]
+    buf = np.empty((min(256, n_atoms), soap.shape[1]), soap.dtype)  # one reused gather buffer
+    for s in range(0, n_atoms, 256):
+        e = min(s + 256, n_atoms)
+        np.take(soap, perm[s:e], axis=0, out=buf[:e - s], mode="clip")
+        s32[s:e] = buf[:e - s]
     return s32, inv[ai], inv[aj]
 
 

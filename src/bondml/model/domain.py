@@ -200,16 +200,64 @@ def _project(rows: np.ndarray, row_i: np.ndarray, row_j: np.ndarray, V: np.ndarr
     return 0.5 * (R[inv[:n]] + R[inv[n:]])
 
 
+#: Training bonds tried first by a thresholded similarity (at most), and the float32 margin of
+#: that first test: a bond whose similarity to one of them exceeds the threshold by
+#: ``SIM_RECHECK`` + ``_COVER_MARGIN`` is in domain whatever the other training bonds give.
+_COVER_MAX = 256
+_COVER_MARGIN = 1e-5
+#: Training bonds (at most) over which the cover of :func:`_cover` is chosen.
+_COVER_UNIVERSE = 2048
+_COVER: dict[int, tuple[Any, float, np.ndarray, np.ndarray]] = {}
+
+
+def _cover(est: Any, Zt32: np.ndarray, threshold: float) -> np.ndarray:
+    """Projections (k, c) of a few training bonds that between them have a similarity above
+    ``threshold`` + ``SIM_RECHECK`` + ``_COVER_MARGIN`` with nearly every training bond (greedy
+    set cover over up to ``_COVER_UNIVERSE`` of them, seeded; at most ``_COVER_MAX``, stopping at
+    99.9 % covered). Bonds like the training ones then pass on these few products; cached per
+    estimator and threshold."""
+    hit = _COVER.get(id(est))
+    if hit is not None and hit[0] is est and hit[1] == threshold and hit[2] is Zt32:
+        return hit[3]
+    n = Zt32.shape[1]
+    rows = np.arange(n)
+    if n > _COVER_UNIVERSE:
+        rows = np.sort(np.random.default_rng(0).choice(n, _COVER_UNIVERSE, replace=False))
+    Zu = np.ascontiguousarray(Zt32[:, rows].T)  # (u, k)
+    lim = np.float32(threshold + SIM_RECHECK + _COVER_MARGIN)
+    C = np.empty((rows.size, n), bool)  # C[i, j]: training bond j covers universe bond i
+    for s in range(0, rows.size, 1024):
+        np.greater_equal(Zu[s:s + 1024] @ Zt32, lim, out=C[s:s + 1024])
+    gain = C.sum(axis=0, dtype=np.int64)
+    covered = np.zeros(rows.size, bool)
+    picks: list[int] = []
+    while len(picks) < _COVER_MAX and covered.mean() < 0.999:
+        j = int(np.argmax(gain))
+        if gain[j] <= 0:
+            break
+        picks.append(j)
+        new = C[:, j] & ~covered
+        covered |= new
+        gain -= C[new].sum(axis=0, dtype=np.int64)
+    Zc = np.ascontiguousarray(Zt32[:, picks])
+    _COVER[id(est)] = (est, threshold, Zt32, Zc)
+    return Zc
+
+
 def similarity(est: Any, rows: np.ndarray, row_i: np.ndarray, row_j: np.ndarray,
                n_components: int = N_COMPONENTS, chunk: int = 8192, threshold: float | None = None,
-               projected: np.ndarray | None = None) -> np.ndarray:
+               projected: np.ndarray | None = None, bound_ok: bool = False) -> np.ndarray:
     """s(x) = max over training bonds t of (P pbar_x) . (P pbar_t), shape (n,) (see module doc).
 
     Rows are projected once (the projection of pbar is the mean of the rows' projections).
     ``threshold`` given (the out-of-domain ``sim_min``): the products are float32 and the bonds
     within ``SIM_RECHECK`` of it are recomputed in float64, so that a comparison with the
     threshold is that of the float64 evaluation. ``projected`` (n, k): pbar @ V already made
-    (float32, by the GP's fused product, :meth:`BondGPR._predict_fast`)."""
+    (float32, by the GP's fused product, :meth:`BondGPR._predict_fast`). ``bound_ok`` (with a
+    threshold): a bond whose similarity to one of a few covering training bonds (:func:`_cover`)
+    is already above threshold + ``SIM_RECHECK`` (+ float32 margin) gets that lower bound instead
+    of the maximum over all training bonds: the same comparisons with the threshold, at a
+    fraction of the cost (only the other bonds are compared with every training bond)."""
     V, Z = training_basis(est, n_components)
     n = row_i.size
     out = np.empty(n)
@@ -220,8 +268,18 @@ def similarity(est: Any, rows: np.ndarray, row_i: np.ndarray, row_j: np.ndarray,
         return out
     V32, Zt32 = _basis32(est, V, Z)
     zb = projected if projected is not None else _project(rows, row_i, row_j, V32, chunk)
-    for s in range(0, n, chunk):
-        out[s:s + chunk] = (zb[s:s + chunk].astype(np.float32, copy=False) @ Zt32).max(axis=1)
+    todo = np.arange(n)
+    if threshold is not None and bound_ok and n:
+        Zc = _cover(est, Zt32, float(threshold))
+        if Zc.shape[1]:
+            lim = threshold + SIM_RECHECK + _COVER_MARGIN
+            for s in range(0, n, chunk):
+                out[s:s + chunk] = (zb[s:s + chunk].astype(np.float32, copy=False) @ Zc).max(axis=1)
+            todo = np.flatnonzero(out < lim)
+    step = 512  # (step, n_train) float32 products per block: cache-sized
+    for s in range(0, todo.size, step):
+        t = todo[s:s + step]
+        out[t] = (zb[t].astype(np.float32, copy=False) @ Zt32).max(axis=1)
     if threshold is not None:
         near = np.flatnonzero(np.abs(out - threshold) <= SIM_RECHECK)
         if near.size:
@@ -256,7 +314,7 @@ def posterior_fraction(est: Any, std_raw: np.ndarray, kxx: np.ndarray) -> np.nda
 
 def assess(info: DomainInfo, est: Any, rows: np.ndarray, row_i: np.ndarray, row_j: np.ndarray,
            distance: np.ndarray, std_raw: np.ndarray, composition: str, kxx: np.ndarray | None = None,
-           projected: np.ndarray | None = None) -> Assessment:
+           projected: np.ndarray | None = None, similarity_values: bool = True) -> Assessment:
     """Calibrated std and out-of-domain flags of bonds given the GP's raw std (eV).
 
     The std is :meth:`DomainInfo.calibrated_std` (``std_raw * std_scale``, or the variance
@@ -265,12 +323,16 @@ def assess(info: DomainInfo, est: Any, rows: np.ndarray, row_i: np.ndarray, row_
     similarity < ``sim_min`` (+ ``SIM_TOL``), or the (uninflated) calibrated std > ``std_max``.
     ``kxx`` (k(x, x)) and ``projected`` (the rows' projection on the training basis) may come from
     the GP's own products (:meth:`BondGPR._predict_fast`); otherwise they are computed here.
+    ``similarity_values`` False: the flags only are needed, and ``similarity`` holds, for bonds
+    clearly above ``sim_min``, a lower bound above it (:func:`similarity` with ``bound_ok``; much
+    cheaper, same flags).
     """
     ri, rj = np.asarray(row_i, np.int64), np.asarray(row_j, np.int64)
     if kxx is None:
         kxx = prior_variance(est, rows, ri, rj)
     rho = posterior_fraction(est, std_raw, kxx)
-    sim = similarity(est, rows, ri, rj, info.n_components, threshold=info.sim_min, projected=projected)
+    sim = similarity(est, rows, ri, rj, info.n_components, threshold=info.sim_min, projected=projected,
+                     bound_ok=not similarity_values)
     d = np.asarray(distance, float)
     sd = info.calibrated_std(std_raw, d)
     lo, hi = est.distance_range_
