@@ -51,7 +51,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..errors import BondmlError, ConfigError, InputFileError, ModelError, PartialFailure
-from ..features.soap import FeatureSettings, compute_soap, quip_engine
+from ..features.soap import FeatureSettings, compute_bond_features, compute_soap, quip_engine
 from ..io.lammps import Frame, iter_frames, per_atom_stress_gpa, sniff_format
 from ..structure.bonds import find_bonds
 from ..util import (
@@ -367,18 +367,15 @@ def _bond_rows(atoms: Any, bonds: Any, settings: FeatureSettings,
     about 1 CPU second per frame in page faults, zeroing and freeing (bench/bench_bond_descriptor.py:
     descriptor 2.1-2.3 s CPU with the reused array against 2.9-4.5 s fresh). The rows are valid
     until the next call in the same thread."""
-    from ..features.bond_centred import bond_soap, n_components
-    from ..features.soap import _check_species
+    from ..features.bond_centred import n_components
 
-    _check_species(atoms, settings)
     n, p = len(bonds), n_components(settings)
     buf = getattr(_ROWS, "buf", None)
     if buf is None or buf.dtype != np.dtype(dtype) or buf.size < n * p:
         _ROWS.buf = None  # free the old one first
         buf = _ROWS.buf = np.empty(int(1.1 * n) * p + p, dtype=dtype)
-    rows = bond_soap(atoms, bonds.i, bonds.j, bonds.shift, settings, dtype=dtype, out=buf[: n * p].reshape(n, p))
-    k = np.arange(n, dtype=np.int64)
-    return rows, k, k.copy()
+    return compute_bond_features(atoms, bonds.i, bonds.j, bonds.shift, settings, dtype=dtype,
+                                 out=buf[: n * p].reshape(n, p))
 
 
 def infer_frame(job: FrameJob) -> FrameMeta:

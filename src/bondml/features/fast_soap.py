@@ -189,6 +189,35 @@ except ImportError:  # pragma: no cover - other scipy layouts: the public operat
     _csr_matvecs = None
 
 
+def centre_pairs(atoms, cutoff: float, spec: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every (centre i, neighbour j, image) pair with 0 < r_ij < ``cutoff`` (Angstrom), sorted by
+    centre then neighbour species (``spec``: species index of every atom), so that each
+    (centre, species) group is contiguous: ``(centre, neighbour species, vector r_j - r_i (P, 3),
+    distance (P,), start)`` with ``start`` (n_atoms + 1,) the first pair of each centre. One
+    ``vesin`` list, every periodic image (the cell may be smaller than the cutoff); the cell
+    must be periodic in all three directions or in none (ValueError otherwise)."""
+    from vesin import NeighborList
+
+    periodic = bool(np.all(atoms.pbc))
+    if not periodic and np.any(atoms.pbc):
+        raise ValueError("SOAP needs a cell periodic in all three directions or in none")
+    pos = np.asarray(atoms.positions, float)
+    box = np.asarray(atoms.cell.array, float) if periodic else np.zeros((3, 3))
+    nl = NeighborList(cutoff=cutoff, full_list=True)
+    a, b, D, d = nl.compute(points=pos, box=box, periodic=periodic, quantities="ijDd")
+    a = np.asarray(a, np.int64)
+    b = np.asarray(b, np.int64)
+    d = np.asarray(d, float)
+    keep = (d < cutoff) & (d > 0.0)
+    a, d = a[keep], d[keep]
+    D = np.asarray(D, float).reshape(-1, 3)[keep]
+    nspec = np.asarray(spec, np.int64)[b[keep]]
+    order = np.lexsort((nspec, a))  # by centre, then neighbour species: groups come out contiguous
+    a, nspec, D, d = a[order], nspec[order], D[order], d[order]
+    return a, nspec, D, d, np.searchsorted(a, np.arange(len(atoms) + 1))
+
+
 def _csr_accumulate(n_row: int, n_col: int, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray,
                     x: np.ndarray, y: np.ndarray) -> None:
     """``y += A @ x`` for the CSR matrix ``A = (data, indices, indptr)`` of shape (n_row, n_col);

@@ -41,6 +41,7 @@ from .fast_soap import (  # noqa: F401  (QUIP's defaults, shared with the numpy 
     QUIP_CENTRAL_WEIGHT,
     QUIP_CUTOFF_TRANSITION_WIDTH,
     SPLINE_ACCURACY,
+    centre_pairs,
     fold_rows,
     l_weights,
     power_spectrum_chunk,
@@ -134,8 +135,6 @@ def soap_featomic_numpy(atoms: Atoms, settings: FeatureSettings, dtype: type | n
     cell may be smaller than the cutoff (every periodic image within the cutoff is a neighbour).
     ``dtype`` of the result: float64 or float32 (each chunk computed in float64, then rounded).
     """
-    from vesin import NeighborList
-
     dtype = np.dtype(dtype)
     if dtype not in (np.float64, np.float32):
         raise ValueError(f"dtype={dtype}: SOAP vectors are float64 or float32")
@@ -150,24 +149,7 @@ def soap_featomic_numpy(atoms: Atoms, settings: FeatureSettings, dtype: type | n
         return out
     zmap = {z: k for k, z in enumerate(species)}
     spec = np.array([zmap[int(z)] for z in atoms.numbers], dtype=np.int64)
-    pos = np.asarray(atoms.positions, float)
-    cell = np.asarray(atoms.cell.array, float)
-    periodic = bool(np.all(atoms.pbc))
-    if not periodic and np.any(atoms.pbc):
-        raise ValueError("SOAP needs a cell periodic in all three directions or in none")
-    nl = NeighborList(cutoff=rc, full_list=True)
-    a, b, D, d = nl.compute(points=pos, box=cell if periodic else np.zeros((3, 3)), periodic=periodic,
-                            quantities="ijDd")
-    a = np.asarray(a, np.int64)
-    b = np.asarray(b, np.int64)
-    d = np.asarray(d, float)
-    keep = (d < rc) & (d > 0.0)
-    a, b, d = a[keep], b[keep], d[keep]
-    D = np.asarray(D, float).reshape(-1, 3)[keep]
-    nspec = spec[b]
-    order = np.lexsort((nspec, a))  # by centre, then neighbour species: groups come out contiguous
-    a, nspec, D, d = a[order], nspec[order], D[order], d[order]
-    start = np.searchsorted(a, np.arange(n_at + 1))
+    a, nspec, D, d, start = centre_pairs(atoms, rc, spec)
     l_scale = l_weights(l_max)
     for s0 in range(0, n_at, chunk):
         s1 = min(s0 + chunk, n_at)

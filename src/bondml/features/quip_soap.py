@@ -47,25 +47,25 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .fast_soap import _csr_accumulate, spherical_harmonics_t
+from .fast_soap import (
+    QUIP_CENTRAL_WEIGHT,
+    QUIP_CUTOFF_TRANSITION_WIDTH,
+    _csr_accumulate,
+    centre_pairs,
+    spherical_harmonics_t,
+)
 
 if TYPE_CHECKING:
     from ase import Atoms
 
     from .soap import FeatureSettings
 
-#: QUIP's default ``cutoff_transition_width`` (Angstrom) of the SOAP descriptor.
-CUTOFF_TRANSITION_WIDTH = 0.5
-#: QUIP's default ``central_weight``.
-CENTRAL_WEIGHT = 1.0
 #: QUIP's default ``basis_error_exponent`` (sets the extent of the Gaussian radial basis).
 BASIS_ERROR_EXPONENT = 10.0
 #: QUIP's default ``covariance_sigma0`` (the value of the last component).
 COVARIANCE_SIGMA0 = 0.0
 #: Centres per chunk (their pairs' radial functions and expansions stay in cache).
 CHUNK = 256
-#: Names of the two ways of computing the quippy backend's vectors.
-ENGINES = ("numpy", "library")
 
 
 @lru_cache(maxsize=8)
@@ -101,7 +101,7 @@ def quip_basis(cutoff: float, n_max: int, atom_sigma: float) -> tuple[float, np.
     return alpha, r, chol, transform
 
 
-def coordination_function(r: np.ndarray, cutoff: float, width: float = CUTOFF_TRANSITION_WIDTH) -> np.ndarray:
+def coordination_function(r: np.ndarray, cutoff: float, width: float = QUIP_CUTOFF_TRANSITION_WIDTH) -> np.ndarray:
     """QUIP's ``coordination_function``: 1 below ``cutoff - width``, a cosine switch to 0 at
     ``cutoff``, 0 beyond (r in Angstrom)."""
     r = np.asarray(r, float)
@@ -211,23 +211,6 @@ def supports(atoms: Atoms, settings: FeatureSettings) -> str | None:
     return None
 
 
-def _neighbours(atoms: Atoms, cutoff: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Every (i, j, image) pair with 0 < r_ij < cutoff: centre, neighbour, vector r_j - r_i (P, 3),
-    distance (P,)."""
-    from vesin import NeighborList
-
-    pos = np.asarray(atoms.positions, float)
-    periodic = bool(np.all(atoms.pbc))
-    box = np.asarray(atoms.cell.array, float) if periodic else np.zeros((3, 3))
-    nl = NeighborList(cutoff=cutoff, full_list=True)
-    a, b, D, d = nl.compute(points=pos, box=box, periodic=periodic, quantities="ijDd")
-    a = np.asarray(a, np.int64)
-    b = np.asarray(b, np.int64)
-    d = np.asarray(d, float)
-    keep = (d < cutoff) & (d > 0.0)
-    return a[keep], b[keep], np.asarray(D, float).reshape(-1, 3)[keep], d[keep]
-
-
 def soap_quip_numpy(atoms: Atoms, settings: FeatureSettings, dtype: Any = np.float64,
                     chunk: int = CHUNK) -> np.ndarray:
     """QUIP's per-atom SOAP (the quippy backend's vectors) from the numpy engine.
@@ -266,14 +249,10 @@ def soap_quip_numpy(atoms: Atoms, settings: FeatureSettings, dtype: Any = np.flo
         return out
     zmap = {z: k for k, z in enumerate(species)}
     spec = np.array([zmap[int(z)] for z in atoms.numbers], dtype=np.int64)
-    a, b, D, d = _neighbours(atoms, rc)
-    nspec = spec[b]
-    order = np.lexsort((nspec, a))  # by centre, then neighbour species: groups come out contiguous
-    a, nspec, D, d = a[order], nspec[order], D[order], d[order]
-    start = np.searchsorted(a, np.arange(n_at + 1))
+    a, nspec, D, d, start = centre_pairs(atoms, rc, spec)
     _alpha, _rb, chol, _t = quip_basis(rc, n_max, sigma)
     # the central atom's own Gaussian: radial_fun(0, :) = e_1, times L, central_weight and Y_00
-    self_coef = CENTRAL_WEIGHT * chol[0, :] * sqrt(1.0 / (4.0 * pi))
+    self_coef = QUIP_CENTRAL_WEIGHT * chol[0, :] * sqrt(1.0 / (4.0 * pi))
     tlpo = 1.0 / np.sqrt(2.0 * np.arange(l_max + 1) + 1.0)
     n_lm = (l_max + 1) ** 2
     buf = np.empty((min(chunk, n_at), p))

@@ -21,7 +21,6 @@ Inputs the numpy engine does not handle (a cell periodic in only some directions
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -130,23 +129,11 @@ def _soap_quip(atoms: Atoms, settings: FeatureSettings, dtype: np.dtype = np.dty
     return out if dtype == np.float64 else out.astype(dtype)
 
 
-def _soap_featomic(atoms: Atoms, settings: FeatureSettings) -> np.ndarray:
-    from .featomic_backend import soap_featomic
-
-    return soap_featomic(atoms, settings)
-
-
 def _check_dtype(dtype: Any) -> np.dtype:
     dt = np.dtype(dtype)
     if dt not in (np.float64, np.float32):
         raise ValueError(f"dtype={dt}: SOAP vectors are float64 or float32")
     return dt
-
-
-_BACKEND_FUNCS: dict[str, Callable[[Atoms, FeatureSettings], np.ndarray]] = {
-    "quippy": _soap_quippy,
-    "featomic": _soap_featomic,
-}
 
 
 def compute_soap(atoms: Atoms, settings: FeatureSettings = PAPER_SETTINGS, dtype: Any = np.float64,
@@ -174,15 +161,12 @@ def compute_soap(atoms: Atoms, settings: FeatureSettings = PAPER_SETTINGS, dtype
         from .featomic_backend import soap_featomic
 
         return soap_featomic(atoms, settings, dtype=dt)
-    if settings.backend == "quippy":
-        return _soap_quip(atoms, settings, dt, engine)
-    out = _BACKEND_FUNCS[settings.backend](atoms, settings)
-    return out if dt == np.float64 else out.astype(dt)
+    return _soap_quip(atoms, settings, dt, engine)  # FeatureSettings allows only quippy or featomic
 
 
 def compute_bond_features(
     atoms: Atoms, i: np.ndarray, j: np.ndarray, shift: np.ndarray, settings: FeatureSettings = PAPER_SETTINGS,
-    dtype: Any = np.float64, engine: str | None = None,
+    dtype: Any = np.float64, engine: str | None = None, out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Model features of the bonds (i, j, shift) of ``atoms``: ``(rows, row_i, row_j)``.
 
@@ -192,7 +176,9 @@ def compute_bond_features(
     ``r_j + shift @ cell - r_i``. Pass the result to :class:`bondml.store.dataset.BondFeatures`
     or ``BondModel.predict_bonds``. ``dtype``: float64 (default) or float32 rows (computed in
     float64, rounded: half the memory, e.g. for float32 model products). ``engine``: as in
-    :func:`compute_soap` (quippy backend).
+    :func:`compute_soap` (quippy backend). ``out`` (bond-centred only): a C-contiguous
+    (n_bonds, p) array of ``dtype`` the rows are written into (reused across frames, it saves a
+    fresh array's page faults); ignored for ``kind="atom"``.
     """
     from ..interop import as_atoms
 
@@ -205,6 +191,6 @@ def compute_bond_features(
     _check_species(atoms, settings)
     from .bond_centred import bond_soap
 
-    rows = bond_soap(atoms, i, j, np.asarray(shift, np.int64).reshape(-1, 3), settings, dtype=dt)
+    rows = bond_soap(atoms, i, j, np.asarray(shift, np.int64).reshape(-1, 3), settings, dtype=dt, out=out)
     k = np.arange(i.size, dtype=np.int64)
     return rows, k, k.copy()
