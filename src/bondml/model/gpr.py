@@ -90,7 +90,7 @@ _STD_PROJ_GAIN = 0.8
 #: |B k|^2 = sum_i w_i^2 (u_i . z)^2 while var >= sum_i lam / (lam + e_i) (u_i . z)^2: dropping
 #: the rows with e_i <= ``_STD_DROP`` lam raises every variance by at most a factor 1 + _STD_DROP
 #: (the std by at most 1 %, never lowers it: out-of-domain flags on the std can only gain bonds),
-#: whatever the bond (``BondGPR._std_B_kept``). Measured on the 10k frame, paper model: 36-41 %
+#: whatever the bond (``BondGPR._std_bt_kept``). Measured on the 10k frame, paper model: 36-41 %
 #: of the rows go; std vs the exact std p95 0.520 -> 0.533 %, max 2.63 -> 2.66 % (0.05: 0.595 %,
 #: 2.74 %; 0.1: 0.83 %, 2.9 %).
 _STD_DROP = 2e-2
@@ -316,6 +316,13 @@ def _cheb_basis(t: np.ndarray, N: int) -> np.ndarray:
     for k in range(2, N):
         T[:, k] = 2.0 * t * T[:, k - 1] - T[:, k - 2]
     return T
+
+
+def _table_sum(Pt: np.ndarray, d: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """sum_k Pt[:, k] T_k(t(d)) (n,): the tabulated mean's products Pt (n, N) with the table's
+    Chebyshev columns combined at the bond lengths d (Angstrom), mapped from [lo, hi] to [-1, 1]."""
+    t = (2.0 * d - (lo + hi)) / (hi - lo)
+    return np.einsum("ij,ij->i", Pt, _cheb_basis(np.clip(t, -1.0, 1.0), Pt.shape[1]))
 
 
 def _cheb_nodes(N: int) -> np.ndarray:
@@ -832,8 +839,7 @@ class BondGPR(_EstimatorBase):
                     sl = slice(s, min(s + bs, n))
                     Pt = St[rows.inv_a[sl]]
                     Pt += St[rows.inv_b[sl]]
-                    t = (2.0 * b.distance[sl] - (lo + hi)) / (hi - lo)
-                    mean[sl] = 0.5 * np.einsum("ij,ij->i", Pt, _cheb_basis(np.clip(t, -1.0, 1.0), N)) + self.y_offset_
+                    mean[sl] = 0.5 * _table_sum(Pt, b.distance[sl], lo, hi) + self.y_offset_
             if want_lr:
                 assert BqT is not None and std is not None
                 kss[:] = self._pair_diag_rows(b, rows, bs, None if rows.U.dtype == np.float64 else rows.U)
@@ -870,8 +876,7 @@ class BondGPR(_EstimatorBase):
                         PG = _fused_products(pb.astype(np.float32), G)
                 if N:
                     assert Pt is not None
-                    t = (2.0 * b.distance[sl] - (lo + hi)) / (hi - lo)
-                    mean[sl] = np.einsum("ij,ij->i", Pt, _cheb_basis(np.clip(t, -1.0, 1.0), N)) + self.y_offset_
+                    mean[sl] = _table_sum(Pt, b.distance[sl], lo, hi) + self.y_offset_
                 if want_lr:
                     assert PG is not None and BqT is not None
                     if proj is not None:
@@ -1011,16 +1016,6 @@ class BondGPR(_EstimatorBase):
         self.std_M_ = np.ascontiguousarray(V.T @ np.asarray(self.ind_x_, dtype=float).T)
         return True
 
-    def _std_B(self, dtype) -> np.ndarray:  # noqa: N802 - B is the factor's name in the maths
-        """B (m, m) in ``dtype`` (float32 copy cached)."""
-        assert self.std_B_ is not None  # only called on the low-rank variance path
-        if dtype == np.float64:
-            return self.std_B_
-        c = _derived(self).get("_B32")
-        if c is None or c.shape != self.std_B_.shape:
-            c = _derived(self)["_B32"] = np.asarray(self.std_B_, dtype=dtype)
-        return c
-
     def _std_w2(self) -> np.ndarray | None:
         """w_i^2 = e_i / (lam + e_i) (m,) of the rows of B (``_STD_DROP``), from
         B (K_mm + jitter I) B^T = diag(w^2) (K_mm rebuilt from the inducing bonds, the jitter of
@@ -1044,44 +1039,38 @@ class BondGPR(_EstimatorBase):
         _derived(self)["_w2"] = (self.std_B_.shape, out)
         return out
 
-    def _std_B_kept(self, dtype) -> np.ndarray:  # noqa: N802 - B is the factor's name in the maths
-        """The rows of B (in ``dtype``) with e_i > ``_STD_DROP`` lam (all rows when their weights
-        are unknown): the variance is raised by at most a factor 1 + _STD_DROP."""
-        assert self.std_B_ is not None
+    def _std_bt_kept(self, dtype) -> np.ndarray:
+        """The rows of B with e_i > ``_STD_DROP`` lam (all rows when their weights are unknown),
+        transposed, contiguous, in ``dtype`` (m, m_keep; cached): the GEMM's faster layout. The
+        variance is raised by at most a factor 1 + _STD_DROP."""
+        assert self.std_B_ is not None  # only called on the low-rank variance path
         key = (np.dtype(dtype).str, self.std_B_.shape)
-        c = _derived(self).get("_Bkept")
+        c = _derived(self).get("_BkeptT")
         if c is not None and c[0] == key:
             return c[1]
+        B = self.std_B_
         w2 = self._std_w2()
-        B = self._std_B(dtype)
         if w2 is not None:
             keep = np.flatnonzero(w2 > _STD_DROP / (1.0 + _STD_DROP))  # e / lam = w2 / (1 - w2) > drop
             if keep.size < B.shape[0]:
-                B = np.ascontiguousarray(B[keep])
-        _derived(self)["_Bkept"] = (key, B, np.ascontiguousarray(B.T))
-        return B
+                B = B[keep]
+        BT = np.ascontiguousarray(np.asarray(B, dtype=dtype).T)
+        _derived(self)["_BkeptT"] = (key, BT)
+        return BT
 
-    def _std_bt_kept(self, dtype) -> np.ndarray:
-        """:meth:`_std_B_kept` transposed, contiguous (m, m_keep): the GEMM's faster layout."""
-        self._std_B_kept(dtype)
-        return _derived(self)["_Bkept"][2]
-
-    def _chol_inv(self) -> np.ndarray:
-        """L^-1 (n, n) of the exact fit's Cholesky factor L L^T = K + lam I (cached): the exact
-        variance is then k(x, x) - |L^-1 k|^2, one product like the low-rank form's. Only for
-        small fits (n_train <= ``std_inducing``)."""
-        c = _derived(self).get("_Linv")
-        if c is None or c.shape != self.chol_[0].shape:
-            L = np.asarray(self.chol_[0], dtype=float)
-            c = _linalg().solve_triangular(L, np.eye(L.shape[0]), lower=True, check_finite=False)
-            c = _derived(self)["_Linv"] = np.ascontiguousarray(c)
-        return c
+    def _std_B_kept(self, dtype) -> np.ndarray:  # noqa: N802 - B is the factor's name in the maths
+        """The kept rows of B (m_keep, m) in ``dtype``: :meth:`_std_bt_kept` transposed (a view)."""
+        return self._std_bt_kept(dtype).T
 
     def _chol_inv_t(self) -> np.ndarray:
-        """(L^-1)^T, contiguous (cached with :meth:`_chol_inv`)."""
+        """(L^-1)^T (n, n), contiguous, of the exact fit's Cholesky factor L L^T = K + lam I
+        (cached): the exact variance is then k(x, x) - |k (L^-1)^T|^2, one product like the
+        low-rank form's. Only for small fits (n_train <= ``std_inducing``)."""
         c = _derived(self).get("_LinvT")
         if c is None or c.shape != self.chol_[0].shape:
-            c = _derived(self)["_LinvT"] = np.ascontiguousarray(self._chol_inv().T)
+            L = np.asarray(self.chol_[0], dtype=float)
+            Linv = _linalg().solve_triangular(L, np.eye(L.shape[0]), lower=True, check_finite=False)
+            c = _derived(self)["_LinvT"] = np.ascontiguousarray(Linv.T)
         return c
 
     def _exact_columns(self, project: np.ndarray | None) -> np.ndarray:
@@ -1370,14 +1359,6 @@ def _pair_dots(U: np.ndarray, ia: np.ndarray, ib: np.ndarray, block: int = _PAIR
         np.multiply(a, b, out=a)
         np.add.reduce(a, axis=1, dtype=np.float64, out=out[s:e])
     return out
-
-
-def _row_sq_sums(V: np.ndarray) -> np.ndarray:
-    """Sum of squares of each row of V (k, c), float64 (V float32: squares summed in float64)."""
-    if V.dtype == np.float64:
-        return np.einsum("ij,ij->i", V, V)
-    sq = np.square(V)
-    return np.add.reduce(sq, axis=1, dtype=np.float64)
 
 
 #: Rows per block of the mean's table products from float32 rows (converted to float64 in one
