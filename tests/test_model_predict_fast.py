@@ -216,3 +216,25 @@ def test_row_weights_saved_and_derived_when_absent(zrcu, tmp_path):
     sd = est.predict(F, return_std=True)[1]
     np.testing.assert_array_equal(e2.predict(F, return_std=True)[1], sd)
     np.testing.assert_allclose(e3.predict(F, return_std=True)[1], sd, rtol=1e-12)
+
+
+def test_refit_never_serves_the_previous_fits_domain_basis():
+    """The out-of-domain basis and its float32 copies and cover are derived per fit: refitting an
+    estimator on other bonds gives the basis a fresh estimator computes on them."""
+    rng = np.random.default_rng(3)
+
+    def bonds(n, shift):
+        X = rng.normal(size=(n, 30)) + shift
+        X /= np.linalg.norm(X, axis=1)[:, None]
+        k = np.arange(n)
+        return BondFeatures(rng.uniform(2.5, 3.5, n), X, k, k.copy()), rng.normal(size=n)
+
+    (f1, y1), (f2, y2) = bonds(80, 0.0), bonds(90, np.linspace(-2.0, 2.0, 30))
+    est = BondGPR.paper("Zr-Cu").fit(f1, y1)
+    V1, _ = training_basis(est, 8)
+    similarity(est, f1.atom_soap, f1.atom_i, f1.atom_j, 8, threshold=0.5)
+    est.fit(f2, y2)
+    V2, Z2 = training_basis(est, 8)
+    Vf, Zf = training_basis(BondGPR.paper("Zr-Cu").fit(f2, y2), 8)
+    assert V2.shape == V1.shape and not np.allclose(np.abs(V2), np.abs(V1))
+    np.testing.assert_allclose(Z2 @ Z2.T, Zf @ Zf.T, atol=1e-10)  # the same subspace (basis up to rotation)

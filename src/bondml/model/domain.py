@@ -46,6 +46,7 @@ import numpy as np
 
 from ..constants import DEFORMATION_GROUPS
 from ..errors import ModelError
+from .gpr import _derived
 
 #: Quantile of the held-out similarity (low end) / calibrated std (high end) used as the
 #: out-of-domain thresholds.
@@ -132,9 +133,6 @@ class Assessment:
     out_of_domain: np.ndarray
 
 
-_BASIS_CACHE: dict[int, tuple[Any, np.ndarray, np.ndarray]] = {}
-
-
 def training_basis(est: Any, n_components: int = N_COMPONENTS) -> tuple[np.ndarray, np.ndarray]:
     """(V (p, k), Z (n_train, k)): an orthonormal basis of the leading k-dimensional principal
     subspace of the training descriptors ``est.pbar_train_`` and their projections.
@@ -143,10 +141,10 @@ def training_basis(est: Any, n_components: int = N_COMPONENTS) -> tuple[np.ndarr
     chosen in it. V is computed once per estimator from the smaller Gram matrix (eigh) and kept as
     ``est.domain_basis_``, which the model saves with the estimator: deployment never repeats it.
     """
-    key = id(est)
-    hit = _BASIS_CACHE.get(key)
-    if hit is not None and hit[0] is est and hit[1].shape[1] == min(n_components, hit[1].shape[1]):
-        return hit[1], hit[2]
+    cache = _derived(est)  # per estimator, cleared by its fit: never a previous fit's basis
+    hit = cache.get("domain_basis")
+    if hit is not None and hit[0].shape[1] == min(n_components, hit[0].shape[1]):
+        return hit
     P = np.asarray(est.pbar_train_, float)
     k = int(min(n_components, *P.shape))
     V = getattr(est, "domain_basis_", None)
@@ -162,7 +160,7 @@ def training_basis(est: Any, n_components: int = N_COMPONENTS) -> tuple[np.ndarr
         est.domain_basis_ = V
     V = np.asarray(V, float)
     Z = P @ V
-    _BASIS_CACHE[key] = (est, V, Z)
+    cache["domain_basis"] = (V, Z)
     return V, Z
 
 
@@ -175,15 +173,12 @@ SIM_TOL = 1e-6
 
 def _basis32(est: Any, V: np.ndarray, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """float32 copies of (V, Z), cached next to the float64 basis."""
-    hit = _BASIS32.get(id(est))
+    hit = _derived(est).get("domain_basis32")
     if hit is not None and hit[0] is V:
         return hit[1], hit[2]
     out = (np.ascontiguousarray(V, dtype=np.float32), np.ascontiguousarray(Z.T, dtype=np.float32))
-    _BASIS32[id(est)] = (V, *out)
+    _derived(est)["domain_basis32"] = (V, *out)
     return out
-
-
-_BASIS32: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
 
 def _project(rows: np.ndarray, row_i: np.ndarray, row_j: np.ndarray, V: np.ndarray, chunk: int) -> np.ndarray:
@@ -207,7 +202,6 @@ _COVER_MAX = 256
 _COVER_MARGIN = 1e-5
 #: Training bonds (at most) over which the cover of :func:`_cover` is chosen.
 _COVER_UNIVERSE = 2048
-_COVER: dict[int, tuple[Any, float, np.ndarray, np.ndarray]] = {}
 
 
 def _cover(est: Any, Zt32: np.ndarray, threshold: float) -> np.ndarray:
@@ -215,10 +209,10 @@ def _cover(est: Any, Zt32: np.ndarray, threshold: float) -> np.ndarray:
     ``threshold`` + ``SIM_RECHECK`` + ``_COVER_MARGIN`` with nearly every training bond (greedy
     set cover over up to ``_COVER_UNIVERSE`` of them, seeded; at most ``_COVER_MAX``, stopping at
     99.9 % covered). Bonds like the training ones then pass on these few products; cached per
-    estimator and threshold."""
-    hit = _COVER.get(id(est))
-    if hit is not None and hit[0] is est and hit[1] == threshold and hit[2] is Zt32:
-        return hit[3]
+    estimator (cleared by its fit) and threshold."""
+    hit = _derived(est).get("domain_cover")
+    if hit is not None and hit[0] == threshold and hit[1] is Zt32:
+        return hit[2]
     n = Zt32.shape[1]
     rows = np.arange(n)
     if n > _COVER_UNIVERSE:
@@ -240,7 +234,7 @@ def _cover(est: Any, Zt32: np.ndarray, threshold: float) -> np.ndarray:
         covered |= new
         gain -= C[new].sum(axis=0, dtype=np.int64)
     Zc = np.ascontiguousarray(Zt32[:, picks])
-    _COVER[id(est)] = (est, threshold, Zt32, Zc)
+    _derived(est)["domain_cover"] = (threshold, Zt32, Zc)
     return Zc
 
 

@@ -581,7 +581,8 @@ class BondGPR(_EstimatorBase):
             bad = int(np.sum(~np.isfinite(y)) + np.sum(~np.isfinite(b.distance)))
             raise ModelError(f"{bad} NaN/inf labels or distances in the training data; drop them first")
         self.__dict__.pop("chol_", None)
-        _DERIVED.pop(self, None)  # every derived float32/fused array of the previous fit
+        self.__dict__.pop("domain_basis_", None)  # the out-of-domain basis of the previous fit
+        _DERIVED.pop(self, None)  # every derived float32/fused/domain array of the previous fit
         self.std_V_: np.ndarray | None = None
         self.std_M_: np.ndarray | None = None
         self.y_offset_ = float(y.mean()) if self.mean == "mean" else 0.0
